@@ -1,0 +1,100 @@
+"""Compiler: checked rules -> state layout -> generated kernel module, cached on disk and in process.
+
+Numba can only cache functions that live in a real source file, so the generated
+module is written to the cache directory under a name derived from a hash of
+everything that shapes it (the generated source, segengine's kernel sources, the
+Numba and Python versions). A second process with the same rules imports the
+file and Numba loads the machine code from its own cache: no recompilation.
+A bad or unwritable cache entry is never fatal: we fall back to a temporary
+directory and carry on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numba
+from cachetools import LRUCache
+
+from .. import config
+from ..rules.load import RuleSet
+from ..state import Layout, build_layout
+from .codegen import Generated, generate
+
+__all__ = ["CompiledRules", "compile_rules"]
+
+log = logging.getLogger("segengine.compiler")
+_modules: LRUCache = LRUCache(maxsize=64)  # key -> imported kernel module, shared by engines in a process
+_lock = threading.Lock()
+
+
+@dataclass
+class CompiledRules:
+    rules: RuleSet
+    layout: Layout
+    generated: Generated
+    module: ModuleType
+    key: str
+
+
+def _runtime_fingerprint() -> str:
+    here = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for rel in ("kernels/runtime.py", "config.py", "compiler/codegen.py", "compiler/exprgen.py"):
+        h.update((here / rel).read_bytes())
+    h.update(numba.__version__.encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
+_RUNTIME = _runtime_fingerprint()
+
+
+def _write_module(directory: Path, name: str, source: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.py"
+    if path.exists() and path.read_text(encoding="utf-8") == source:
+        return path
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(source)
+    os.replace(tmp, path)
+    return path
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_rules(rs: RuleSet) -> CompiledRules:
+    """Layout and kernels for ``rs``; reuses a module compiled earlier in this process or on disk."""
+    layout = build_layout(rs)
+    gen = generate(rs, layout)
+    key = hashlib.sha256((gen.source + _RUNTIME).encode()).hexdigest()[:20]
+    with _lock:
+        module = _modules.get(key)
+        if module is None:
+            name = f"segengine_rules_{key}"
+            try:
+                path = _write_module(config.cache_dir(), name, gen.source)
+                module = _import(path, name)
+            except (OSError, SyntaxError, ImportError) as err:  # never fail because of the cache
+                log.warning("segengine: compile cache unusable (%s); using a temporary directory", err)
+                path = _write_module(Path(tempfile.mkdtemp(prefix="segengine-")), name, gen.source)
+                module = _import(path, name)
+            _modules[key] = module
+    return CompiledRules(rs, layout, gen, module, key)

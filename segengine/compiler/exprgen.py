@@ -1,0 +1,406 @@
+"""Expressions -> straight-line Numba source.
+
+Every numeric sub-expression becomes a value ``v`` and a slope ``s`` (its rate
+of change per second while nothing else happens) plus a *kind* that says how
+it evolves with time alone:
+
+* ``CONST``  -- changes only with events (counts, money, flags);
+* ``LINEAR`` -- moves at a constant rate (dwell, since, stream_time, now);
+* ``DECAY``  -- an affine mix of interests, which all halve every half-life;
+* ``MIXED``  -- anything else (products of time-varying terms).
+
+Slopes give strict comparisons their right-limit meaning (``dwell > 5m`` is true
+from the 300 s instant on, so an event at that instant agrees with the timer that
+fired there), and, in state rules, the instant the comparison next changes: the
+timer the viewer needs. Window features add a *horizon*: when their oldest
+bucket expires. Boolean nodes combine next-change times (see ``nc_and``).
+"""
+
+from __future__ import annotations
+
+from ..rules import ast
+from ..rules.load import RuleSet
+from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
+
+CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
+NEVER = "NEVER"
+
+
+def _join_add(a: int, b: int) -> int:
+    if a == CONST:
+        return b
+    if b == CONST or a == b:
+        return a
+    return MIXED
+
+
+def desugar(node: ast.Node) -> ast.Node:
+    """``x in [a, b]`` -> ``x == a or x == b`` (and ``not in``), recursively."""
+    if isinstance(node, ast.In):
+        operand = desugar(node.operand)
+        result: ast.Node = ast.Bool(False, type="bool", span=node.span)
+        for item in node.items:
+            eq = ast.Binary("==", operand, desugar(item), type="bool", span=node.span)
+            result = eq if isinstance(result, ast.Bool) else ast.Binary("or", result, eq, type="bool", span=node.span)
+        return ast.Unary("not", result, type="bool", span=node.span) if node.negated else result
+    if isinstance(node, ast.Unary):
+        return ast.Unary(node.op, desugar(node.operand), type=node.type, span=node.span)
+    if isinstance(node, ast.Binary):
+        return ast.Binary(node.op, desugar(node.left), desugar(node.right), type=node.type, span=node.span)
+    return node
+
+
+class Literals:
+    """String literals compared with interned event strings; their ids live in the LITS matrix."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []  # (table, text): table is "strings" or "rooms"
+
+    def index(self, table: str, text: str) -> int:
+        key = (table, text)
+        if key not in self.items:
+            self.items.append(key)
+        return self.items.index(key)
+
+
+class ExprGen:
+    """Emits the statements of one generated function; caches atoms per function."""
+
+    def __init__(self, rs: RuleSet, lay: Layout, lits: Literals, with_timers: bool, in_event: bool):
+        self.rs = rs
+        self.lay = lay
+        self.lits = lits
+        self.with_timers = with_timers
+        self.in_event = in_event
+        self.lines: list[str] = []
+        self.cache: dict[str, tuple] = {}
+        self.n = 0
+
+    # helpers -----------------------------------------------------------------------
+    def tmp(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append(line)
+
+    def vi(self, name: str) -> str:
+        return f"VI[slot, {self.lay.vi.index(name)}]"
+
+    def present(self) -> str:
+        if "present" not in self.cache:
+            self.emit(f"pres = ({self.vi('flags')} & {FLAG_PRESENT}) != 0")
+            self.cache["present"] = ("pres",)
+        return "pres"
+
+    def room(self) -> str:
+        if "room" not in self.cache:
+            self.emit(f"vroom = {self.vi('room')}")
+            self.cache["room"] = ("vroom",)
+        return "vroom"
+
+    # numbers -----------------------------------------------------------------------
+    def num(self, node: ast.Node) -> tuple[str, str, int, str]:
+        """(value, slope, kind, horizon) of a numeric node; names of emitted temporaries."""
+        if isinstance(node, ast.Num):
+            return repr(float(node.value)), "0.0", CONST, NEVER
+        if isinstance(node, ast.Unary):
+            v, s, k, h = self.num(node.operand)
+            return f"(-{v})", f"(-{s})", k, h
+        if isinstance(node, ast.Binary):
+            return self.arith(node)
+        key = ast.to_source(node)
+        if key not in self.cache:
+            self.cache[key] = self.atom(node)
+        return self.cache[key]
+
+    def arith(self, node: ast.Binary) -> tuple[str, str, int, str]:
+        a, sa, ka, ha = self.num(node.left)
+        b, sb, kb, hb = self.num(node.right)
+        v, s = self.tmp("v"), self.tmp("s")
+        op = node.op
+        if op in "+-":
+            self.emit(f"{v} = {a} {op} {b}")
+            self.emit(f"{s} = {sa} {op} {sb}")
+            kind = _join_add(ka, kb)
+        elif op == "*":
+            self.emit(f"{v} = {a} * {b}")
+            self.emit(f"{s} = {sa} * {b} + {a} * {sb}")
+            kind = kb if ka == CONST else ka if kb == CONST else MIXED
+        else:
+            self.emit(f"{v} = {a} / {b}")
+            self.emit(f"{s} = ({sa} * {b} - {a} * {sb}) / ({b} * {b}) if {sb} != 0.0 else {sa} / {b}")
+            kind = ka if kb == CONST else MIXED
+        return v, s, kind, self.min_h(ha, hb)
+
+    def min_h(self, a: str, b: str) -> str:
+        if a == NEVER:
+            return b
+        if b == NEVER:
+            return a
+        h = self.tmp("h")
+        self.emit(f"{h} = min({a}, {b})")
+        return h
+
+    def atom(self, node: ast.Node) -> tuple[str, str, int, str]:
+        lay = self.lay
+        v = self.tmp("v")
+        if isinstance(node, ast.Name) and node.kind == "profile":
+            matrix, col = lay.profile_cols[node.name]
+            self.emit(f"{v} = float(VF[slot, {col}])")
+            return v, "0.0", CONST, NEVER
+        if isinstance(node, ast.Name):
+            return self.builtin(node.name, v)
+        if isinstance(node, ast.EventField):
+            source = {"ts": "ev_ts", "price": "ev_price", "amount": "ev_amount"}[node.field_name]
+            self.emit(f"{v} = {source} if {self.in_event} else 0.0")
+            return v, "0.0", CONST, NEVER
+        if isinstance(node, ast.Since):
+            col = lay.since[tuple(sorted(node.types))]
+            s = self.tmp("s")
+            self.emit(f"last = VI[slot, {col}]")
+            self.emit(f"{v} = secs(now - last) if last != MISSING else np.inf")
+            self.emit(f"{s} = 1.0 if last != MISSING else 0.0")
+            return v, s, LINEAR, NEVER
+        if isinstance(node, ast.Count) and node.window is None:
+            col = lay.session_counts[tuple(sorted(node.types))]
+            self.emit(f"{v} = float(VN[slot, {col}])")
+            return v, "0.0", CONST, NEVER
+        if isinstance(node, ast.Count):
+            win = lay.windows[(tuple(sorted(node.types)), us(node.window))]
+            k, head = self.bucket(win.window_us, win.head_col)
+            self.emit(f"{v} = window_count(VN, slot, {win.count_col}, {head}, {k})")
+            return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
+        if isinstance(node, ast.Agg):
+            win = lay.windows[(tuple(sorted(node.types)), us(node.window), node.field_name)]
+            k, head = self.bucket(win.window_us, win.head_col)
+            total = self.tmp("sum")
+            self.emit(f"{total} = window_sum(VF, slot, {win.sum_col}, {head}, {k})")
+            if node.func == "sum":
+                self.emit(f"{v} = {total}")
+            else:
+                n = self.tmp("n")
+                self.emit(f"{n} = window_count(VN, slot, {win.count_col}, {head}, {k})")
+                self.emit(f"{v} = {total} / {n} if {n} > 0.0 else 0.0")
+            return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
+        if isinstance(node, ast.Interest):
+            col = lay.interest_cols[node.category]
+            s = self.tmp("s")
+            self.emit(f"{v} = VF[slot, {col}] * {self.decay()}")
+            self.emit(f"{s} = -LAMBDA * {v}")
+            return v, s, DECAY, NEVER
+        raise TypeError(f"not a numeric atom: {node!r}")  # pragma: no cover
+
+    def bucket(self, w_us: int, head_col: int) -> tuple[str, str]:
+        key = f"bucket:{w_us}"
+        if key not in self.cache:
+            k, head = self.tmp("k"), self.tmp("head")
+            self.emit(f"{k} = bucket_of(now, {w_us})")
+            self.emit(f"{head} = VI[slot, {head_col}]")
+            self.cache[key] = (k, head)
+        return self.cache[key]
+
+    def expiry(self, col: int, head: str, k: str, w_us: int) -> str:
+        if not self.with_timers:
+            return NEVER
+        h = self.tmp("h")
+        self.emit(f"{h} = window_expiry(VN, slot, {col}, {head}, {k}, {w_us})")
+        return h
+
+    def decay(self) -> str:
+        if "decay" not in self.cache:
+            self.emit(f"decay = 2.0 ** (-(now - {self.vi('interest_ts')}) / HALF_LIFE_US)")
+            self.cache["decay"] = ("decay",)
+        return "decay"
+
+    def builtin(self, name: str, v: str) -> tuple[str, str, int, str]:
+        lay = self.lay
+        if name == "dwell":
+            p = self.present()
+            s = self.tmp("s")
+            self.emit(f"{v} = secs(now - {self.vi('sess_start')}) if {p} else secs({self.vi('sess_end')} - {self.vi('sess_start')})")
+            self.emit(f"{s} = 1.0 if {p} else 0.0")
+            return v, s, LINEAR, NEVER
+        if name == "total_dwell":
+            p = self.present()
+            s = self.tmp("s")
+            self.emit(f"{v} = secs({self.vi('closed_dwell')} + (now - {self.vi('sess_start')} if {p} else 0))")
+            self.emit(f"{s} = 1.0 if {p} else 0.0")
+            return v, s, LINEAR, NEVER
+        if name in ("sessions", "orders"):
+            self.emit(f"{v} = float({self.vi(name)})")
+            return v, "0.0", CONST, NEVER
+        if name == "spend":
+            self.emit(f"{v} = VF[slot, {lay.vf.index('spend')}]")
+            return v, "0.0", CONST, NEVER
+        if name == "aov":
+            self.emit(f"{v} = VF[slot, {lay.vf.index('spend')}] / {self.vi('orders')} if {self.vi('orders')} > 0 else 0.0")
+            return v, "0.0", CONST, NEVER
+        if name == "cart_items":
+            self.emit(f"{v} = float(VN[slot, {lay.vn.index('cart_items')}])")
+            return v, "0.0", CONST, NEVER
+        if name == "cart_value":
+            self.emit(f"{v} = VF[slot, {lay.vf.index('cart_value')}]")
+            return v, "0.0", CONST, NEVER
+        if name == "stream_time":
+            r = self.room()
+            s = self.tmp("s")
+            self.emit(f"{v} = secs(now - RI[{r}, 0]) if {r} >= 0 and RI[{r}, 0] != MISSING else 0.0")
+            self.emit(f"{s} = 1.0 if {r} >= 0 and RI[{r}, 0] != MISSING else 0.0")
+            return v, s, LINEAR, NEVER
+        if name == "audience":
+            r = self.room()
+            self.emit(f"{v} = float(RI[{r}, 1]) if {r} >= 0 else 0.0")
+            return v, "0.0", CONST, NEVER
+        if name == "now":
+            self.emit(f"{v} = secs(now)")
+            return v, "1.0", LINEAR, NEVER
+        raise TypeError(f"not a numeric builtin: {name}")  # pragma: no cover
+
+    # strings: compared as integer codes in one code space per subject ----------------
+    def string(self, node: ast.Node, other: ast.Node) -> str:
+        """Integer code of a string-typed node; a literal is coded in the space of ``other``."""
+        lay, rs = self.lay, self.rs
+        if isinstance(node, ast.Str):
+            space = self.space(other)
+            if space == "category":
+                return str(rs.categories.index(node.value) + 1 if node.value in rs.categories else (0 if node.value == "" else -2))
+            if space.startswith("profile:"):
+                values = rs.profile[space[8:]].values
+                return str(values.index(node.value) + 1 if node.value in values else (0 if node.value == "" else -2))
+            if space == "type":
+                return str(rs.event_types.index(node.value) if node.value in rs.event_types else -2)
+            if space == "rooms":
+                return f"LITS[0, {self.lits.index('rooms', node.value)}]"
+            if space == "strings":
+                return f"LITS[0, {self.lits.index('strings', node.value)}]"
+            return "-3"  # two literals were folded away already; unreachable in practice
+        if isinstance(node, ast.Name) and node.kind == "profile":
+            return f"VN[slot, {lay.profile_cols[node.name][1]}]"
+        if isinstance(node, ast.Name) and node.name == "top_interest":
+            if "top" not in self.cache:
+                cols = [lay.interest_cols[c] for c in rs.categories]
+                self.emit("top = 0")
+                self.emit("best = 0.0")
+                for i, col in enumerate(cols):
+                    self.emit(f"if VF[slot, {col}] > best:")
+                    self.emit(f"    best = VF[slot, {col}]")
+                    self.emit(f"    top = {i + 1}")
+                self.cache["top"] = ("top",)
+            return "top"
+        if isinstance(node, ast.EventField):
+            source = {"type": "ev_code", "category": "ev_cat", "item": "ev_item", "text": "ev_text", "room": "ev_room", "viewer": "-4"}
+            return f"({source[node.field_name]} if {self.in_event} else -5)"
+        raise TypeError(f"not a string node: {node!r}")  # pragma: no cover
+
+    @staticmethod
+    def space(node: ast.Node) -> str:
+        if isinstance(node, ast.Name) and node.kind == "profile":
+            return f"profile:{node.name}"
+        if isinstance(node, ast.Name) and node.name == "top_interest":
+            return "category"
+        if isinstance(node, ast.EventField):
+            return {"category": "category", "type": "type", "room": "rooms"}.get(node.field_name, "strings")
+        return "literal"
+
+    # booleans ------------------------------------------------------------------------
+    def boolean(self, node: ast.Node) -> tuple[str, str]:
+        """(value, next change) of a boolean node; next change is NEVER without timers."""
+        if isinstance(node, ast.Bool):
+            return ("True" if node.value else "False"), NEVER
+        if isinstance(node, ast.Name) and node.kind == "segment":
+            key = f"segment:{node.name}"
+            if key not in self.cache:
+                self.cache[key] = self.boolean(desugar(self.rs.segments[node.name]))
+            return self.cache[key]
+        if isinstance(node, ast.Name):
+            b = self.tmp("b")
+            lay = self.lay
+            if node.name == "present":
+                self.emit(f"{b} = {self.present()}")
+            elif node.name == "paid":
+                self.emit(f"{b} = ({self.vi('flags')} & {FLAG_PAID}) != 0")
+            elif node.name == "follows":
+                self.emit(f"{b} = ({self.vi('flags')} & {FLAG_FOLLOWS}) != 0")
+            elif node.name == "carted":
+                self.emit(f"{b} = VN[slot, {lay.vn.index('cart_items')}] > 0")
+            else:  # pragma: no cover - the checker only lets boolean names through
+                raise TypeError(node.name)
+            return b, NEVER
+        if isinstance(node, ast.Tag):
+            b = self.tmp("b")
+            col, mask = self.lay.tag_bit(node.name)
+            self.emit(f"{b} = (VI[slot, {col}] & {mask}) != 0")  # read fresh: rules earlier in the pass may tag
+            return b, NEVER
+        if isinstance(node, ast.Unary):
+            inner, c = self.boolean(node.operand)
+            b = self.tmp("b")
+            self.emit(f"{b} = not {inner}")
+            return b, c
+        if isinstance(node, ast.Binary) and node.op in ast.LOGICAL:
+            left, cl = self.boolean(node.left)
+            right, cr = self.boolean(node.right)
+            b = self.tmp("b")
+            self.emit(f"{b} = {left} {node.op} {right}")
+            if not self.with_timers or (cl == NEVER and cr == NEVER):
+                return b, NEVER
+            c = self.tmp("c")
+            self.emit(f"{c} = nc_{node.op}({left}, {cl}, {right}, {cr})")
+            return b, c
+        if isinstance(node, ast.Binary):
+            return self.compare(node)
+        raise TypeError(f"not a boolean node: {node!r}")  # pragma: no cover
+
+    def compare(self, node: ast.Binary) -> tuple[str, str]:
+        op = node.op
+        b = self.tmp("b")
+        if node.left.type == "bool":
+            left, cl = self.boolean(node.left)
+            right, cr = self.boolean(node.right)
+            self.emit(f"{b} = {left} {op} {right}")
+            if not self.with_timers or (cl == NEVER and cr == NEVER):
+                return b, NEVER
+            c = self.tmp("c")
+            self.emit(f"{c} = min({cl}, {cr})")
+            return b, c
+        if node.left.type == "str":
+            left = self.string(node.left, node.right)
+            right = self.string(node.right, node.left)
+            same = self.space(node.left) == self.space(node.right) or "literal" in (self.space(node.left), self.space(node.right))
+            if not same:
+                self.emit(f"{b} = {op == '!='}")  # different code spaces never match (docs/rules.md)
+            else:
+                self.emit(f"{b} = {left} {op} {right}")
+            return b, NEVER
+        a, sa, ka, ha = self.num(node.left)
+        r, sr, kr, hr = self.num(node.right)
+        if op == ">":
+            self.emit(f"{b} = {a} > {r} or ({a} == {r} and {sa} > {sr})")
+        elif op == "<":
+            self.emit(f"{b} = {a} < {r} or ({a} == {r} and {sa} < {sr})")
+        else:
+            self.emit(f"{b} = {a} {op} {r}")
+        if not self.with_timers:
+            return b, NEVER
+        kind = _join_add(ka, kr)
+        horizon = self.min_h(ha, hr)
+        if kind == CONST:
+            return b, horizon
+        c = self.tmp("c")
+        if kind == DECAY:
+            self.emit(f"{c} = cross_decay(now, {a} - {r}, {sa} - {sr}, LAMBDA)")
+        else:
+            self.emit(f"{c} = cross_linear(now, {a} - {r}, {sa} - {sr})")
+        if horizon != NEVER:
+            self.emit(f"{c} = min({c}, {horizon})")
+        return b, c
+
+    def value(self, node: ast.Node) -> tuple[str, str]:
+        """A placeholder or readout value as a float, and its type."""
+        if node.type == "bool":
+            b, _ = self.boolean(desugar(node))
+            return f"(1.0 if {b} else 0.0)", "bool"
+        if node.type == "str":
+            return f"float({self.string(node, node)})", f"str:{self.space(node)}"
+        v, _, _, _ = self.num(node)
+        return v, "num"

@@ -1,0 +1,18 @@
+"""Every Numba flag in one place (stumpy's config.py pattern), and where compiled rules are cached."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Flags for every kernel: no bounds checks on the hot path; numpy error model so x/0 is inf, not an exception.
+KERNEL_FLAGS = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy", "fastmath": False}
+
+
+def cache_dir() -> Path:
+    """Directory for generated rule kernels: ``$SEGENGINE_CACHE_DIR`` or ``~/.cache/segengine``."""
+    env = os.environ.get("SEGENGINE_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "segengine"

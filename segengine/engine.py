@@ -1,0 +1,370 @@
+"""The facade: ``Engine`` ties rules, compiled kernels, state arrays and id maps together.
+
+Single-threaded by design, like a game loop: one engine per process (or per shard
+of viewers). Every public call validates first and mutates after, so a rejected
+event changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .compiler import CompiledRules, compile_rules
+from .errors import EventError
+from .events import ROOM_TYPES, Action, Event, check, decode_json, validate
+from .interning import Interner
+from .kernels.runtime import (
+    DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
+)
+from .memory import Store
+from .rules import ast
+from .rules.load import PLACEHOLDER_RE, RuleSet, load_rules, load_rules_file
+from .rules.suggest import did_you_mean
+from .state import FLAG_SEEN
+
+__all__ = ["Engine"]
+
+_NAN = float("nan")
+
+
+class Engine:
+    """A compiled rules file and the live state of every viewer and room.
+
+    Examples
+    --------
+    >>> engine = Engine.from_toml('''
+    ... [[rules]]
+    ... name = "liker"
+    ... on = ["like"]
+    ... when = "count(like) >= 2"
+    ... then = "thank"
+    ... ''')
+    >>> engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 10.0})
+    []
+    >>> [a.action for a in engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 11.0})]
+    ['thank']
+    """
+
+    def __init__(self, rules: RuleSet, *, capacity: int = 1024):
+        self._compiled: CompiledRules = compile_rules(rules)
+        self._setup(self._compiled)
+        self._viewers: Interner = Interner()
+        self._rooms: Interner = Interner()
+        self._strings: Interner = Interner()
+        self._rejected = 0
+        gen = self._compiled.generated
+        self._store = Store(self._compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
+        self._bind_literals()
+
+    def _setup(self, compiled: CompiledRules) -> None:
+        rs = compiled.rules
+        self._rules = rs
+        self._types = frozenset(rs.event_types)
+        self._codes = {t: i for i, t in enumerate(rs.event_types)}
+        self._cat_codes = {c: i + 1 for i, c in enumerate(rs.categories)}
+        self._mod = compiled.module
+        self._uses_text = any(isinstance(n, ast.EventField) and n.field_name == "text"
+                              for r in rs.rules for n in ast.walk(r.when))
+        self._segment_index = {name: i for i, name in enumerate(rs.segments)}
+        self._rule_by_index = list(rs.rules)
+
+    def _bind_literals(self) -> None:
+        """Give each string literal of the rules its id in this engine's interners."""
+        for i, (table, text) in enumerate(self._compiled.generated.literals):
+            if table == "rooms":
+                self._store.LITS[0, i] = self._room_slot(text)
+            else:
+                self._store.LITS[0, i] = self._strings.intern(text)
+
+    # construction -------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> "Engine":
+        """Load, check and compile a rules file (raises :class:`RulesError` listing every problem)."""
+        return cls(load_rules_file(path), **kwargs)
+
+    @classmethod
+    def from_toml(cls, text: str, filename: str = "<rules>", **kwargs: Any) -> "Engine":
+        return cls(load_rules(text, filename), **kwargs)
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    def warmup(self) -> "Engine":
+        """Compile (or load from cache) every kernel now, so the first real event is fast."""
+        probe = Engine(self._rules, capacity=4)
+        probe.ingest({"type": "enter", "viewer": "warmup", "room": "warmup", "ts": 1.0})
+        probe.ingest({"type": "live_start", "room": "warmup", "ts": 1.0})
+        probe.advance(2.0)
+        for name in self._rules.segments:
+            probe.segment_size(name)
+        probe.viewer("warmup")
+        return self
+
+    # interning --------------------------------------------------------------------------
+    def _viewer_slot(self, viewer: str | int) -> int:
+        slot = self._viewers.ids.get(viewer)
+        if slot is None:
+            slot = self._viewers.intern(viewer)
+            self._store.ensure_viewers(slot + 1)
+        return slot
+
+    def _room_slot(self, room: str) -> int:
+        slot = self._rooms.ids.get(room)
+        if slot is None:
+            slot = self._rooms.intern(room)
+            self._store.ensure_rooms(slot + 1)
+        return slot
+
+    # ingestion -------------------------------------------------------------------------------
+    def ingest(self, event: Event | dict | bytes | str) -> list[Action]:
+        """Apply one event; return the actions of due timers, then of the event's rules.
+
+        Cost: one kernel call, O(rules) plus O(log n) per timer that falls due.
+        Raises :class:`EventError` (state untouched) on a malformed event.
+        """
+        ev = validate(event, self._types)
+        return self._apply(ev, 0, [ev])
+
+    def _apply(self, ev: Event, index: int, events: Sequence[Event]) -> list[Action]:
+        actions: list[Action] = []
+        room = self._room_slot(ev.room)  # type: ignore[arg-type]
+        code = self._codes[ev.type]  # type: ignore[index]
+        ts = float(ev.ts)  # type: ignore[arg-type]
+        store = self._store
+        if ev.type in ROOM_TYPES:
+            while self._mod.room_event(store.tab, room, code, ts) != DONE:
+                self._drain(events, actions)
+                store.make_room()
+        else:
+            slot = self._viewer_slot(ev.viewer)  # type: ignore[arg-type]
+            item = self._strings.intern(ev.item) if ev.item is not None else -1
+            cat = 0 if ev.category is None else self._cat_codes.get(ev.category, -1)
+            text = self._strings.intern(ev.text) if (self._uses_text and ev.text is not None) else -1
+            price = _NAN if ev.price is None else float(ev.price)
+            amount = _NAN if ev.amount is None else float(ev.amount)
+            while self._mod.ingest_event(store.tab, slot, room, code, ts, item, cat, price, amount, text, index) != DONE:
+                self._drain(events, actions)
+                store.make_room()
+        if store.META[0, META_OUT_N]:
+            self._drain(events, actions)
+        return actions
+
+    def ingest_many(self, batch: Iterable[Event | dict] | bytes | str, errors: str = "raise") -> list[Action]:
+        """Apply a batch in order; same actions as ingesting the events one by one.
+
+        ``batch`` is a sequence of events (Event, dict or JSON bytes) or NDJSON bytes.
+        ``errors="raise"``: stop at the first bad event, raising :class:`EventError` with its
+        ``index``; events before it stay applied and their actions are on ``err.actions``.
+        ``errors="skip"``: count bad events as rejected in :meth:`stats` and go on.
+        """
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        if isinstance(batch, (bytes, bytearray, memoryview, str)):
+            data = batch.encode() if isinstance(batch, str) else bytes(batch)
+            items: Iterable[Any] = (line for line in data.split(b"\n") if line.strip())
+        else:
+            items = batch
+        actions: list[Action] = []
+        for index, raw in enumerate(items):
+            try:
+                ev = validate(raw, self._types) if not isinstance(raw, bytes) else self._checked(decode_json(raw))
+            except EventError as err:
+                self._rejected += 1
+                if errors == "skip":
+                    continue
+                located = err.at_index(index)
+                located.actions = actions  # type: ignore[attr-defined]
+                raise located from None
+            actions.extend(self._apply(ev, index, _One(ev, index)))
+        return actions
+
+    def _checked(self, ev: Event) -> Event:
+        check(ev, self._types)
+        return ev
+
+    def advance(self, now: float) -> list[Action]:
+        """Fire every timer due at or before ``now`` (event time, seconds). Cost: O(due timers x log n)."""
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+            raise ValueError(f"advance() needs a finite time in seconds, got {now!r}")
+        actions: list[Action] = []
+        until = int(round(now * 1e6))
+        while self._mod.advance(self._store.tab, until) != DONE:
+            self._drain((), actions)
+            self._store.make_room()
+        if self._store.META[0, META_OUT_N]:
+            self._drain((), actions)
+        return actions
+
+    # actions ---------------------------------------------------------------------------------
+    def _drain(self, events: Sequence[Event], actions: list[Action]) -> None:
+        store = self._store
+        n = int(store.META[0, META_OUT_N])
+        rows = store.OUTI[:n].tolist()
+        values = store.OUTF[:n].tolist()
+        store.META[0, META_OUT_N] = 0
+        kinds = self._compiled.generated.placeholder_kinds
+        for (r, slot, ts_us, index, room), vals in zip(rows, values):
+            rule = self._rule_by_index[r]
+            event = events[index] if index >= 0 else None
+            placeholder_values = {text: self._decode(kind, vals[j]) for j, (text, kind) in enumerate(kinds[rule.name])}
+            params = _render(rule.params, placeholder_values, event) if rule.params else {}
+            viewer = self._viewers.keys[slot]
+            room_name = self._rooms.keys[room] if room >= 0 else ""
+            ts = ts_us / 1e6
+            for i, name in enumerate(rule.then):
+                actions.append(Action(rule.name, name, viewer, room_name, ts, params if i == 0 else dict(params)))
+
+    def _decode(self, kind: str, value: float) -> Any:
+        if kind == "num":
+            return value
+        if kind == "bool":
+            return value != 0.0
+        code = int(value)
+        space = kind[4:]
+        if space == "category":
+            return self._rules.categories[code - 1] if code > 0 else ""
+        if space.startswith("profile:"):
+            values = self._rules.profile[space[8:]].values
+            return values[code - 1] if code > 0 else ""
+        if space == "type":
+            return self._rules.event_types[code] if code >= 0 else ""
+        if space == "rooms":
+            return self._rooms.keys[code] if code >= 0 else ""
+        return self._strings.keys[code] if 0 <= code < len(self._strings) else ""
+
+    # profiles and queries -------------------------------------------------------------------
+    def set_profile(self, viewer: str | int, **attrs: Any) -> None:
+        """Set profile attributes declared in ``[profile]``; checked before anything changes."""
+        if isinstance(viewer, bool) or not isinstance(viewer, (str, int)):
+            raise EventError(f"Expected `str | int`, got `{type(viewer).__name__}`", "viewer")
+        writes = []
+        for name, value in attrs.items():
+            attr = self._rules.profile.get(name)
+            if attr is None:
+                raise ValueError(f"unknown profile attribute {name!r}{did_you_mean(name, self._rules.profile)}")
+            matrix, col = self._compiled.layout.profile_cols[name]
+            if attr.kind == "num":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"profile attribute {name!r} takes a finite number, got {value!r}")
+                writes.append((matrix, col, float(value)))
+            else:
+                if value not in attr.values and value != "":
+                    raise ValueError(f"{value!r} is not a value of {name!r}{did_you_mean(str(value), attr.values)}"
+                                     f" (values: {', '.join(attr.values)})")
+                writes.append((matrix, col, attr.values.index(value) + 1 if value else 0))
+        slot = self._viewer_slot(viewer)
+        for matrix, col, value in writes:
+            (self._store.VF if matrix == "vf" else self._store.VN)[slot, col] = value
+
+    def _now_us(self) -> int:
+        now = int(self._store.META[0, META_NOW])
+        return 0 if now == MISSING else now
+
+    def segment_size(self, name: str, room: str | None = None) -> int:
+        """Viewers (that sent an accepted event) in segment ``name`` at the engine's latest time. O(viewers)."""
+        seg = self._segment_index.get(name)
+        if seg is None:
+            raise KeyError(f"unknown segment {name!r}{did_you_mean(name, self._segment_index)}")
+        room_slot = -1
+        if room is not None:
+            room_slot = self._rooms.get(room)
+            if room_slot < 0:
+                return 0
+        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers)))
+
+    def viewer(self, viewer: str | int) -> dict[str, Any]:
+        """Features, profile, tags and segments of one viewer, at the engine's latest time."""
+        slot = self._viewers.get(viewer)
+        if slot < 0:
+            raise KeyError(f"unknown viewer {viewer!r}")
+        gen = self._compiled.generated
+        out = np.zeros(len(gen.readouts), np.float64)
+        self._mod.readout(self._store.tab, slot, self._now_us(), out)
+        result: dict[str, Any] = {"viewer": viewer, "room": None, "features": {}, "profile": {}, "tags": [], "segments": {}}
+        room = int(self._store.VI[slot, self._compiled.layout.vi.index("room")])
+        result["room"] = self._rooms.keys[room] if room >= 0 else None
+        for readout, value in zip(gen.readouts, out.tolist()):
+            group = {"feature": "features", "profile": "profile", "segment": "segments"}[readout.group]
+            result[group][readout.label] = self._decode(readout.kind, value)
+        lay = self._compiled.layout
+        result["tags"] = [t for t in lay.tags if self._store.VI[slot, lay.tag_bit(t)[0]] & lay.tag_bit(t)[1]]
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
+        meta = self._store.META[0]
+        n = len(self._rules.rules)
+        fired = {r.name: int(meta[META_RULES + i]) for i, r in enumerate(self._rules.rules)}
+        suppressed = {
+            r.name: {reason: int(meta[META_RULES + n + 3 * i + k]) for k, reason in enumerate(SUPPRESSED_REASONS)}
+            for i, r in enumerate(self._rules.rules)
+        }
+        seen = int(np.count_nonzero(self._store.VI[: len(self._viewers), self._compiled.layout.vi.index("flags")] & FLAG_SEEN))
+        return {
+            "events": int(meta[META_EVENTS]),
+            "late": int(meta[META_LATE]),
+            "rejected": self._rejected,
+            "timers": int(meta[META_TIMERS]),
+            "fired": fired,
+            "suppressed": suppressed,
+            "viewers": seen,
+            "rooms": len(self._rooms),
+            "memory": self._store.nbytes,
+            "bytes_per_viewer": self._compiled.layout.bytes_per_viewer,
+        }
+
+
+class _One(Sequence):
+    """The one event of a batch position, looked up by that position."""
+
+    __slots__ = ("event", "index")
+
+    def __init__(self, event: Event, index: int):
+        self.event = event
+        self.index = index
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.event
+
+    def __len__(self) -> int:
+        return 1
+
+
+def _render(params: dict[str, Any], values: dict[str, Any], event: Event | None) -> dict[str, Any]:
+    """Fill ``{event.FIELD}`` and ``{FEATURE}`` placeholders; a lone placeholder keeps its type."""
+
+    def lookup(text: str) -> Any:
+        if text.startswith("event."):
+            if event is None:
+                return ""
+            value = getattr(event, text[6:], None)
+            return "" if value is None else value
+        return values.get(text, "")
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if not isinstance(value, str) or "{" not in value:
+            return value
+        m = PLACEHOLDER_RE.fullmatch(value)
+        if m:
+            return lookup(m.group(1))
+        return PLACEHOLDER_RE.sub(lambda m: _fmt(lookup(m.group(1))), value)
+
+    return {k: fill(v) for k, v in params.items()}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

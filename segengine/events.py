@@ -1,0 +1,189 @@
+"""Event and action schemas, and the validation every ingest path shares.
+
+Decoders are built once and reused: decoding is on the hot path.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+from .errors import EventError
+
+__all__ = ["Event", "Action", "BUILTIN_TYPES", "ROOM_TYPES", "EVENT_FIELDS", "validate", "decode_json", "decode_ndjson"]
+
+BUILTIN_TYPES: tuple[str, ...] = (
+    "enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
+    "cart", "uncart", "checkout", "pay", "refund", "live_start", "live_end",
+)
+#: Types that concern a whole room and carry no viewer.
+ROOM_TYPES = frozenset({"live_start", "live_end"})
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    """One viewer (or room) event. ``None`` means absent; JSON ``null`` counts as absent."""
+
+    type: str | None = None
+    ts: float | None = None
+    viewer: str | int | None = None
+    room: str | None = None
+    item: str | None = None
+    category: str | None = None
+    price: float | None = None
+    amount: float | None = None
+    text: str | None = None
+
+
+#: Field name -> expression type, for ``event.FIELD`` in rules.
+EVENT_FIELDS: dict[str, str] = {
+    "type": "str", "viewer": "str", "room": "str", "ts": "num", "item": "str",
+    "category": "str", "price": "num", "amount": "num", "text": "str",
+}
+
+
+class Action(msgspec.Struct):
+    """What a rule asks the caller to do, built only when a rule fires."""
+
+    rule: str
+    action: str
+    viewer: str | int
+    room: str
+    ts: float
+    params: dict[str, Any] = {}
+
+
+_json_decoder = msgspec.json.Decoder(Event)
+_ndjson_decoder = msgspec.json.Decoder(list[Event])
+_STR_FIELDS = ("item", "category", "text")
+_NUM_FIELDS = ("price", "amount")
+
+
+def _field_from_msgspec(err: msgspec.ValidationError) -> str:
+    text = str(err)
+    marker = "at `$."
+    if marker in text:
+        rest = text.split(marker, 1)[1]
+        return rest.split("`", 1)[0].split("[", 1)[0].split(".", 1)[0]
+    if "missing required field" in text:
+        return text.split("`")[1]
+    return ""
+
+
+def _convert_dict(data: dict) -> Event:
+    try:
+        return msgspec.convert(data, Event, strict=False) if _needs_convert(data) else Event(**data)
+    except msgspec.ValidationError as err:
+        field = _field_from_msgspec(err)
+        raise EventError(str(err).split(" - at ")[0], field) from None
+    except TypeError as err:  # unexpected keyword: unknown keys are ignored by the slow path
+        return _convert_dict_slow(data, err)
+
+
+def _convert_dict_slow(data: dict, err: Exception) -> Event:
+    try:
+        return msgspec.convert(data, Event, strict=True)
+    except msgspec.ValidationError as verr:
+        raise EventError(str(verr).split(" - at ")[0], _field_from_msgspec(verr)) from None
+
+
+def _needs_convert(data: dict) -> bool:
+    # Event(**data) skips type checks; the explicit checks in validate() cover them,
+    # but keys that are not fields must go through convert (which ignores them).
+    return not data.keys() <= _FIELD_SET
+
+
+_FIELD_SET = frozenset(Event.__struct_fields__)
+
+
+def validate(event: Any, known_types: frozenset[str]) -> Event:
+    """Return ``event`` as a checked :class:`Event`, or raise :class:`EventError` naming the field.
+
+    Accepts an :class:`Event`, a ``dict`` with the same keys, or JSON bytes/str of one object.
+    """
+    if isinstance(event, Event):
+        ev = event
+    elif isinstance(event, dict):
+        ev = _convert_dict(event)
+    elif isinstance(event, (bytes, bytearray, memoryview, str)):
+        ev = decode_json(event)
+    else:
+        raise EventError(f"Expected an Event, a dict or JSON bytes, got `{type(event).__name__}`")
+    check(ev, known_types)
+    return ev
+
+
+def check(ev: Event, known_types: frozenset[str]) -> None:
+    """Field checks shared by every path (msgspec already checked JSON types)."""
+    t = ev.type
+    if t is None:
+        raise EventError("Object missing required field `type`", "type")
+    if not isinstance(t, str):
+        raise EventError(f"Expected `str`, got `{type(t).__name__}`", "type")
+    if t not in known_types:
+        raise EventError(f"unknown event type {t!r}", "type")
+    ts = ev.ts
+    if ts is None:
+        raise EventError("Object missing required field `ts`", "ts")
+    if type(ts) is not float:
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+            raise EventError(f"Expected `float`, got `{type(ts).__name__}`", "ts")
+    if not math.isfinite(ts):
+        raise EventError("Expected a finite number, got non-finite", "ts")
+    room = ev.room
+    if room is None:
+        raise EventError("Object missing required field `room`", "room")
+    if not isinstance(room, str):
+        raise EventError(f"Expected `str`, got `{type(room).__name__}`", "room")
+    if t not in ROOM_TYPES:
+        v = ev.viewer
+        if v is None:
+            raise EventError("Object missing required field `viewer`", "viewer")
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise EventError(f"Expected `str | int`, got `{type(v).__name__}`", "viewer")
+    for name in _STR_FIELDS:
+        val = getattr(ev, name)
+        if val is not None and not isinstance(val, str):
+            raise EventError(f"Expected `str`, got `{type(val).__name__}`", name)
+    for name in _NUM_FIELDS:
+        val = getattr(ev, name)
+        if val is not None:
+            if isinstance(val, bool) or not isinstance(val, (int, float)):
+                raise EventError(f"Expected `float`, got `{type(val).__name__}`", name)
+            if not math.isfinite(val):
+                raise EventError("Expected a finite number, got non-finite", name)
+
+
+def decode_json(data: bytes | bytearray | memoryview | str) -> Event:
+    """Decode one JSON object into an :class:`Event` (types checked, values not yet)."""
+    try:
+        return _json_decoder.decode(data)
+    except msgspec.ValidationError as err:
+        raise EventError(str(err).split(" - at ")[0], _field_from_msgspec(err)) from None
+    except msgspec.DecodeError as err:
+        raise EventError(f"invalid JSON: {err}") from None
+
+
+def decode_ndjson(data: bytes) -> list[Event]:
+    """Decode NDJSON bytes (one object per line, blank lines skipped) into events.
+
+    One batch decode when every line is valid; otherwise falls back line by line so
+    the error names the offending line (``EventError.index``, 0-based among events).
+    """
+    body = bytes(data).strip()
+    if not body:
+        return []
+    try:
+        return _ndjson_decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    events: list[Event] = []
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            events.append(decode_json(line))
+        except EventError as err:
+            raise err.at_index(len(events)) from None
+    return events

@@ -1,0 +1,386 @@
+"""Shared Numba helpers for the generated rule kernels.
+
+State lives in a few 2-D arrays owned by :class:`segengine.state.State`. A kernel
+receives one int64 *table* of ``(address, rows, cols)`` triples instead of a dozen
+array arguments: Numba's dispatch cost grows with every array argument (about
+90 ns each here), so one table keeps a single-event ``ingest`` cheap. The Python
+side keeps the arrays alive and rewrites the table whenever an array grows.
+
+Time inside kernels is int64 microseconds (exact arithmetic, exact bucket
+boundaries); values seen by expressions are float64 seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ..config import KERNEL_FLAGS
+
+NEVER = np.int64(2**62)  # "no timer"; far beyond any real time, still safe to add to
+MISSING = np.int64(-(2**62))  # "never happened"
+
+# Table slots: matrix k is described by tab[3k] (address), tab[3k+1] (rows), tab[3k+2] (cols).
+M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS = range(11)
+N_MATRICES = 11
+
+# META fields (row 0 of the meta matrix).
+META_NOW = 0  # engine's latest time
+META_HEAP_N = 1
+META_OUT_N = 2
+META_CART_N = 3
+META_EVENTS = 4
+META_LATE = 5
+META_TIMERS = 6  # timers processed
+META_RULES = 8  # fired[r] at META_RULES + r, then suppressed[r, reason] at META_RULES + R + 3r + reason
+SUPPRESSED_REASONS = ("once", "cooldown", "budget")
+
+# Kernel return codes.
+DONE = 0
+NEED_ROOM = 1  # out buffer, heap or cart table is full: drain / grow and call again
+
+OUT_COLS = 5  # rule, slot, ts_us, event index (-1 for a timer), room
+
+
+@intrinsic
+def _i64_ptr(typingctx, addr):
+    sig = types.CPointer(types.int64)(addr)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_ptr(typingctx, addr):
+    sig = types.CPointer(types.float64)(addr)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def _i32_ptr(typingctx, addr):
+    sig = types.CPointer(types.int32)(addr)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+_ = cgutils  # imported for intrinsic users; keeps the dependency explicit
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def mat_i64(tab, k):
+    return carray(_i64_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def mat_f64(tab, k):
+    return carray(_f64_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def mat_i32(tab, k):
+    return carray(_i32_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
+
+
+# --- time ------------------------------------------------------------------------------
+
+@njit(inline="always", **KERNEL_FLAGS)
+def to_us(ts):
+    return np.int64(np.round(ts * 1e6))
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def secs(us):
+    return us / 1e6
+
+
+@njit(**KERNEL_FLAGS)
+def after(now, dt):
+    """The first microsecond at or after ``now + dt`` seconds (dt > 0), never ``now`` itself."""
+    x = dt * 1e6
+    if not (x < 1e17):
+        return NEVER
+    r = np.round(x)
+    if abs(x - r) <= 1e-3 + 1e-13 * abs(x):
+        step = np.int64(r)
+    else:
+        step = np.int64(math.ceil(x))
+    if step < 1:
+        step = np.int64(1)
+    return now + step
+
+
+@njit(**KERNEL_FLAGS)
+def cross_linear(now, d, s):
+    """When ``d + s * t`` next changes sign (t in seconds from now); NEVER if it moves away."""
+    if d == 0.0:
+        return now + 1 if s != 0.0 else NEVER
+    if s == 0.0 or not math.isfinite(d) or not math.isfinite(s):
+        return NEVER
+    dt = -d / s
+    if dt <= 0.0:
+        return NEVER
+    return after(now, dt)
+
+
+@njit(**KERNEL_FLAGS)
+def cross_decay(now, d, s, lam):
+    """When ``D0 * exp(-lam t) + C`` crosses 0, given its value ``d`` and slope ``s`` now."""
+    if d == 0.0:
+        return now + 1 if s != 0.0 else NEVER
+    if s == 0.0 or lam <= 0.0:
+        return NEVER
+    d0 = -s / lam
+    c = d - d0
+    if c == 0.0:
+        return NEVER
+    ratio = -c / d0
+    if not (ratio > 0.0 and ratio < 1.0):
+        return NEVER
+    return after(now, -math.log(ratio) / lam)
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def cmp_gt(d, s):
+    return d > 0.0 or (d == 0.0 and s > 0.0)
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def cmp_lt(d, s):
+    return d < 0.0 or (d == 0.0 and s < 0.0)
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def nc_and(a, ca, b, cb):
+    """Next change of ``a and b`` given each side's value and next change."""
+    if a and b:
+        return min(ca, cb)
+    if a:
+        return cb
+    if b:
+        return ca
+    return max(ca, cb)
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def nc_or(a, ca, b, cb):
+    if not a and not b:
+        return min(ca, cb)
+    if a and b:
+        return max(ca, cb)
+    if a:
+        return ca
+    return cb
+
+
+# --- sliding windows: 12 buckets, bucket k holds floor(ts / (W/12)) == k --------------
+
+@njit(inline="always", **KERNEL_FLAGS)
+def bucket_of(now, w_us):
+    return (now * 12) // w_us
+
+
+@njit(**KERNEL_FLAGS)
+def window_roll(VI, slot, head_col, k):
+    """Advance a window group's head to bucket ``k``; returns how many buckets to clear (0..12)."""
+    head = VI[slot, head_col]
+    if head == MISSING:
+        VI[slot, head_col] = k
+        return 12
+    if k <= head:
+        return 0
+    VI[slot, head_col] = k
+    return min(12, k - head)
+
+
+@njit(**KERNEL_FLAGS)
+def window_count(VN, slot, col, head, k_now):
+    """Sum of a count window's buckets still inside the window at bucket ``k_now``."""
+    if head == MISSING:
+        return 0.0
+    total = 0
+    for back in range(12):
+        k = head - back
+        if k <= k_now - 12:
+            break
+        if k <= k_now:
+            total += VN[slot, col + (k % 12)]
+    return float(total)
+
+
+@njit(**KERNEL_FLAGS)
+def window_sum(VF, slot, col, head, k_now):
+    if head == MISSING:
+        return 0.0
+    total = 0.0
+    for back in range(12):
+        k = head - back
+        if k <= k_now - 12:
+            break
+        if k <= k_now:
+            total += VF[slot, col + (k % 12)]
+    return total
+
+
+@njit(**KERNEL_FLAGS)
+def window_expiry(VN, slot, col, head, k_now, w_us):
+    """When the oldest non-empty bucket still in the window drops out (NEVER if empty)."""
+    if head == MISSING:
+        return NEVER
+    oldest = NEVER
+    for back in range(12):
+        k = head - back
+        if k <= k_now - 12:
+            break
+        if k <= k_now and VN[slot, col + (k % 12)] != 0:
+            oldest = k
+    if oldest == NEVER:
+        return NEVER
+    # first microsecond t with t * 12 // w_us >= oldest + 12
+    return ((oldest + 12) * w_us + 11) // 12
+
+
+# --- timer heap: (due_us, slot) pairs, smallest first; lazy deletion ----------------------
+
+@njit(inline="always", **KERNEL_FLAGS)
+def _heap_less(H, i, j):
+    return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and H[i, 1] < H[j, 1])
+
+
+@njit(**KERNEL_FLAGS)
+def heap_push(H, meta, due, slot):
+    n = meta[0, META_HEAP_N]
+    H[n, 0] = due
+    H[n, 1] = slot
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if _heap_less(H, i, parent):
+            t0 = H[i, 0]
+            t1 = H[i, 1]
+            H[i, 0] = H[parent, 0]
+            H[i, 1] = H[parent, 1]
+            H[parent, 0] = t0
+            H[parent, 1] = t1
+            i = parent
+        else:
+            break
+    meta[0, META_HEAP_N] = n + 1
+
+
+@njit(**KERNEL_FLAGS)
+def heap_pop(H, meta):
+    """Remove the smallest entry (the caller has read it at H[0])."""
+    n = meta[0, META_HEAP_N] - 1
+    meta[0, META_HEAP_N] = n
+    if n == 0:
+        return
+    H[0, 0] = H[n, 0]
+    H[0, 1] = H[n, 1]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        best = left
+        right = left + 1
+        if right < n and _heap_less(H, right, left):
+            best = right
+        if _heap_less(H, best, i):
+            t0 = H[i, 0]
+            t1 = H[i, 1]
+            H[i, 0] = H[best, 0]
+            H[i, 1] = H[best, 1]
+            H[best, 0] = t0
+            H[best, 1] = t1
+            i = best
+        else:
+            break
+
+
+@njit(**KERNEL_FLAGS)
+def schedule(VI, H, meta, slot, due, due_col, queued_col):
+    """Set a viewer's next wake-up. Only pushes when it moves earlier than what is queued."""
+    VI[slot, due_col] = due
+    if due < VI[slot, queued_col]:
+        heap_push(H, meta, due, slot)
+        VI[slot, queued_col] = due
+
+
+# --- cart: open addressing over (slot, item) -> (epoch, units, value) ----------------------
+# CARTK rows: slot (-1 empty), item, epoch, units; CARTV rows: value of those units.
+
+@njit(inline="always", **KERNEL_FLAGS)
+def _cart_hash(slot, item, mask):
+    h = (slot * np.int64(0x9E3779B1) + item * np.int64(0x85EBCA77)) & np.int64(0x7FFFFFFFFFFFFFFF)
+    h ^= h >> 29
+    return h & mask
+
+
+@njit(**KERNEL_FLAGS)
+def cart_find(K, slot, item, insert, meta):
+    """Row of (slot, item), or -1; with ``insert`` a new row is claimed when absent."""
+    cap = K.shape[0]
+    mask = cap - 1
+    i = _cart_hash(slot, item, mask)
+    while True:
+        s = K[i, 0]
+        if s == -1:
+            if not insert:
+                return -1
+            K[i, 0] = slot
+            K[i, 1] = item
+            K[i, 2] = -1
+            K[i, 3] = 0
+            meta[0, META_CART_N] += 1
+            return i
+        if s == slot and K[i, 1] == item:
+            return i
+        i = (i + 1) & mask
+
+
+@njit(**KERNEL_FLAGS)
+def cart_rehash(K_old, V_old, K_new, V_new, epochs, epoch_col):
+    """Copy live rows (current epoch, units > 0) into a fresh table; returns the row count."""
+    n = 0
+    mask = K_new.shape[0] - 1
+    for r in range(K_old.shape[0]):
+        slot = K_old[r, 0]
+        if slot < 0 or K_old[r, 3] <= 0 or K_old[r, 2] != epochs[slot, epoch_col]:
+            continue
+        i = _cart_hash(slot, K_old[r, 1], mask)
+        while K_new[i, 0] != -1:
+            i = (i + 1) & mask
+        for c in range(4):
+            K_new[i, c] = K_old[r, c]
+        V_new[i, 0] = V_old[r, 0]
+        n += 1
+    return n
+
+
+# --- budgets: per room and rule, a ring of the last N firing times -------------------------
+
+@njit(inline="always", **KERNEL_FLAGS)
+def budget_allows(RI, room, col, n, now, w_us):
+    head = RI[room, col]
+    oldest = RI[room, col + 1 + head]
+    return oldest == MISSING or oldest <= now - w_us
+
+
+@njit(inline="always", **KERNEL_FLAGS)
+def budget_take(RI, room, col, n, now):
+    head = RI[room, col]
+    RI[room, col + 1 + head] = now
+    RI[room, col] = (head + 1) % n

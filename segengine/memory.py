@@ -1,0 +1,116 @@
+"""The arrays behind a running engine, their growth, and the pointer table kernels receive.
+
+Kernels get one int64 table of (address, rows, cols) triples (see
+:mod:`segengine.kernels.runtime`). Every array is owned here; whenever one is
+replaced by a larger copy the table is rewritten, so a kernel never sees a stale
+address. Capacity grows by doubling (amortized O(1) per new viewer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels.runtime import (
+    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VN,
+    META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
+)
+from .state import Layout
+
+__all__ = ["Store"]
+
+
+def _vi_template(lay: Layout) -> np.ndarray:
+    row = np.zeros(len(lay.vi), np.int64)
+    for i, name in enumerate(lay.vi):
+        if name in ("clock", "last_ts") or name.startswith(("cooldown:", "head:", "since(")):
+            row[i] = MISSING
+        elif name in ("due", "queued"):
+            row[i] = NEVER
+        elif name == "room":
+            row[i] = -1
+    return row
+
+
+def _ri_template(lay: Layout) -> np.ndarray:
+    row = np.full(len(lay.ri), MISSING, np.int64)
+    row[lay.ri.index("audience")] = 0
+    for col in lay.budget_cols.values():
+        row[col] = 0  # ring head
+    return row
+
+
+class Store:
+    """Owns every state array of one engine."""
+
+    def __init__(self, lay: Layout, n_rules: int, out_width: int, n_literals: int, viewers: int = 1024, rooms: int = 4):
+        self.layout = lay
+        self.vi_row = _vi_template(lay)
+        self.ri_row = _ri_template(lay)
+        self.VI = np.tile(self.vi_row, (viewers, 1))
+        self.VF = np.zeros((viewers, max(1, len(lay.vf))), np.float64)
+        self.VN = np.zeros((viewers, max(1, len(lay.vn))), np.int32)
+        self.RI = np.tile(self.ri_row, (rooms, 1))
+        self.HEAP = np.zeros((1024, 2), np.int64)
+        self.CARTK = np.full((64, 4), -1, np.int64)
+        self.CARTV = np.zeros((64, 1), np.float64)
+        self.OUTI = np.zeros((max(256, 4 * n_rules), OUT_COLS), np.int64)
+        self.OUTF = np.zeros((self.OUTI.shape[0], out_width), np.float64)
+        self.META = np.zeros((1, META_RULES + 4 * n_rules + 1), np.int64)
+        self.META[0, META_NOW] = MISSING
+        self.LITS = np.full((1, max(1, n_literals)), -1, np.int64)
+        self.n_rules = n_rules
+        self.tab = np.zeros(3 * N_MATRICES, np.int64)
+        self.refresh()
+
+    def matrices(self) -> dict[int, np.ndarray]:
+        return {M_VI: self.VI, M_VF: self.VF, M_VN: self.VN, M_RI: self.RI, M_HEAP: self.HEAP,
+                M_CARTK: self.CARTK, M_CARTV: self.CARTV, M_OUTI: self.OUTI, M_OUTF: self.OUTF,
+                M_META: self.META, M_LITS: self.LITS}
+
+    def refresh(self) -> None:
+        """Rewrite the pointer table after any array was replaced."""
+        for k, arr in self.matrices().items():
+            assert arr.flags.c_contiguous
+            self.tab[3 * k] = arr.ctypes.data
+            self.tab[3 * k + 1] = arr.shape[0]
+            self.tab[3 * k + 2] = arr.shape[1]
+
+    # growth ------------------------------------------------------------------------
+    def ensure_viewers(self, n: int) -> None:
+        """Make room for slots 0..n-1."""
+        cap = self.VI.shape[0]
+        if n <= cap:
+            return
+        new = max(n, 2 * cap)
+        self.VI = np.concatenate([self.VI, np.tile(self.vi_row, (new - cap, 1))])
+        self.VF = np.concatenate([self.VF, np.zeros((new - cap, self.VF.shape[1]), np.float64)])
+        self.VN = np.concatenate([self.VN, np.zeros((new - cap, self.VN.shape[1]), np.int32)])
+        self.refresh()
+
+    def ensure_rooms(self, n: int) -> None:
+        cap = self.RI.shape[0]
+        if n <= cap:
+            return
+        self.RI = np.concatenate([self.RI, np.tile(self.ri_row, (max(n, 2 * cap) - cap, 1))])
+        self.refresh()
+
+    def make_room(self) -> None:
+        """Called when a kernel said NEED_ROOM: grow whatever is close to full."""
+        if self.META[0, META_HEAP_N] + 64 > self.HEAP.shape[0]:
+            self.HEAP = np.concatenate([self.HEAP, np.zeros_like(self.HEAP)])
+        if 2 * (self.META[0, META_CART_N] + 64) > self.CARTK.shape[0]:
+            self.grow_cart()
+        self.refresh()
+
+    def grow_cart(self) -> None:
+        cap = self.CARTK.shape[0]
+        keys = np.full((cap * 2, 4), -1, np.int64)
+        values = np.zeros((cap * 2, 1), np.float64)
+        lay = self.layout
+        epoch_col = lay.vn.index("cart_epoch") if lay.has_cart else 0
+        self.META[0, META_CART_N] = cart_rehash(self.CARTK, self.CARTV, keys, values, self.VN, epoch_col)
+        self.CARTK, self.CARTV = keys, values
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.matrices().values())

@@ -1,0 +1,1 @@
+"""Rules files: TOML loading with source positions, expression parsing and checking."""

@@ -1,0 +1,242 @@
+"""Name resolution, type checking and constant folding of rule expressions.
+
+Everything that can go wrong with an expression is found here, when the file is
+loaded, never at ingest time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ast
+from .expr import ExprError, FUNCTIONS
+from .suggest import did_you_mean
+
+__all__ = ["BUILTINS", "CheckContext", "check_expr", "fold", "segment_refs"]
+
+#: Built-in names and their types (SPEC §4).
+BUILTINS: dict[str, str] = {
+    "present": "bool", "dwell": "num", "total_dwell": "num", "sessions": "num",
+    "carted": "bool", "cart_items": "num", "cart_value": "num", "paid": "bool",
+    "orders": "num", "spend": "num", "aov": "num", "follows": "bool",
+    "top_interest": "str", "stream_time": "num", "audience": "num", "now": "num",
+}
+AGG_FIELDS = ("price", "amount")
+_TYPE_WORDS = {"bool": "a condition (true/false)", "num": "a number", "str": "a string"}
+
+
+@dataclass
+class CheckContext:
+    """What names mean in one rules file."""
+
+    event_types: frozenset[str]
+    categories: tuple[str, ...]
+    profile: dict[str, tuple[str, ...] | str]  # name -> "num" or the category's values
+    segments: dict[str, ast.Node] = field(default_factory=dict)
+    event_fields: dict[str, str] = field(default_factory=dict)
+    in_event_rule: bool = False
+
+    def known_names(self) -> list[str]:
+        return [*BUILTINS, *self.profile, *self.segments, *FUNCTIONS]
+
+
+def check_expr(node: ast.Node, ctx: CheckContext, errors: list[ExprError], want: str | None = "bool") -> str:
+    """Annotate ``node`` with types; append problems to ``errors``; return the node's type ("" if unknown)."""
+    t = _check(node, ctx, errors)
+    if want and t and t != want:
+        errors.append(ExprError(f"a condition must be true or false, got {_TYPE_WORDS[t]}", node.span))
+    return t
+
+
+def _check(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
+    t = _infer(node, ctx, errors)
+    node.type = t
+    return t
+
+
+def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
+    if isinstance(node, ast.Num):
+        return "num"
+    if isinstance(node, ast.Str):
+        return "str"
+    if isinstance(node, ast.Bool):
+        return "bool"
+    if isinstance(node, ast.Name):
+        return _name(node, ctx, errors)
+    if isinstance(node, ast.EventField):
+        if not ctx.in_event_rule:
+            errors.append(ExprError("event.FIELD is only available in event rules (rules with 'on')", node.span))
+            return ""
+        if node.field_name not in ctx.event_fields:
+            hint = did_you_mean(node.field_name, ctx.event_fields)
+            errors.append(ExprError(f"unknown event field {node.field_name!r}{hint}", node.span))
+            return ""
+        return ctx.event_fields[node.field_name]
+    if isinstance(node, (ast.Count, ast.Since)):
+        _types(node.types, node.types_span, ctx, errors)
+        if isinstance(node, ast.Count) and node.window is not None:
+            _window(node.window, node.window_span, errors)
+        return "num"
+    if isinstance(node, ast.Agg):
+        if node.field_name not in AGG_FIELDS:
+            hint = did_you_mean(node.field_name, AGG_FIELDS)
+            errors.append(ExprError(f"{node.func}() sums a number field: price or amount, not {node.field_name!r}{hint}", node.field_span))
+        _types(node.types, node.types_span, ctx, errors)
+        _window(node.window, node.window_span, errors)
+        return "num"
+    if isinstance(node, ast.Interest):
+        if not ctx.categories:
+            errors.append(ExprError("interest() needs categories: declare them in [engine] categories", node.arg_span))
+        elif node.category not in ctx.categories:
+            hint = did_you_mean(node.category, ctx.categories)
+            errors.append(ExprError(f"unknown category {node.category!r}{hint}", node.arg_span))
+        return "num"
+    if isinstance(node, ast.Tag):
+        return "bool"
+    if isinstance(node, ast.Unary):
+        t = _check(node.operand, ctx, errors)
+        want = "bool" if node.op == "not" else "num"
+        _expect(node.operand, t, want, f"'{node.op}'", errors)
+        return want
+    if isinstance(node, ast.Binary):
+        return _binary(node, ctx, errors)
+    if isinstance(node, ast.In):
+        t = _check(node.operand, ctx, errors)
+        for item in node.items:
+            it = _check(item, ctx, errors)
+            if t and it and it != t:
+                errors.append(ExprError(f"list item is {_TYPE_WORDS[it]} but the value tested is {_TYPE_WORDS[t]}", item.span))
+            elif it == "str" and isinstance(item, ast.Str):
+                _category_value(node.operand, item, ctx, errors)
+        return "bool"
+    raise TypeError(f"unknown node {node!r}")  # pragma: no cover
+
+
+def _name(node: ast.Name, ctx: CheckContext, errors: list[ExprError]) -> str:
+    name = node.name
+    if name in BUILTINS:
+        node.kind = "builtin"
+        return BUILTINS[name]
+    if name in ctx.profile:
+        node.kind = "profile"
+        return "num" if ctx.profile[name] == "num" else "str"
+    if name in ctx.segments:
+        node.kind = "segment"
+        return "bool"
+    if name in FUNCTIONS:
+        errors.append(ExprError(f"{name} is a function: call it, e.g. {name}(...)", node.span))
+        return ""
+    if name in ctx.event_types:
+        errors.append(ExprError(f"{name!r} is an event type, not a value: use count({name}) or since({name})", node.span))
+        return ""
+    hint = did_you_mean(name, ctx.known_names())
+    errors.append(ExprError(f"unknown name {name!r}{hint}", node.span))
+    return ""
+
+
+def _binary(node: ast.Binary, ctx: CheckContext, errors: list[ExprError]) -> str:
+    lt = _check(node.left, ctx, errors)
+    rt = _check(node.right, ctx, errors)
+    op = node.op
+    if op in ast.LOGICAL:
+        _expect(node.left, lt, "bool", f"'{op}'", errors)
+        _expect(node.right, rt, "bool", f"'{op}'", errors)
+        return "bool"
+    if op in ast.ARITHMETIC:
+        _expect(node.left, lt, "num", f"'{op}'", errors)
+        _expect(node.right, rt, "num", f"'{op}'", errors)
+        return "num"
+    if op in ("==", "!="):
+        if lt and rt and lt != rt:
+            errors.append(ExprError(f"cannot compare {_TYPE_WORDS[lt]} with {_TYPE_WORDS[rt]}", node.span))
+        elif lt == "str":
+            for value, other in ((node.right, node.left), (node.left, node.right)):
+                if isinstance(value, ast.Str):
+                    _category_value(other, value, ctx, errors)
+        return "bool"
+    # ordering comparisons
+    if lt and rt and lt != rt:
+        errors.append(ExprError(f"cannot compare {_TYPE_WORDS[lt]} with {_TYPE_WORDS[rt]}", node.span))
+    else:
+        _expect(node.left, lt, "num", f"'{op}'", errors)
+        _expect(node.right, rt, "num", f"'{op}'", errors)
+    return "bool"
+
+
+def _expect(node: ast.Node, got: str, want: str, where: str, errors: list[ExprError]) -> None:
+    if got and got != want:
+        errors.append(ExprError(f"{where} needs {_TYPE_WORDS[want]}, got {_TYPE_WORDS[got]}", node.span))
+
+
+def _category_value(subject: ast.Node, value: ast.Str, ctx: CheckContext, errors: list[ExprError]) -> None:
+    """A literal compared with a declared category must be one of its values."""
+    allowed: tuple[str, ...] = ()
+    if isinstance(subject, ast.Name) and subject.kind == "profile" and ctx.profile[subject.name] != "num":
+        allowed = tuple(ctx.profile[subject.name])
+    elif isinstance(subject, ast.Name) and subject.name == "top_interest":
+        allowed = (*ctx.categories, "")
+    elif isinstance(subject, ast.EventField) and subject.field_name == "type":
+        allowed = tuple(sorted(ctx.event_types))
+    if allowed and value.value not in allowed:
+        hint = did_you_mean(value.value, allowed)
+        errors.append(ExprError(f"{value.value!r} is not a value of {ast.to_source(subject)}{hint}", value.span))
+
+
+def _types(types: tuple[str, ...], span: tuple[int, int], ctx: CheckContext, errors: list[ExprError]) -> None:
+    pos = span[0]
+    for name in types:
+        if name not in ctx.event_types:
+            hint = did_you_mean(name, ctx.event_types)
+            errors.append(ExprError(f"unknown event type {name!r}{hint}", (pos, pos + len(name))))
+        pos += len(name) + 1  # the '|' (spaces around '|' are rare; spans stay close)
+
+
+def _window(seconds: float, span: tuple[int, int], errors: list[ExprError]) -> None:
+    ms = seconds * 1000
+    if abs(ms - round(ms)) > 1e-6:
+        errors.append(ExprError("a window must be a whole number of milliseconds", span))
+    elif seconds < 1:
+        errors.append(ExprError("a window must be at least 1s", span))
+
+
+def segment_refs(node: ast.Node) -> list[ast.Name]:
+    """The segment names used in ``node`` (after checking), in source order."""
+    return [n for n in ast.walk(node) if isinstance(n, ast.Name) and n.kind == "segment"]
+
+
+def fold(node: ast.Node) -> ast.Node:
+    """Constant folding: literal arithmetic, literal comparisons, and/or/not with literals."""
+    if isinstance(node, ast.Unary):
+        node.operand = fold(node.operand)
+        inner = node.operand
+        if node.op == "not" and isinstance(inner, ast.Bool):
+            return ast.Bool(not inner.value, span=node.span, type="bool")
+        if node.op == "-" and isinstance(inner, ast.Num):
+            return ast.Num(-inner.value, inner.is_duration, span=node.span, type="num")
+        return node
+    if isinstance(node, ast.In):
+        node.operand = fold(node.operand)
+        node.items = [fold(i) for i in node.items]
+        return node
+    if not isinstance(node, ast.Binary):
+        return node
+    node.left, node.right = fold(node.left), fold(node.right)
+    left, right, op = node.left, node.right, node.op
+    if op in ast.LOGICAL:
+        for const, other in ((left, right), (right, left)):
+            if isinstance(const, ast.Bool):
+                if (op == "and") == const.value:  # true and X, false or X -> X
+                    return other
+                return ast.Bool(const.value, span=node.span, type="bool")
+        return node
+    literal = (ast.Num, ast.Str, ast.Bool)
+    if isinstance(left, literal) and isinstance(right, literal):
+        a, b = left.value, right.value
+        if op in ast.ARITHMETIC:
+            if op == "/" and b == 0:
+                return node  # leave runtime semantics (inf) to the kernel
+            value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+            return ast.Num(float(value), span=node.span, type="num")
+        result = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        return ast.Bool(bool(result), span=node.span, type="bool")
+    return node

@@ -1,0 +1,322 @@
+"""Tokenizer and recursive-descent parser for rule expressions (SPEC §4).
+
+Errors are raised as :class:`ExprError` with a character span inside the expression;
+the loader turns spans into file lines and columns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import ast
+from .suggest import did_you_mean
+
+__all__ = ["ExprError", "parse_expr", "parse_duration", "DURATION_UNITS", "FUNCTIONS"]
+
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+FUNCTIONS = ("count", "since", "sum", "avg", "interest", "tag")
+KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
+
+
+class ExprError(Exception):
+    """A problem at ``span`` (character offsets) inside one expression string."""
+
+    def __init__(self, message: str, span: tuple[int, int]):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+@dataclass(slots=True)
+class Token:
+    kind: str  # num, dur, str, name, op, end
+    text: str
+    start: int
+    end: int
+    value: object = None
+
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?P<unit>ms|s|m|h|d)?(?![A-Za-z0-9_])
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<op>==|!=|<=|>=|[<>()\[\],|+\-*/.])
+    """,
+    re.VERBOSE,
+)
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            ch = text[pos]
+            if ch in "\"'":
+                raise ExprError("unterminated string", (pos, len(text)))
+            if ch == "=":
+                raise ExprError("unexpected '='; did you mean '=='?", (pos, pos + 1))
+            if ch == "!":
+                raise ExprError("unexpected '!'; use 'not' or '!='", (pos, pos + 1))
+            if ch == "&":
+                raise ExprError("unexpected '&'; use 'and'", (pos, pos + 1))
+            if ch.isdigit():
+                m2 = re.match(r"\d+(?:\.\d*)?([A-Za-z_]\w*)", text[pos:])
+                if m2:
+                    unit = m2.group(1)
+                    start = pos + m2.start(1)
+                    hint = did_you_mean(unit, DURATION_UNITS)
+                    raise ExprError(f"unknown duration unit {unit!r}{hint} (units: ms, s, m, h, d)", (start, start + len(unit)))
+            raise ExprError(f"unexpected character {ch!r}", (pos, pos + 1))
+        kind = m.lastgroup
+        if kind == "unit":
+            kind = "num"
+        if kind != "ws":
+            if m.group("num") is not None:
+                number = float(m.group("num"))
+                unit = m.group("unit")
+                if unit:
+                    tokens.append(Token("dur", m.group(0), m.start(), m.end(), number * DURATION_UNITS[unit]))
+                else:
+                    tokens.append(Token("num", m.group(0), m.start(), m.end(), number))
+            elif m.group("str") is not None:
+                raw = m.group(0)[1:-1]
+                tokens.append(Token("str", m.group(0), m.start(), m.end(), re.sub(r"\\(.)", r"\1", raw)))
+            else:
+                tokens.append(Token(kind, m.group(0), m.start(), m.end()))
+        pos = m.end()
+    if tokens and tokens[-1].end > len(text):  # pragma: no cover - regex never overruns
+        raise ExprError("internal tokenizer error", (0, len(text)))
+    tokens.append(Token("end", "", len(text), len(text)))
+    return tokens
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"`` -> 90.0; raises ValueError with a message for anything else."""
+    m = re.fullmatch(r"\s*((?:\d+\.\d*|\.\d+|\d+))\s*(ms|s|m|h|d)\s*", text)
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: expected a number and a unit (ms, s, m, h, d), e.g. \"90s\"")
+    return float(m.group(1)) * DURATION_UNITS[m.group(2)]
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> Token:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def at(self, kind: str, text: str | None = None) -> bool:
+        tok = self.tok
+        return tok.kind == kind and (text is None or tok.text == text)
+
+    def expect_op(self, text: str, context: str) -> Token:
+        if self.at("op", text):
+            return self.advance()
+        raise self.unexpected(f"expected '{text}' {context}")
+
+    def unexpected(self, message: str) -> ExprError:
+        tok = self.tok
+        got = "end of expression" if tok.kind == "end" else repr(tok.text)
+        end = tok.end if tok.kind != "end" else tok.start + 1
+        return ExprError(f"{message}, got {got}", (tok.start, end))
+
+    # grammar ---------------------------------------------------------------
+    def parse(self) -> ast.Node:
+        if self.at("end"):
+            raise ExprError("empty expression", (0, 1))
+        node = self.or_expr()
+        if not self.at("end"):
+            tok = self.tok
+            if tok.kind == "name" and tok.text not in KEYWORDS:
+                raise ExprError(f"unexpected name {tok.text!r}: missing 'and' or 'or'?", (tok.start, tok.end))
+            raise self.unexpected("expected an operator or the end of the expression")
+        return node
+
+    def or_expr(self) -> ast.Node:
+        node = self.and_expr()
+        while self.at("name", "or"):
+            self.advance()
+            right = self.and_expr()
+            node = ast.Binary("or", node, right, span=(node.span[0], right.span[1]))
+        return node
+
+    def and_expr(self) -> ast.Node:
+        node = self.not_expr()
+        while self.at("name", "and"):
+            self.advance()
+            right = self.not_expr()
+            node = ast.Binary("and", node, right, span=(node.span[0], right.span[1]))
+        return node
+
+    def not_expr(self) -> ast.Node:
+        if self.at("name", "not"):
+            start = self.advance().start
+            operand = self.not_expr()
+            return ast.Unary("not", operand, span=(start, operand.span[1]))
+        return self.comparison()
+
+    def comparison(self) -> ast.Node:
+        left = self.additive()
+        tok = self.tok
+        if tok.kind == "op" and tok.text in ast.COMPARISONS:
+            self.advance()
+            right = self.additive()
+            node: ast.Node = ast.Binary(tok.text, left, right, span=(left.span[0], right.span[1]))
+            nxt = self.tok
+            if nxt.kind == "op" and nxt.text in ast.COMPARISONS:
+                raise ExprError("comparisons cannot be chained; join them with 'and'", (nxt.start, nxt.end))
+            return node
+        negated = False
+        if self.at("name", "not") and self.tokens[self.i + 1].kind == "name" and self.tokens[self.i + 1].text == "in":
+            self.advance()
+            negated = True
+        if self.at("name", "in"):
+            self.advance()
+            self.expect_op("[", "after 'in'")
+            items: list[ast.Node] = []
+            while not self.at("op", "]"):
+                items.append(self.additive())
+                if not self.at("op", ","):
+                    break
+                self.advance()
+            end = self.expect_op("]", "to close the list").end
+            return ast.In(left, items, negated, span=(left.span[0], end))
+        return left
+
+    def additive(self) -> ast.Node:
+        node = self.multiplicative()
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.advance().text
+            right = self.multiplicative()
+            node = ast.Binary(op, node, right, span=(node.span[0], right.span[1]))
+        return node
+
+    def multiplicative(self) -> ast.Node:
+        node = self.unary()
+        while self.tok.kind == "op" and self.tok.text in "*/":
+            op = self.advance().text
+            right = self.unary()
+            node = ast.Binary(op, node, right, span=(node.span[0], right.span[1]))
+        return node
+
+    def unary(self) -> ast.Node:
+        if self.at("op", "-"):
+            start = self.advance().start
+            operand = self.unary()
+            return ast.Unary("-", operand, span=(start, operand.span[1]))
+        return self.primary()
+
+    def primary(self) -> ast.Node:
+        tok = self.tok
+        if tok.kind == "num":
+            self.advance()
+            return ast.Num(tok.value, span=(tok.start, tok.end))
+        if tok.kind == "dur":
+            self.advance()
+            return ast.Num(tok.value, True, span=(tok.start, tok.end))
+        if tok.kind == "str":
+            self.advance()
+            return ast.Str(tok.value, span=(tok.start, tok.end))
+        if self.at("op", "("):
+            self.advance()
+            node = self.or_expr()
+            end = self.expect_op(")", "to close '('").end
+            node.span = (tok.start, end) if not isinstance(node, (ast.Num, ast.Str, ast.Bool)) else node.span
+            return node
+        if tok.kind == "name":
+            if tok.text in ("true", "false"):
+                self.advance()
+                return ast.Bool(tok.text == "true", span=(tok.start, tok.end))
+            if tok.text in KEYWORDS:
+                raise self.unexpected("expected a value")
+            self.advance()
+            if self.at("op", "("):
+                return self.call(tok)
+            if tok.text == "event":
+                self.expect_op(".", "after 'event' (event.FIELD)")
+                name = self.tok
+                if name.kind != "name":
+                    raise self.unexpected("expected a field name after 'event.'")
+                self.advance()
+                return ast.EventField(name.text, span=(tok.start, name.end))
+            return ast.Name(tok.text, span=(tok.start, tok.end))
+        raise self.unexpected("expected a value")
+
+    # calls -------------------------------------------------------------------
+    def call(self, name: Token) -> ast.Node:
+        func = name.text
+        if func not in FUNCTIONS:
+            hint = did_you_mean(func, FUNCTIONS)
+            raise ExprError(f"unknown function {func!r}{hint}", (name.start, name.end))
+        self.advance()  # (
+        if func in ("count", "since"):
+            types, tspan = self.typeset()
+            window, wspan = None, (0, 0)
+            if func == "count" and self.at("op", ","):
+                self.advance()
+                window, wspan = self.duration_arg()
+            end = self.expect_op(")", f"to close {func}(")
+            if func == "count":
+                return ast.Count(types, window, types_span=tspan, window_span=wspan, span=(name.start, end.end))
+            return ast.Since(types, types_span=tspan, span=(name.start, end.end))
+        if func in ("sum", "avg"):
+            field = self.tok
+            if field.kind != "name":
+                raise self.unexpected(f"expected a field name (price or amount) as the first argument of {func}()")
+            self.advance()
+            self.expect_op(",", f"after the field of {func}()")
+            types, tspan = self.typeset()
+            self.expect_op(",", f"before the window of {func}() (e.g. {func}(price, view, 10m))")
+            window, wspan = self.duration_arg()
+            end = self.expect_op(")", f"to close {func}(")
+            return ast.Agg(func, field.text, types, window, field_span=(field.start, field.end),
+                           types_span=tspan, window_span=wspan, span=(name.start, end.end))
+        arg = self.tok
+        if arg.kind not in ("name", "str"):
+            raise self.unexpected(f"expected a name in {func}()")
+        self.advance()
+        value = arg.text if arg.kind == "name" else str(arg.value)
+        end = self.expect_op(")", f"to close {func}(")
+        if func == "interest":
+            return ast.Interest(value, arg_span=(arg.start, arg.end), span=(name.start, end.end))
+        return ast.Tag(value, arg_span=(arg.start, arg.end), span=(name.start, end.end))
+
+    def typeset(self) -> tuple[tuple[str, ...], tuple[int, int]]:
+        names: list[str] = []
+        start = self.tok.start
+        while True:
+            tok = self.tok
+            if tok.kind != "name":
+                raise self.unexpected("expected an event type")
+            self.advance()
+            names.append(tok.text)
+            if not self.at("op", "|"):
+                return tuple(names), (start, tok.end)
+            self.advance()
+
+    def duration_arg(self) -> tuple[float, tuple[int, int]]:
+        tok = self.tok
+        if tok.kind == "dur":
+            self.advance()
+            return float(tok.value), (tok.start, tok.end)
+        if tok.kind == "num":
+            raise ExprError(f"a window needs a unit: write e.g. '{tok.text}s'", (tok.start, tok.end))
+        raise self.unexpected("expected a window duration such as 1m")
+
+
+def parse_expr(text: str) -> ast.Node:
+    """Parse one expression; raises :class:`ExprError` with a span on the first error."""
+    return _Parser(text).parse()

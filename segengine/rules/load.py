@@ -1,0 +1,456 @@
+"""Rules file loading: TOML -> a checked :class:`RuleSet`, or every error at once.
+
+``tomllib`` parses; :mod:`.tomlpos` maps keys and string offsets back to lines and
+columns, so each problem is reported as ``FILE:LINE:COL: message`` with a caret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Diagnostic, RulesError
+from ..events import BUILTIN_TYPES, EVENT_FIELDS, ROOM_TYPES
+from . import ast
+from .check import BUILTINS, CheckContext, check_expr, fold, segment_refs
+from .expr import ExprError, parse_duration, parse_expr
+from .suggest import did_you_mean
+from .tomlpos import TomlIndex, index_toml
+
+__all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "PLACEHOLDER_RE"]
+
+ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention")
+RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled")
+TOP_KEYS = ("engine", "profile", "segments", "rules")
+PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class ProfileAttr:
+    name: str
+    kind: str  # "num" or "cat"
+    values: tuple[str, ...] = ()
+
+
+@dataclass
+class Rule:
+    name: str
+    when: ast.Node
+    when_text: str
+    then: tuple[str, ...]
+    on: tuple[str, ...] | None
+    params: dict[str, Any]
+    cooldown: float | None
+    once: str | None
+    budget: tuple[int, float] | None
+    priority: int
+    enabled: bool
+    index: int  # file order
+    placeholders: dict[str, ast.Node] = field(default_factory=dict)  # "{dwell}" feature texts -> expr
+
+    @property
+    def is_event_rule(self) -> bool:
+        return self.on is not None
+
+
+@dataclass
+class RuleSet:
+    """A checked rules file: what the compiler needs, nothing raw."""
+
+    filename: str
+    text: str
+    idle_timeout: float = 90.0
+    categories: tuple[str, ...] = ()
+    interest_half_life: float = 600.0
+    retention: float = 7 * 86400.0
+    event_types: tuple[str, ...] = BUILTIN_TYPES
+    profile: dict[str, ProfileAttr] = field(default_factory=dict)
+    segments: dict[str, ast.Node] = field(default_factory=dict)
+    segment_texts: dict[str, str] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def evaluation_order(self) -> list[Rule]:
+        """Enabled rules by priority (higher first), then file order."""
+        return sorted((r for r in self.rules if r.enabled), key=lambda r: (-r.priority, r.index))
+
+
+class _Loader:
+    def __init__(self, text: str, filename: str):
+        self.text = text
+        self.filename = filename
+        self.diags: list[Diagnostic] = []
+        self.index: TomlIndex | None = None
+
+    # error reporting ------------------------------------------------------------
+    def error_at(self, pos: tuple[int, int] | None, message: str, width: int = 1) -> None:
+        line, col = pos if pos else (1, 1)
+        source = self.index.line_text(line) if self.index else ""
+        self.diags.append(Diagnostic(self.filename, line, col, message, source, width))
+
+    def error_key(self, path: tuple, message: str) -> None:
+        assert self.index is not None
+        pos = self.index.key(path) or self.index.value(path) or self._nearest(path)
+        width = len(str(path[-1])) if self.index.key(path) else 1
+        self.error_at(pos, message, width)
+
+    def error_value(self, path: tuple, message: str) -> None:
+        assert self.index is not None
+        pos = self.index.value(path) or self.index.key(path) or self._nearest(path)
+        self.error_at(pos, message)
+
+    def error_expr(self, path: tuple, err: ExprError) -> None:
+        assert self.index is not None
+        start, end = err.span
+        pos = self.index.string_pos(path, start)
+        end_pos = self.index.string_pos(path, max(start, end - 1))
+        width = 1
+        if pos and end_pos and end_pos[0] == pos[0]:
+            width = end_pos[1] - pos[1] + 1
+        self.error_at(pos or self.index.value(path), err.message, width)
+
+    def _nearest(self, path: tuple) -> tuple[int, int] | None:
+        assert self.index is not None
+        for cut in range(len(path) - 1, 0, -1):
+            pos = self.index.key(path[:cut]) or self.index.value(path[:cut])
+            if pos:
+                return pos
+        return None
+
+    def unknown_keys(self, table: dict, path: tuple, allowed: tuple[str, ...], what: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed)
+                self.error_key((*path, key), f"unknown key {key!r} in {what}{hint}")
+
+    # loading ---------------------------------------------------------------
+    def load(self) -> RuleSet:
+        try:
+            data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as err:
+            self._toml_error(err)
+            raise RulesError(self.diags) from None
+        self.index = index_toml(self.text)
+        rs = RuleSet(self.filename, self.text)
+        self.unknown_keys(data, (), TOP_KEYS, "the rules file")
+        self._engine(data.get("engine", {}), rs)
+        self._profile(data.get("profile", {}), rs)
+        ctx = CheckContext(frozenset(rs.event_types), rs.categories,
+                           {p.name: ("num" if p.kind == "num" else p.values) for p in rs.profile.values()},
+                           event_fields=EVENT_FIELDS)
+        self._segments(data.get("segments", {}), rs, ctx)
+        self._rules(data.get("rules", []), rs, ctx)
+        if self.diags:
+            raise RulesError(self.diags)
+        return rs
+
+    def _toml_error(self, err: tomllib.TOMLDecodeError) -> None:
+        msg = str(err)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+        lines = self.text.splitlines()
+        source = lines[line - 1] if 0 < line <= len(lines) else ""
+        text = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
+        self.diags.append(Diagnostic(self.filename, line, col, f"TOML syntax error: {text}", source))
+
+    def _table(self, value: Any, path: tuple, what: str) -> dict:
+        if not isinstance(value, dict):
+            self.error_key(path, f"{what} must be a table")
+            return {}
+        return value
+
+    def _duration(self, value: Any, path: tuple) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.error_value(path, "expected a duration such as \"90s\"")
+            return None
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            try:
+                seconds = parse_duration(value)
+            except ValueError as err:
+                self.error_value(path, str(err))
+                return None
+        if seconds <= 0:
+            self.error_value(path, "a duration must be positive")
+            return None
+        return seconds
+
+    def _string_list(self, value: Any, path: tuple, what: str) -> list[str] | None:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error_value(path, f"{what} must be a list of strings")
+            return None
+        return value
+
+    def _engine(self, raw: Any, rs: RuleSet) -> None:
+        table = self._table(raw, ("engine",), "[engine]")
+        self.unknown_keys(table, ("engine",), ENGINE_KEYS, "[engine]")
+        for key, attr in (("idle_timeout", "idle_timeout"), ("interest_half_life", "interest_half_life"), ("retention", "retention")):
+            if key in table:
+                seconds = self._duration(table[key], ("engine", key))
+                if seconds is not None:
+                    setattr(rs, attr, seconds)
+        if "categories" in table:
+            cats = self._string_list(table["categories"], ("engine", "categories"), "categories")
+            if cats is not None:
+                rs.categories = tuple(dict.fromkeys(cats))
+        if "types" in table:
+            types = self._string_list(table["types"], ("engine", "types"), "types")
+            if types is not None:
+                for i, name in enumerate(types):
+                    if not _IDENT_RE.fullmatch(name):
+                        self.error_value(("engine", "types", i), f"event type {name!r} must be a plain name (letters, digits, _)")
+                rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
+
+    def _profile(self, raw: Any, rs: RuleSet) -> None:
+        table = self._table(raw, ("profile",), "[profile]")
+        for name, spec in table.items():
+            path = ("profile", name)
+            if not self._ident(name, path, "profile attribute"):
+                continue
+            if name in BUILTINS:
+                self.error_key(path, f"profile attribute {name!r} hides the built-in name {name!r}")
+            elif spec in ("int", "float", "num"):
+                rs.profile[name] = ProfileAttr(name, "num")
+            elif isinstance(spec, list) and spec and all(isinstance(v, str) for v in spec):
+                rs.profile[name] = ProfileAttr(name, "cat", tuple(dict.fromkeys(spec)))
+            else:
+                hint = did_you_mean(spec, ("int", "float")) if isinstance(spec, str) else ""
+                self.error_value(path, f"a profile attribute is \"int\", \"float\" or a list of its values{hint}")
+
+    def _ident(self, name: str, path: tuple, what: str) -> bool:
+        if _IDENT_RE.fullmatch(name):
+            return True
+        self.error_key(path, f"{what} name {name!r} must be a plain name (letters, digits, _)")
+        return False
+
+    def _segments(self, raw: Any, rs: RuleSet, ctx: CheckContext) -> None:
+        table = self._table(raw, ("segments",), "[segments]")
+        parsed: dict[str, ast.Node] = {}
+        for name, text in table.items():
+            path = ("segments", name)
+            if not self._ident(name, path, "segment"):
+                continue
+            if name in BUILTINS or name in rs.profile:
+                self.error_key(path, f"segment {name!r} hides the {'built-in' if name in BUILTINS else 'profile'} name {name!r}")
+                continue
+            if not isinstance(text, str):
+                self.error_value(path, "a segment is an expression string")
+                continue
+            rs.segment_texts[name] = text
+            try:
+                parsed[name] = parse_expr(text)
+            except ExprError as err:
+                self.error_expr(path, err)
+                parsed[name] = ast.Bool(False)  # keep the name known; its error is reported
+        ctx.segments = parsed
+        for name, node in parsed.items():
+            errors: list[ExprError] = []
+            check_expr(node, ctx, errors)
+            for err in errors:
+                self.error_expr(("segments", name), err)
+        self._segment_cycles(parsed)
+        rs.segments = {name: fold(node) for name, node in parsed.items()}
+
+    def _segment_cycles(self, parsed: dict[str, ast.Node]) -> None:
+        refs = {name: segment_refs(node) for name, node in parsed.items()}
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+        reported: set[frozenset[str]] = set()
+
+        def visit(name: str, trail: list[str]) -> None:
+            state[name] = 1
+            for ref in refs.get(name, []):
+                if state.get(ref.name) == 1:
+                    cycle = trail[trail.index(ref.name):] + [name] if ref.name in trail else [name]
+                    members = frozenset(cycle)
+                    if members not in reported:
+                        reported.add(members)
+                        loop = " -> ".join([*cycle, ref.name]) if ref.name != name else f"{name} -> {name}"
+                        what = "refers to itself" if ref.name == name else "is part of a cycle"
+                        self.error_expr(("segments", name), ExprError(f"segment {name!r} {what}: {loop}", ref.span))
+                elif state.get(ref.name) is None and ref.name in refs:
+                    visit(ref.name, trail + [name])
+            state[name] = 2
+
+        for name in parsed:
+            if name not in state:
+                visit(name, [])
+
+    def _rules(self, raw: Any, rs: RuleSet, ctx: CheckContext) -> None:
+        if not isinstance(raw, list):
+            self.error_key(("rules",), "rules must be an array of tables: [[rules]]")
+            return
+        seen: dict[str, int] = {}
+        for i, table in enumerate(raw):
+            if not isinstance(table, dict):
+                self.error_value(("rules", i), "a rule must be a table")
+                continue
+            rule = self._rule(table, i, rs, ctx)
+            if rule is None:
+                continue
+            if rule.name in seen:
+                self.error_value(("rules", i, "name"), f"duplicate rule name {rule.name!r} (first defined as rule {seen[rule.name] + 1})")
+                continue
+            seen[rule.name] = i
+            rs.rules.append(rule)
+
+    def _rule(self, t: dict, i: int, rs: RuleSet, ctx: CheckContext) -> Rule | None:
+        p = ("rules", i)
+        self.unknown_keys(t, p, RULE_KEYS, "a rule")
+        ok = True
+        for key in ("name", "when", "then"):
+            if key not in t:
+                self.error_key(p, f"rule {i + 1} has no {key!r}")
+                ok = False
+        name = t.get("name", f"rules[{i}]")
+        if "name" in t and (not isinstance(name, str) or not name):
+            self.error_value((*p, "name"), "a rule name must be a non-empty string")
+            ok = False
+        on: tuple[str, ...] | None = None
+        if "on" in t:
+            raw_on = t["on"]
+            items = [raw_on] if isinstance(raw_on, str) else raw_on
+            if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+                self.error_value((*p, "on"), "'on' is an event type or a list of them")
+                ok = False
+            else:
+                for j, typ in enumerate(items):
+                    if typ not in rs.event_types:
+                        hint = did_you_mean(typ, rs.event_types)
+                        self.error_value((*p, "on", j) if isinstance(raw_on, list) else (*p, "on"), f"unknown event type {typ!r}{hint}")
+                        ok = False
+                    elif typ in ROOM_TYPES:
+                        self.error_value((*p, "on", j) if isinstance(raw_on, list) else (*p, "on"), f"{typ} events carry no viewer and fire no rules")
+                        ok = False
+                on = tuple(dict.fromkeys(items))
+        then = self._then(t.get("then"), (*p, "then")) if "then" in t else None
+        ok = ok and then is not None
+        when_node: ast.Node | None = None
+        when_text = t.get("when", "")
+        if "when" in t:
+            if not isinstance(when_text, str):
+                self.error_value((*p, "when"), "'when' is an expression string")
+                ok = False
+            else:
+                when_node = self._expr((*p, "when"), when_text, ctx, on is not None)
+                ok = ok and when_node is not None
+        params = t.get("params", {})
+        placeholders: dict[str, ast.Node] = {}
+        if not isinstance(params, dict):
+            self.error_value((*p, "params"), "'params' must be a table")
+            ok = False
+        else:
+            ok = self._placeholders(params, (*p, "params"), ctx, on is not None, placeholders) and ok
+        cooldown = self._duration(t["cooldown"], (*p, "cooldown")) if "cooldown" in t else None
+        ok = ok and ("cooldown" not in t or cooldown is not None)
+        once = t.get("once")
+        if once is not None and once not in ("session", "lifetime"):
+            hint = did_you_mean(str(once), ("session", "lifetime"))
+            self.error_value((*p, "once"), f"'once' is \"session\" or \"lifetime\"{hint}")
+            ok = False
+        budget = self._budget(t["budget"], (*p, "budget")) if "budget" in t else None
+        ok = ok and ("budget" not in t or budget is not None)
+        priority = t.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            self.error_value((*p, "priority"), "'priority' must be an integer")
+            ok = False
+        enabled = t.get("enabled", True)
+        if not isinstance(enabled, bool):
+            self.error_value((*p, "enabled"), "'enabled' must be true or false")
+            ok = False
+        if not ok or when_node is None or then is None:
+            return None
+        return Rule(name, when_node, when_text, then, on, params, cooldown, once, budget, priority, enabled, i, placeholders)
+
+    def _expr(self, path: tuple, text: str, ctx: CheckContext, event_rule: bool, want: str | None = "bool") -> ast.Node | None:
+        try:
+            node = parse_expr(text)
+        except ExprError as err:
+            self.error_expr(path, err)
+            return None
+        ctx.in_event_rule = event_rule
+        errors: list[ExprError] = []
+        check_expr(node, ctx, errors, want)
+        for err in errors:
+            self.error_expr(path, err)
+        return None if errors else fold(node)
+
+    def _then(self, raw: Any, path: tuple) -> tuple[str, ...] | None:
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) and x for x in items):
+            self.error_value(path, "'then' is an action name or a list of them")
+            return None
+        good = True
+        for j, action in enumerate(items):
+            if action.startswith(("tag:", "untag:")) and not _IDENT_RE.fullmatch(action.split(":", 1)[1]):
+                self.error_value((*path, j) if isinstance(raw, list) else path, f"{action!r}: a tag name must be a plain name (letters, digits, _)")
+                good = False
+        return tuple(items) if good else None
+
+    def _budget(self, raw: Any, path: tuple) -> tuple[int, float] | None:
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\S+)\s*", raw) if isinstance(raw, str) else None
+        if not m:
+            self.error_value(path, "'budget' is \"N/DURATION\", e.g. \"200/1m\"")
+            return None
+        try:
+            window = parse_duration(m.group(2))
+        except ValueError as err:
+            self.error_value(path, str(err))
+            return None
+        count = int(m.group(1))
+        if count < 1 or window <= 0:
+            self.error_value(path, "a budget needs at least 1 firing in a positive window")
+            return None
+        return count, window
+
+    def _placeholders(self, params: dict, path: tuple, ctx: CheckContext, event_rule: bool, out: dict[str, ast.Node]) -> bool:
+        ok = True
+        for key, value in params.items():
+            vpath = (*path, key)
+            if isinstance(value, dict):
+                ok = self._placeholders(value, vpath, ctx, event_rule, out) and ok
+                continue
+            if not isinstance(value, str):
+                continue
+            for m in PLACEHOLDER_RE.finditer(value):
+                inner = m.group(1)
+                if inner in out:
+                    continue
+                try:
+                    node = parse_expr(inner)
+                except ExprError as err:
+                    self.error_expr(vpath, ExprError(err.message, (m.start(1) + err.span[0], m.start(1) + err.span[1])))
+                    ok = False
+                    continue
+                if isinstance(node, ast.EventField) and not event_rule:
+                    # timers have no event: the placeholder renders as "" (documented)
+                    out[inner] = node
+                    continue
+                ctx.in_event_rule = event_rule
+                errors: list[ExprError] = []
+                check_expr(node, ctx, errors, want=None)
+                for err in errors:
+                    self.error_expr(vpath, ExprError(err.message, (m.start(1) + err.span[0], m.start(1) + err.span[1])))
+                if errors:
+                    ok = False
+                else:
+                    out[inner] = fold(node)
+        return ok
+
+
+def load_rules(text: str, filename: str = "<rules>") -> RuleSet:
+    """Parse and check rules text; raise :class:`RulesError` listing every problem."""
+    return _Loader(text, filename).load()
+
+
+def load_rules_file(path: str | Path) -> RuleSet:
+    p = Path(path)
+    return load_rules(p.read_text(encoding="utf-8"), str(path))

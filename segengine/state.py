@@ -1,0 +1,186 @@
+"""State layout: which per-viewer and per-room columns a rules file needs.
+
+Pure Python, no Numba. Only what the rules reference gets a column: a window the
+rules never read costs nothing. Three row-major matrices hold a viewer's state so
+that one viewer's columns share cache lines:
+
+* ``VI`` int64 -- times (microseconds), counters, flags, tag bits, edge bits;
+* ``VF`` float64 -- money, interests, window sums, numeric profile values;
+* ``VN`` int32 -- window count buckets, per-session counts, cart units, category codes.
+
+Rooms get one int64 matrix ``RI`` (stream start, audience, budget rings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .rules import ast
+from .rules.load import RuleSet
+
+__all__ = ["Layout", "WindowFeature", "build_layout", "FLAG_PRESENT", "FLAG_PAID", "FLAG_FOLLOWS", "FLAG_SEEN"]
+
+FLAG_PRESENT = 1
+FLAG_PAID = 2
+FLAG_FOLLOWS = 4
+FLAG_SEEN = 8  # has sent an accepted event (segment_size counts these)
+
+CART_FEATURES = frozenset({"carted", "cart_items", "cart_value"})
+INTEREST_FEATURES = frozenset({"top_interest"})
+
+
+def us(seconds: float) -> int:
+    """Seconds -> integer microseconds, as the kernels keep time."""
+    return int(round(seconds * 1_000_000))
+
+
+@dataclass
+class WindowFeature:
+    """A sliding window of 12 buckets: counts in VN (and sums in VF for ``sum``/``avg``)."""
+
+    types: tuple[str, ...]
+    window_us: int
+    count_col: int  # first of 12 VN columns
+    sum_col: int = -1  # first of 12 VF columns (sum/avg of `field`)
+    field_name: str = ""
+    head_col: int = -1  # VI column shared by all windows of this length
+
+
+@dataclass
+class Layout:
+    vi: list[str] = field(default_factory=list)
+    vf: list[str] = field(default_factory=list)
+    vn: list[str] = field(default_factory=list)
+    ri: list[str] = field(default_factory=list)
+    windows: dict[tuple, WindowFeature] = field(default_factory=dict)  # (types, w_us[, field]) -> window
+    heads: dict[int, int] = field(default_factory=dict)  # w_us -> VI head column
+    since: dict[tuple[str, ...], int] = field(default_factory=dict)  # types -> VI column
+    session_counts: dict[tuple[str, ...], int] = field(default_factory=dict)  # types -> VN column
+    tags: list[str] = field(default_factory=list)
+    state_rules: list[str] = field(default_factory=list)  # rule names with an edge bit, in order
+    cooldown_cols: dict[str, int] = field(default_factory=dict)
+    once_cols: dict[str, int] = field(default_factory=dict)
+    budget_cols: dict[str, int] = field(default_factory=dict)  # rule -> RI column of its ring head
+    profile_cols: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> ("vf"|"vn", column)
+    interest_cols: dict[str, int] = field(default_factory=dict)  # category -> VF column
+    has_cart: bool = False
+
+    def col(self, matrix: str, name: str) -> int:
+        return getattr(self, matrix).index(name)
+
+    def add(self, matrix: str, name: str, width: int = 1) -> int:
+        cols = getattr(self, matrix)
+        start = len(cols)
+        cols.extend([name] if width == 1 else [f"{name}[{i}]" for i in range(width)])
+        return start
+
+    @property
+    def bytes_per_viewer(self) -> int:
+        return 8 * len(self.vi) + 8 * len(self.vf) + 4 * len(self.vn)
+
+    def tag_bit(self, tag: str) -> tuple[int, int]:
+        """(VI column, bit mask) of a tag."""
+        i = self.tags.index(tag)
+        return self.vi.index(f"tags{i // 63}"), 1 << (i % 63)
+
+    def edge_bit(self, rule: str) -> tuple[int, int]:
+        i = self.state_rules.index(rule)
+        return self.vi.index(f"edges{i // 63}"), 1 << (i % 63)
+
+
+VI_CORE = ("clock", "last_ts", "sess_start", "sess_end", "closed_dwell", "due", "queued", "room", "sessions", "flags", "orders")
+RI_CORE = ("start", "audience", "live_end")
+
+
+def _referenced(rs: RuleSet) -> list[ast.Node]:
+    nodes: list[ast.Node] = []
+    roots = [*rs.segments.values()]
+    for rule in rs.rules:
+        roots.append(rule.when)
+        roots.extend(rule.placeholders.values())
+    for root in roots:
+        nodes.extend(ast.walk(root))
+    return nodes
+
+
+def build_layout(rs: RuleSet) -> Layout:
+    """Derive the columns from the rules: deterministic for a given rules text."""
+    lay = Layout()
+    for name in VI_CORE:
+        lay.add("vi", name)
+    lay.add("vf", "spend")
+    for name in RI_CORE:
+        lay.add("ri", name)
+    nodes = _referenced(rs)
+    names = {n.name for n in nodes if isinstance(n, ast.Name)}
+
+    tags: list[str] = []
+    for n in nodes:
+        if isinstance(n, ast.Tag) and n.name not in tags:
+            tags.append(n.name)
+    for rule in rs.rules:
+        for action in rule.then:
+            if action.startswith(("tag:", "untag:")):
+                tag = action.split(":", 1)[1]
+                if tag not in tags:
+                    tags.append(tag)
+    lay.tags = tags
+    for i in range(max(1, (len(tags) + 62) // 63)):
+        lay.add("vi", f"tags{i}")
+
+    lay.state_rules = [r.name for r in rs.rules if not r.is_event_rule and r.enabled]
+    for i in range(max(1, (len(lay.state_rules) + 62) // 63)):
+        lay.add("vi", f"edges{i}")
+    for rule in rs.rules:
+        if not rule.enabled:
+            continue
+        if rule.cooldown is not None:
+            lay.cooldown_cols[rule.name] = lay.add("vi", f"cooldown:{rule.name}")
+        if rule.once is not None:
+            lay.once_cols[rule.name] = lay.add("vi", f"once:{rule.name}")
+        if rule.budget is not None:
+            n, _ = rule.budget
+            lay.budget_cols[rule.name] = lay.add("ri", f"budget:{rule.name}", 1 + n)
+
+    for n in nodes:
+        if isinstance(n, ast.Since):
+            key = tuple(sorted(n.types))
+            if key not in lay.since:
+                lay.since[key] = lay.add("vi", f"since({'|'.join(key)})")
+        elif isinstance(n, ast.Count) and n.window is None:
+            key = tuple(sorted(n.types))
+            if key not in lay.session_counts:
+                lay.session_counts[key] = lay.add("vn", f"count({'|'.join(key)})")
+        elif isinstance(n, (ast.Count, ast.Agg)):
+            w = us(n.window)
+            types = tuple(sorted(n.types))
+            if w not in lay.heads:
+                lay.heads[w] = lay.add("vi", f"head:{w}")
+            ckey = (types, w)
+            if isinstance(n, ast.Count) and ckey not in lay.windows:
+                col = lay.add("vn", f"count({'|'.join(types)},{w}us)", 12)
+                lay.windows[ckey] = WindowFeature(types, w, col, head_col=lay.heads[w])
+            if isinstance(n, ast.Agg):
+                # sum/avg count only the events that carry the field: their own count buckets
+                skey = (types, w, n.field_name)
+                if skey not in lay.windows:
+                    label = f"{n.field_name},{'|'.join(types)},{w}us"
+                    ncol = lay.add("vn", f"n({label})", 12)
+                    scol = lay.add("vf", f"sum({label})", 12)
+                    lay.windows[skey] = WindowFeature(types, w, ncol, scol, n.field_name, lay.heads[w])
+
+    if any(isinstance(n, ast.Interest) for n in nodes) or names & INTEREST_FEATURES:
+        lay.add("vi", "interest_ts")
+        for cat in rs.categories:
+            lay.interest_cols[cat] = lay.add("vf", f"interest({cat})")
+    if names & CART_FEATURES:
+        lay.has_cart = True
+        lay.add("vf", "cart_value")
+        lay.add("vn", "cart_items")
+        lay.add("vn", "cart_epoch")
+    for attr in rs.profile.values():
+        if attr.kind == "num":
+            lay.profile_cols[attr.name] = ("vf", lay.add("vf", f"profile:{attr.name}"))
+        else:
+            lay.profile_cols[attr.name] = ("vn", lay.add("vn", f"profile:{attr.name}"))
+    return lay
