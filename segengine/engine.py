@@ -56,6 +56,7 @@ class Engine:
         self._viewers: Interner = Interner()
         self._rooms: Interner = Interner()
         self._strings: Interner = Interner()
+        self._intern = self._strings.intern
         self._rejected = 0
         gen = self._compiled.generated
         self._store = Store(self._compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
@@ -72,12 +73,15 @@ class Engine:
                               for r in rs.rules for n in ast.walk(r.when))
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
         self._rule_by_index = list(rs.rules)
+        self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
         for i, (table, text) in enumerate(self._compiled.generated.literals):
             if table == "rooms":
                 self._store.LITS[0, i] = self._room_slot(text)
+            elif table == "viewers":
+                self._store.LITS[0, i] = self._viewer_slot(text)  # no accepted event yet: not counted anywhere
             else:
                 self._store.LITS[0, i] = self._strings.intern(text)
 
@@ -128,27 +132,34 @@ class Engine:
         Cost: one kernel call, O(rules) plus O(log n) per timer that falls due.
         Raises :class:`EventError` (state untouched) on a malformed event.
         """
-        ev = validate(event, self._types)
+        try:
+            ev = validate(event, self._types)
+        except EventError:
+            self._rejected += 1
+            raise
         return self._apply(ev, 0, [ev])
 
     def _apply(self, ev: Event, index: int, events: Sequence[Event]) -> list[Action]:
-        actions: list[Action] = []
-        room = self._room_slot(ev.room)  # type: ignore[arg-type]
-        code = self._codes[ev.type]  # type: ignore[index]
-        ts = float(ev.ts)  # type: ignore[arg-type]
         store = self._store
-        if ev.type in ROOM_TYPES:
-            while self._mod.room_event(store.tab, room, code, ts) != DONE:
+        room = self._rooms.ids.get(ev.room)
+        if room is None:
+            room = self._room_slot(ev.room)  # type: ignore[arg-type]
+        code = self._codes[ev.type]  # type: ignore[index]
+        actions: list[Action] = []
+        if code in self._room_codes:
+            while self._mod.room_event(store.tab, room, code, ev.ts) != DONE:
                 self._drain(events, actions)
                 store.make_room()
         else:
-            slot = self._viewer_slot(ev.viewer)  # type: ignore[arg-type]
-            item = self._strings.intern(ev.item) if ev.item is not None else -1
+            slot = self._viewers.ids.get(ev.viewer)
+            if slot is None:
+                slot = self._viewer_slot(ev.viewer)  # type: ignore[arg-type]
+            item = self._intern("" if ev.item is None else ev.item)  # missing reads as ""
             cat = 0 if ev.category is None else self._cat_codes.get(ev.category, -1)
-            text = self._strings.intern(ev.text) if (self._uses_text and ev.text is not None) else -1
-            price = _NAN if ev.price is None else float(ev.price)
-            amount = _NAN if ev.amount is None else float(ev.amount)
-            while self._mod.ingest_event(store.tab, slot, room, code, ts, item, cat, price, amount, text, index) != DONE:
+            text = self._intern("" if ev.text is None else ev.text) if self._uses_text else -1
+            price = _NAN if ev.price is None else ev.price
+            amount = _NAN if ev.amount is None else ev.amount
+            while self._mod.ingest_event(store.tab, slot, room, code, ev.ts, item, cat, price, amount, text, index) != DONE:
                 self._drain(events, actions)
                 store.make_room()
         if store.META[0, META_OUT_N]:
@@ -236,6 +247,8 @@ class Engine:
             return self._rules.event_types[code] if code >= 0 else ""
         if space == "rooms":
             return self._rooms.keys[code] if code >= 0 else ""
+        if space == "viewers":
+            return self._viewers.keys[code] if code >= 0 else ""
         return self._strings.keys[code] if 0 <= code < len(self._strings) else ""
 
     # profiles and queries -------------------------------------------------------------------

@@ -108,6 +108,8 @@ def validate(event: Any, known_types: frozenset[str]) -> Event:
         ev = _convert_dict(event)
     elif isinstance(event, (bytes, bytearray, memoryview, str)):
         ev = decode_json(event)
+        check_decoded(ev, known_types)
+        return ev
     else:
         raise EventError(f"Expected an Event, a dict or JSON bytes, got `{type(event).__name__}`")
     check(ev, known_types)
@@ -153,6 +155,26 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
                 raise EventError(f"Expected `float`, got `{type(val).__name__}`", name)
             if not math.isfinite(val):
                 raise EventError("Expected a finite number, got non-finite", name)
+    # ints are accepted for float fields; kernels take floats (one compiled signature)
+    if type(ts) is not float:
+        ev.ts = float(ts)
+    if ev.price is not None and type(ev.price) is not float:
+        ev.price = float(ev.price)
+    if ev.amount is not None and type(ev.amount) is not float:
+        ev.amount = float(ev.amount)
+
+
+def check_decoded(ev: Event, known_types: frozenset[str]) -> None:
+    """The checks msgspec's typed decode leaves to us: presence, known type, finiteness."""
+    t, ts, price, amount = ev.type, ev.ts, ev.price, ev.amount
+    if (t not in known_types or ts is None or ev.room is None or not (-_INF < ts < _INF)
+            or (ev.viewer is None and t not in ROOM_TYPES)
+            or (price is not None and not (-_INF < price < _INF))
+            or (amount is not None and not (-_INF < amount < _INF))):
+        check(ev, known_types)  # slow path: finds the field and raises
+
+
+_INF = float("inf")
 
 
 def decode_json(data: bytes | bytearray | memoryview | str) -> Event:

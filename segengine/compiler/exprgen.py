@@ -153,7 +153,7 @@ class ExprGen:
             return self.builtin(node.name, v)
         if isinstance(node, ast.EventField):
             source = {"ts": "ev_ts", "price": "ev_price", "amount": "ev_amount"}[node.field_name]
-            self.emit(f"{v} = {source} if {self.in_event} else 0.0")
+            self.emit(f"{v} = ({source} if not np.isnan({source}) else 0.0) if {self.in_event} else 0.0")
             return v, "0.0", CONST, NEVER
         if isinstance(node, ast.Since):
             col = lay.since[tuple(sorted(node.types))]
@@ -270,8 +270,8 @@ class ExprGen:
                 return str(values.index(node.value) + 1 if node.value in values else (0 if node.value == "" else -2))
             if space == "type":
                 return str(rs.event_types.index(node.value) if node.value in rs.event_types else -2)
-            if space == "rooms":
-                return f"LITS[0, {self.lits.index('rooms', node.value)}]"
+            if space in ("rooms", "viewers"):
+                return f"LITS[0, {self.lits.index(space, node.value)}]"
             if space == "strings":
                 return f"LITS[0, {self.lits.index('strings', node.value)}]"
             return "-3"  # two literals were folded away already; unreachable in practice
@@ -289,7 +289,7 @@ class ExprGen:
                 self.cache["top"] = ("top",)
             return "top"
         if isinstance(node, ast.EventField):
-            source = {"type": "ev_code", "category": "ev_cat", "item": "ev_item", "text": "ev_text", "room": "ev_room", "viewer": "-4"}
+            source = {"type": "ev_code", "category": "ev_cat", "item": "ev_item", "text": "ev_text", "room": "ev_room", "viewer": "slot"}
             return f"({source[node.field_name]} if {self.in_event} else -5)"
         raise TypeError(f"not a string node: {node!r}")  # pragma: no cover
 
@@ -300,7 +300,7 @@ class ExprGen:
         if isinstance(node, ast.Name) and node.name == "top_interest":
             return "category"
         if isinstance(node, ast.EventField):
-            return {"category": "category", "type": "type", "room": "rooms"}.get(node.field_name, "strings")
+            return {"category": "category", "type": "type", "room": "rooms", "viewer": "viewers"}.get(node.field_name, "strings")
         return "literal"
 
     # booleans ------------------------------------------------------------------------

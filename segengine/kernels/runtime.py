@@ -79,29 +79,29 @@ def _i32_ptr(typingctx, addr):
 _ = cgutils  # imported for intrinsic users; keeps the dependency explicit
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def mat_i64(tab, k):
     return carray(_i64_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def mat_f64(tab, k):
     return carray(_f64_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def mat_i32(tab, k):
     return carray(_i32_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
 
 
 # --- time ------------------------------------------------------------------------------
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def to_us(ts):
     return np.int64(np.round(ts * 1e6))
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def secs(us):
     return us / 1e6
 
@@ -152,17 +152,17 @@ def cross_decay(now, d, s, lam):
     return after(now, -math.log(ratio) / lam)
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def cmp_gt(d, s):
     return d > 0.0 or (d == 0.0 and s > 0.0)
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def cmp_lt(d, s):
     return d < 0.0 or (d == 0.0 and s < 0.0)
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def nc_and(a, ca, b, cb):
     """Next change of ``a and b`` given each side's value and next change."""
     if a and b:
@@ -174,7 +174,7 @@ def nc_and(a, ca, b, cb):
     return max(ca, cb)
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def nc_or(a, ca, b, cb):
     if not a and not b:
         return min(ca, cb)
@@ -187,7 +187,7 @@ def nc_or(a, ca, b, cb):
 
 # --- sliding windows: 12 buckets, bucket k holds floor(ts / (W/12)) == k --------------
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def bucket_of(now, w_us):
     return (now * 12) // w_us
 
@@ -254,7 +254,7 @@ def window_expiry(VN, slot, col, head, k_now, w_us):
 
 # --- timer heap: (due_us, slot) pairs, smallest first; lazy deletion ----------------------
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def _heap_less(H, i, j):
     return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and H[i, 1] < H[j, 1])
 
@@ -322,7 +322,7 @@ def schedule(VI, H, meta, slot, due, due_col, queued_col):
 # --- cart: open addressing over (slot, item) -> (epoch, units, value) ----------------------
 # CARTK rows: slot (-1 empty), item, epoch, units; CARTV rows: value of those units.
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def _cart_hash(slot, item, mask):
     h = (slot * np.int64(0x9E3779B1) + item * np.int64(0x85EBCA77)) & np.int64(0x7FFFFFFFFFFFFFFF)
     h ^= h >> 29
@@ -372,14 +372,14 @@ def cart_rehash(K_old, V_old, K_new, V_new, epochs, epoch_col):
 
 # --- budgets: per room and rule, a ring of the last N firing times -------------------------
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def budget_allows(RI, room, col, n, now, w_us):
     head = RI[room, col]
     oldest = RI[room, col + 1 + head]
     return oldest == MISSING or oldest <= now - w_us
 
 
-@njit(inline="always", **KERNEL_FLAGS)
+@njit(**KERNEL_FLAGS)
 def budget_take(RI, room, col, n, now):
     head = RI[room, col]
     RI[room, col + 1 + head] = now

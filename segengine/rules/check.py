@@ -172,7 +172,7 @@ def _category_value(subject: ast.Node, value: ast.Str, ctx: CheckContext, errors
     """A literal compared with a declared category must be one of its values."""
     allowed: tuple[str, ...] = ()
     if isinstance(subject, ast.Name) and subject.kind == "profile" and ctx.profile[subject.name] != "num":
-        allowed = tuple(ctx.profile[subject.name])
+        allowed = (*ctx.profile[subject.name], "")  # "" is the value of an unset attribute
     elif isinstance(subject, ast.Name) and subject.name == "top_interest":
         allowed = (*ctx.categories, "")
     elif isinstance(subject, ast.EventField) and subject.field_name == "type":

@@ -58,7 +58,7 @@ class Rule:
         return self.on is not None
 
 
-@dataclass
+@dataclass(repr=False)
 class RuleSet:
     """A checked rules file: what the compiler needs, nothing raw."""
 
@@ -77,6 +77,9 @@ class RuleSet:
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"RuleSet({self.filename!r}, {len(self.rules)} rules, {len(self.segments)} segments)"
 
     def evaluation_order(self) -> list[Rule]:
         """Enabled rules by priority (higher first), then file order."""
@@ -218,7 +221,7 @@ class _Loader:
                 continue
             if name in BUILTINS:
                 self.error_key(path, f"profile attribute {name!r} hides the built-in name {name!r}")
-            elif spec in ("int", "float", "num"):
+            elif spec in ("int", "float"):
                 rs.profile[name] = ProfileAttr(name, "num")
             elif isinstance(spec, list) and spec and all(isinstance(v, str) for v in spec):
                 rs.profile[name] = ProfileAttr(name, "cat", tuple(dict.fromkeys(spec)))
@@ -411,11 +414,12 @@ class _Loader:
             return None
         return count, window
 
-    def _placeholders(self, params: dict, path: tuple, ctx: CheckContext, event_rule: bool, out: dict[str, ast.Node]) -> bool:
+    def _placeholders(self, params: dict | list, path: tuple, ctx: CheckContext, event_rule: bool, out: dict[str, ast.Node]) -> bool:
         ok = True
-        for key, value in params.items():
+        items = params.items() if isinstance(params, dict) else enumerate(params)
+        for key, value in items:
             vpath = (*path, key)
-            if isinstance(value, dict):
+            if isinstance(value, (dict, list)):
                 ok = self._placeholders(value, vpath, ctx, event_rule, out) and ok
                 continue
             if not isinstance(value, str):

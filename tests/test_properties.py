@@ -1,0 +1,126 @@
+"""Invariants that must hold for any event stream (hypothesis generates the streams).
+
+1. The same actions however often ``advance()`` is called between events.
+2. A rejected event changes nothing: a stream with bad events interleaved gives the
+   same actions and state as the stream without them.
+3. ``ingest_many`` gives the same actions as ingesting one by one.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segengine import Engine, EventError
+
+TYPES = ["enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
+         "cart", "uncart", "checkout", "pay", "refund"]
+ITEMS = ["a", "b", "tv"]
+CATEGORIES = ["snacks", "digital", "beauty", "nope"]
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                          HealthCheck.too_slow])
+
+
+@st.composite
+def streams(draw, max_events: int = 40):
+    """Events of up to 3 viewers in 2 rooms, in non-decreasing time, gaps up to ~8 minutes."""
+    n = draw(st.integers(1, max_events))
+    t = 1_000.0
+    events = []
+    for _ in range(n):
+        t += draw(st.sampled_from([0.0, 0.25, 1.0, 5.0, 30.0, 59.5, 91.0, 130.0, 301.0, 500.0]))
+        typ = draw(st.sampled_from(TYPES))
+        e = {"type": typ, "viewer": draw(st.sampled_from(["u1", "u2", 3])), "room": draw(st.sampled_from(["r1", "r1", "r2"])), "ts": t}
+        if typ in ("view", "click", "cart", "uncart", "checkout", "pay"):
+            e["item"] = draw(st.sampled_from(ITEMS))
+            e["category"] = draw(st.sampled_from(CATEGORIES))
+            if draw(st.booleans()):
+                e["price"] = draw(st.sampled_from([9.9, 40.0, 120.0, 1500.0]))
+        if typ in ("pay", "refund") and draw(st.booleans()):
+            e["amount"] = draw(st.sampled_from([10.0, 99.5, 300.0]))
+        if typ == "comment":
+            e["text"] = "hi"
+        events.append(e)
+    return events
+
+
+BAD = [
+    {"type": "like", "viewer": "u1", "room": "r1"},  # no ts
+    {"type": "teleport", "viewer": "u1", "room": "r1", "ts": 1.0},
+    {"type": "like", "viewer": "u9", "room": "r1", "ts": float("nan")},
+    {"type": "view", "viewer": "u9", "room": "r1", "ts": 5e9, "price": "free"},
+    {"type": "like", "viewer": None, "room": "r1", "ts": 5e9},
+    {"type": "like", "viewer": "u9", "ts": 5e9},
+    b'{"type": "like", "viewer": "u9", "room": "r1", "ts": 5e9',
+]
+
+
+def _run(engine: Engine, events, advances=()) -> list:
+    """Ingest ``events``; before event i, advance to each time in ``advances[i]``."""
+    actions = []
+    for i, e in enumerate(events):
+        for t in advances[i] if advances else ():
+            actions += engine.advance(t)
+        actions += engine.ingest(e)
+    actions += engine.advance(events[-1]["ts"] + 3600)
+    return actions
+
+
+def _state(engine: Engine, viewers) -> tuple:
+    stats = engine.stats()
+    stats.pop("rejected")
+    return stats, [engine.viewer(v) for v in viewers]
+
+
+@pytest.fixture(params=["golden", "example"])
+def rules(request, golden_rules, example_rules):
+    return golden_rules if request.param == "golden" else example_rules
+
+
+@SETTINGS
+@given(events=streams(), data=st.data())
+def test_same_actions_however_often_advance_is_called(rules, events, data):
+    advances = []
+    prev = events[0]["ts"] - 100
+    for e in events:
+        k = data.draw(st.integers(0, 3))
+        points = sorted(data.draw(st.floats(prev, e["ts"], allow_nan=False)) for _ in range(k))
+        advances.append(points)
+        prev = e["ts"]
+    plain, stepped = Engine(rules), Engine(rules)
+    assert _run(plain, events) == _run(stepped, events, advances)
+    viewers = sorted({e["viewer"] for e in events}, key=str)
+    a, b = _state(plain, viewers), _state(stepped, viewers)
+    a[0].pop("timers"), b[0].pop("timers")  # stale heap entries may be popped at different calls
+    assert a == b
+
+
+@SETTINGS
+@given(events=streams(), data=st.data())
+def test_rejected_events_change_nothing(rules, events, data):
+    clean, dirty = Engine(rules), Engine(rules)
+    expected = [a for e in events for a in clean.ingest(e)]
+    got = []
+    rejected = 0
+    for e in events:
+        if data.draw(st.booleans()):
+            with pytest.raises(EventError):
+                dirty.ingest(data.draw(st.sampled_from(BAD)))
+            rejected += 1
+        got += dirty.ingest(e)
+    assert got == expected
+    viewers = sorted({e["viewer"] for e in events}, key=str)
+    assert _state(clean, viewers) == _state(dirty, viewers)
+    assert dirty.stats()["rejected"] == rejected
+
+
+@SETTINGS
+@given(events=streams())
+def test_ingest_many_equals_one_by_one(rules, events):
+    one = Engine(rules)
+    expected = [a for e in events for a in one.ingest(e)]
+    assert Engine(rules).ingest_many(events) == expected
+    assert Engine(rules).ingest_many(b"\n".join(msgspec.json.encode(e) for e in events)) == expected
