@@ -66,7 +66,7 @@ class ModuleGen:
 
     # -------------------------------------------------------------------------------
     def generate(self) -> Generated:
-        parts = [self.header(), self.apply_fn(), self.pass_fn(), self.timers_fn(), self.entry_fns(),
+        parts = [self.header(), self.apply_fn(), self.pass_fn(), self.due_fn(), self.timers_fn(), self.entry_fns(),
                  self.segment_fn(), self.readout_fn()]
         out_width = max([1, *(len(v) for v in self.placeholder_kinds.values())])
         src = "\n\n".join(parts).replace("OUT_WIDTH_PLACEHOLDER", str(out_width))
@@ -265,6 +265,41 @@ def _apply(VI, VF, VN, RI, CK, CV, meta, slot, room, code, now, ev_item, ev_cat,
         return f"""@njit(**KERNEL_FLAGS)
 def _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
 {body}"""
+
+    def due_fn(self) -> str:
+        """``rescan``: recompute every viewer's next timer without firing or touching edges (after reload)."""
+        gen = ExprGen(self.rs, self.lay, self.lits, with_timers=True, in_event="False")
+        gen.emit("due = NEVER")
+        for rule in self.rs.evaluation_order():
+            if rule.is_event_rule:
+                continue
+            _, c = gen.boolean(desugar(rule.when))
+            if c != NEVER:
+                gen.emit(f"due = min(due, {c})")
+        gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
+        gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
+        gen.emit("return due")
+        body = "\n".join(_indent(gen.lines, 1))
+        return f"""@njit(**KERNEL_FLAGS)
+def _due(VI, VF, VN, RI, LITS, slot, now):
+{body}
+
+
+@njit(**KERNEL_FLAGS)
+def rescan(tab, now, n):
+    \"\"\"Reschedule slots 0..n-1 (the heap needs room for n more entries).\"\"\"
+    VI = mat_i64(tab, M_VI)
+    VF = mat_f64(tab, M_VF)
+    VN = mat_i32(tab, M_VN)
+    RI = mat_i64(tab, M_RI)
+    H = mat_i64(tab, M_HEAP)
+    meta = mat_i64(tab, M_META)
+    LITS = mat_i64(tab, M_LITS)
+    for slot in range(n):
+        if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
+            continue
+        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), {self.vi('due')}, {self.vi('queued')})
+    return DONE"""
 
     def firing(self, rule: Rule, r: int, values: list[str]) -> list[str]:
         lay = self.lay
