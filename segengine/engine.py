@@ -17,11 +17,15 @@ import numpy as np
 from .compiler import CompiledRules, compile_rules
 from .errors import EventError
 from .events import ROOM_TYPES, Action, Event, check, decode_json, validate
+from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
     DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
 )
 from .memory import Store
+from .reload import reload as reload_rules
+from .retention import Retention
+from . import snapshot as _snapshot
 from .rules import ast
 from .rules.load import PLACEHOLDER_RE, RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
@@ -58,6 +62,8 @@ class Engine:
         self._strings: Interner = Interner()
         self._intern = self._strings.intern
         self._rejected = 0
+        self._retention = Retention()  # bounded memory: sweep schedule and counters
+        self._firings = FiringLog()  # last firing per (viewer, rule), for explain()
         gen = self._compiled.generated
         self._store = Store(self._compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
         self._bind_literals()
@@ -94,6 +100,19 @@ class Engine:
     @classmethod
     def from_toml(cls, text: str, filename: str = "<rules>", **kwargs: Any) -> "Engine":
         return cls(load_rules(text, filename), **kwargs)
+
+    @classmethod
+    def restore(cls, path: str | Path) -> "Engine":
+        """A new engine continuing exactly where the one saved by :meth:`snapshot` stopped.
+
+        Compiles the rules stored in the file (cached: fast in a warm process). Raises
+        :class:`SnapshotError` for a truncated, corrupt, foreign or other-version file.
+        """
+        return _snapshot.load(cls, path)
+
+    def snapshot(self, path: str | Path) -> int:
+        """Save the whole state to ``path`` atomically (temp file, fsync, rename); returns its size in bytes."""
+        return _snapshot.save(self, path)
 
     @property
     def rules(self) -> RuleSet:
@@ -141,11 +160,13 @@ class Engine:
 
     def _apply(self, ev: Event, index: int, events: Sequence[Event]) -> list[Action]:
         store = self._store
+        actions: list[Action] = []
+        if ev.ts >= self._retention.due:  # a sweep point passed: fire timers up to it, forget the expired
+            self._retention.step(self, ev.ts, actions)
         room = self._rooms.ids.get(ev.room)
         if room is None:
             room = self._room_slot(ev.room)  # type: ignore[arg-type]
         code = self._codes[ev.type]  # type: ignore[index]
-        actions: list[Action] = []
         if code in self._room_codes:
             while self._mod.room_event(store.tab, room, code, ev.ts) != DONE:
                 self._drain(events, actions)
@@ -156,7 +177,8 @@ class Engine:
                 slot = self._viewer_slot(ev.viewer)  # type: ignore[arg-type]
             item = self._intern("" if ev.item is None else ev.item)  # missing reads as ""
             cat = 0 if ev.category is None else self._cat_codes.get(ev.category, -1)
-            text = self._intern("" if ev.text is None else ev.text) if self._uses_text else -1
+            # text is only compared, never stored: look it up without interning (an unseen text, -2, equals no literal)
+            text = self._strings.ids.get("" if ev.text is None else ev.text, -2) if self._uses_text else -1
             price = _NAN if ev.price is None else ev.price
             amount = _NAN if ev.amount is None else ev.amount
             while self._mod.ingest_event(store.tab, slot, room, code, ev.ts, item, cat, price, amount, text, index) != DONE:
@@ -204,6 +226,8 @@ class Engine:
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
             raise ValueError(f"advance() needs a finite time in seconds, got {now!r}")
         actions: list[Action] = []
+        if now >= self._retention.due:
+            self._retention.step(self, now, actions)
         until = int(round(now * 1e6))
         while self._mod.advance(self._store.tab, until) != DONE:
             self._drain((), actions)
@@ -228,6 +252,7 @@ class Engine:
             viewer = self._viewers.keys[slot]
             room_name = self._rooms.keys[room] if room >= 0 else ""
             ts = ts_us / 1e6
+            self._firings.record(viewer, rule.name, ts)
             for i, name in enumerate(rule.then):
                 actions.append(Action(rule.name, name, viewer, room_name, ts, params if i == 0 else dict(params)))
 
@@ -309,6 +334,29 @@ class Engine:
         result["tags"] = [t for t in lay.tags if self._store.VI[slot, lay.tag_bit(t)[0]] & lay.tag_bit(t)[1]]
         return result
 
+    def explain(self, viewer: str | int, rule: str) -> Explanation:
+        """Why ``rule`` would or would not fire for ``viewer`` now (the engine's latest time).
+
+        The condition as a tree with every sub-expression's value, whether the rule would
+        fire, what would suppress it (once, cooldown, budget) and when it last fired for
+        this viewer. ``str()`` of the result is a readable report; it is a ``msgspec.Struct``,
+        so ``msgspec.json.encode`` gives JSON. Changes nothing. Cost: one kernel call (the
+        first call per rules file compiles it, or loads it from the disk cache).
+        Raises ``KeyError`` for an unknown viewer or rule. See docs/operations.md (Explain).
+        """
+        return explain_rule(self, viewer, rule)
+
+    def reload(self, rules: str | Path, *, warmup: bool = True) -> bool:
+        """Run new rules from now on, keeping every viewer's and room's state.
+
+        ``rules`` is a path or TOML text. The new rules are loaded, checked and compiled
+        (and their kernels warmed up unless ``warmup=False``) before anything changes: a
+        bad file raises :class:`RulesError` and the old rules keep running. The same text
+        as the running rules returns ``False`` at once. State is matched by feature, rule
+        and tag name; new features start empty (docs/operations.md, Reload).
+        """
+        return reload_rules(self, rules, warmup=warmup)
+
     def stats(self) -> dict[str, Any]:
         """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
         meta = self._store.META[0]
@@ -327,9 +375,10 @@ class Engine:
             "fired": fired,
             "suppressed": suppressed,
             "viewers": seen,
-            "rooms": len(self._rooms),
+            "rooms": self._rooms.live,
             "memory": self._store.nbytes,
             "bytes_per_viewer": self._compiled.layout.bytes_per_viewer,
+            **self._retention.stats(self),  # live_slots, free_slots, slot_capacity, expired_viewers, expired_rooms
         }
 
 

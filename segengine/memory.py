@@ -103,11 +103,22 @@ class Store:
         self.refresh()
 
     def grow_cart(self) -> None:
-        cap = self.CARTK.shape[0]
-        keys = np.full((cap * 2, 4), -1, np.int64)
-        values = np.zeros((cap * 2, 1), np.float64)
+        """Rehash the cart table, dropping paid-for and dead rows, into a size fitting the live rows.
+
+        The table doubles only when live rows fill it; rows left by paid carts and by
+        forgotten viewers (see :mod:`segengine.retention`) are dropped, so its size
+        follows the live carts, not the number of carts ever made. The new size is at
+        least 4x the live rows (plus slack), so the next rehash is O(size) claims away.
+        """
         lay = self.layout
         epoch_col = lay.vn.index("cart_epoch") if lay.has_cart else 0
+        K = self.CARTK
+        used = K[:, 0] >= 0
+        live = used & (K[:, 3] > 0)
+        live[live] = K[live, 2] == self.VN[K[live, 0], epoch_col]
+        size = max(64, 1 << (4 * (int(np.count_nonzero(live)) + 64) - 1).bit_length())
+        keys = np.full((size, 4), -1, np.int64)
+        values = np.zeros((size, 1), np.float64)
         self.META[0, META_CART_N] = cart_rehash(self.CARTK, self.CARTV, keys, values, self.VN, epoch_col)
         self.CARTK, self.CARTV = keys, values
 

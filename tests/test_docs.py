@@ -68,7 +68,9 @@ def _doc_cases() -> list:
 
 
 DOC_CASES = _doc_cases()
-EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + sorted((ROOT / "segengine" / "data").glob("*.toml"))
+# rules files only: *.test.toml files are rule tests (tests/test_ruletest.py runs them)
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.toml") if not p.name.endswith(".test.toml")) + sorted(
+    (ROOT / "segengine" / "data").glob("*.toml"))
 
 
 @pytest.mark.parametrize(("file", "n", "line", "block"), DOC_CASES)

@@ -29,6 +29,7 @@ from .. import config
 from ..rules.load import RuleSet
 from ..state import Layout, build_layout
 from .codegen import Generated, generate
+from .explaingen import add_explain
 
 __all__ = ["CompiledRules", "compile_rules"]
 
@@ -84,6 +85,7 @@ def compile_rules(rs: RuleSet) -> CompiledRules:
     """Layout and kernels for ``rs``; reuses a module compiled earlier in this process or on disk."""
     layout = build_layout(rs)
     gen = generate(rs, layout)
+    add_explain(gen, rs, layout)  # explain_values(): compiled lazily, on the first explain()
     key = hashlib.sha256((gen.source + _RUNTIME).encode()).hexdigest()[:20]
     with _lock:
         module = _modules.get(key)
