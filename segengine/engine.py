@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .compiler import CompiledRules, compile_rules
+from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .events import ROOM_TYPES, Action, Event, check, decode_json, validate
+from .batch import Batch, BatchView, _py, codes_of, validity
+from .events import ROOM_TYPES, Action, Event, check, decode_json, decode_ndjson, validate
 from .interning import Interner
 from .kernels.runtime import (
     DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
@@ -74,6 +75,9 @@ class Engine:
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
         self._rule_by_index = list(rs.rules)
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
+        self._room_code_array = np.array(sorted(self._room_codes), np.int64)
+        self._cat_codes_none = {None: 0, **self._cat_codes}
+        self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -147,9 +151,7 @@ class Engine:
         code = self._codes[ev.type]  # type: ignore[index]
         actions: list[Action] = []
         if code in self._room_codes:
-            while self._mod.room_event(store.tab, room, code, ev.ts) != DONE:
-                self._drain(events, actions)
-                store.make_room()
+            slot, item, cat, text = -1, -1, 0, -1
         else:
             slot = self._viewers.ids.get(ev.viewer)
             if slot is None:
@@ -157,43 +159,115 @@ class Engine:
             item = self._intern("" if ev.item is None else ev.item)  # missing reads as ""
             cat = 0 if ev.category is None else self._cat_codes.get(ev.category, -1)
             text = self._intern("" if ev.text is None else ev.text) if self._uses_text else -1
-            price = _NAN if ev.price is None else ev.price
-            amount = _NAN if ev.amount is None else ev.amount
-            while self._mod.ingest_event(store.tab, slot, room, code, ev.ts, item, cat, price, amount, text, index) != DONE:
-                self._drain(events, actions)
-                store.make_room()
+        price = _NAN if ev.price is None else ev.price
+        amount = _NAN if ev.amount is None else ev.amount
+        while self._k_event(store.tab, slot, room, code, ev.ts, item, cat, price, amount, text, index) != DONE:
+            self._drain(events, actions)
+            store.make_room()
         if store.META[0, META_OUT_N]:
             self._drain(events, actions)
         return actions
 
-    def ingest_many(self, batch: Iterable[Event | dict] | bytes | str, errors: str = "raise") -> list[Action]:
-        """Apply a batch in order; same actions as ingesting the events one by one.
+    def ingest_many(self, batch: Iterable[Event | dict] | bytes | str | Batch, errors: str = "raise") -> list[Action]:
+        """Apply a batch in order, in one kernel call; same actions as ingesting the events one by one.
 
-        ``batch`` is a sequence of events (Event, dict or JSON bytes) or NDJSON bytes.
-        ``errors="raise"``: stop at the first bad event, raising :class:`EventError` with its
-        ``index``; events before it stay applied and their actions are on ``err.actions``.
-        ``errors="skip"``: count bad events as rejected in :meth:`stats` and go on.
+        ``batch`` is a sequence of events (Event, dict or JSON bytes), NDJSON bytes, or a
+        columnar :class:`Batch`. ``errors="raise"``: the events before the first bad one are
+        applied, then :class:`EventError` is raised with its ``index`` (and the applied part's
+        actions on ``err.actions``). ``errors="skip"``: bad events are counted as rejected in
+        :meth:`stats` and the rest are applied.
         """
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        if isinstance(batch, Batch):
+            return self._run_batch(batch, errors)
         if isinstance(batch, (bytes, bytearray, memoryview, str)):
             data = batch.encode() if isinstance(batch, str) else bytes(batch)
+            try:
+                events = decode_ndjson(data, fallback=False)
+            except EventError:
+                events = None  # some line does not decode: go line by line to find and locate it
+            if events is not None:
+                return self._run_batch(Batch.from_events(events), errors)
             items: Iterable[Any] = (line for line in data.split(b"\n") if line.strip())
         else:
             items = batch
-        actions: list[Action] = []
+        events: list[Event] = []
+        failure: EventError | None = None
         for index, raw in enumerate(items):
             try:
-                ev = validate(raw, self._types) if not isinstance(raw, bytes) else self._checked(decode_json(raw))
+                events.append(validate(raw, self._types))
             except EventError as err:
                 self._rejected += 1
-                if errors == "skip":
-                    continue
-                located = err.at_index(index)
-                located.actions = actions  # type: ignore[attr-defined]
-                raise located from None
-            actions.extend(self._apply(ev, index, _One(ev, index)))
+                if errors == "raise":
+                    failure = err.at_index(index)
+                    break
+        actions = self._run_batch(Batch.from_events(events), "raise") if events else []
+        if failure is not None:
+            failure.actions = actions  # type: ignore[attr-defined]
+            raise failure
         return actions
+
+    def _run_batch(self, batch: Batch, errors: str) -> list[Action]:
+        """Validate columns, intern ids per distinct value, then one kernel call per buffer-full."""
+        codes = self._type_codes(batch.type)
+        bad, (row, field, message) = validity(batch, codes, self._room_code_array)
+        failure = None
+        if row >= 0:
+            if errors == "skip":
+                self._rejected += int(bad.sum())
+                batch, codes = batch.take(~bad), codes[~bad]
+            else:
+                self._rejected += 1
+                failure = EventError(message, field, row)
+                batch, codes = batch.take(np.arange(row)), codes[:row]
+        actions: list[Action] = []
+        if len(batch):
+            self._run_columns(batch, codes, actions)
+        if failure is not None:
+            failure.actions = actions  # type: ignore[attr-defined]
+            raise failure
+        return actions
+
+    def _run_columns(self, batch: Batch, codes: np.ndarray, actions: list[Action]) -> None:
+        n = len(batch)
+        rooms = self._intern_column(batch.room, self._rooms, self._store.ensure_rooms)
+        is_viewer = ~np.isin(codes, self._room_code_array)
+        slots = np.full(n, -1, np.int64)
+        slots[is_viewer] = self._intern_column(batch.viewer[is_viewer], self._viewers, self._store.ensure_viewers)
+        items = self._intern_column(_blank(batch.item), self._strings, None)
+        cats, _, _ = codes_of(batch.category, self._cat_codes_none)
+        texts = self._intern_column(_blank(batch.text), self._strings, None) if self._uses_text else np.full(n, -1, np.int64)
+        cols = (slots, rooms, codes.astype(np.int64), batch.ts, items, cats, batch.price, batch.amount, texts)
+        view = BatchView(batch)
+        start = 0
+        store = self._store
+        while True:
+            start = self._mod.ingest_batch(store.tab, *cols, start)
+            if store.META[0, META_OUT_N]:
+                self._drain(view, actions)
+            if start >= n:
+                return
+            store.make_room()
+
+    def _type_codes(self, types: np.ndarray) -> np.ndarray:
+        if types.dtype.kind in "iu":
+            codes = types.astype(np.int64)
+            codes[(codes < 0) | (codes >= len(self._codes))] = -1
+            return codes
+        codes, _, _ = codes_of(types, self._codes)
+        return codes
+
+    @staticmethod
+    def _intern_column(values: np.ndarray, interner: Interner, ensure) -> np.ndarray:
+        """Slots for a column; unseen values are interned in order of first appearance."""
+        slots, uniques, inverse = codes_of(values, interner.ids)
+        if (slots < 0).any():
+            fresh = np.fromiter((interner.intern(_py(u)) for u in uniques), np.int64, len(uniques))
+            slots = fresh[inverse]
+            if ensure is not None:
+                ensure(len(interner))
+        return slots
 
     def _checked(self, ev: Event) -> Event:
         check(ev, self._types)
@@ -347,6 +421,15 @@ class _One(Sequence):
 
     def __len__(self) -> int:
         return 1
+
+
+def _blank(col: np.ndarray) -> np.ndarray:
+    """A string column with absent values read as "" (as single events do)."""
+    if col.dtype == object:
+        out = col.copy()
+        out[np.equal(out, None)] = ""
+        return out
+    return col
 
 
 def _render(params: dict[str, Any], values: dict[str, Any], event: Event | None) -> dict[str, Any]:
