@@ -50,13 +50,14 @@ class Batch:
     (2, 'like')
     """
 
-    __slots__ = _FIELDS
+    __slots__ = (*_FIELDS, "room_scalar")
 
     def __init__(self, type, viewer, room, ts, item=None, category=None, price=None, amount=None, text=None):
         n = len(ts)
         self.ts = np.asarray(ts, dtype=np.float64)
         self.type = _column(type, n, "type")
         self.viewer = _column(viewer, n, "viewer")
+        self.room_scalar = room if isinstance(room, str) else None  # one room for every row: no column work
         self.room = _column(room, n, "room")
         self.item = _column(item, n, "item")
         self.category = _column(category, n, "category")
@@ -88,6 +89,7 @@ class Batch:
         out = Batch.__new__(Batch)
         for name in _FIELDS:
             setattr(out, name, getattr(self, name)[rows])
+        out.room_scalar = self.room_scalar
         return out
 
     def event(self, i: int) -> Event:
@@ -132,12 +134,15 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
 
     flag(codes < 0, "type", "unknown or missing event type")
     flag(~np.isfinite(batch.ts), "ts", "Expected a finite number, got non-finite or missing")
-    flag(_missing(batch.room) | ~_all_str(batch.room), "room", "Expected `str`, got a missing or non-string room")
+    if batch.room_scalar is None:
+        flag(_missing(batch.room) | ~_all_str(batch.room), "room", "Expected `str`, got a missing or non-string room")
     is_room_event = np.isin(codes, room_codes)
     flag(~is_room_event & (_missing(batch.viewer) | ~_viewer_ok(batch.viewer)), "viewer", "Expected `str | int`, got a missing or mistyped viewer")
     for name in ("item", "category", "text"):
         col = getattr(batch, name)
-        flag(~_missing(col) & ~_all_str(col), name, "Expected `str`")
+        if name == "item" and col.dtype.kind in "iu":
+            continue  # int item ids are fine too (columnar backends use them)
+        flag(_present_but_not_str(col), name, "Expected `str`")
     for name in ("price", "amount"):
         col = getattr(batch, name)
         flag(np.isinf(col), name, "Expected a finite number, got non-finite")
@@ -145,9 +150,23 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
 
 
 def _missing(col: np.ndarray) -> np.ndarray:
-    if col.dtype == object:
-        return np.fromiter((v is None for v in col), bool, len(col)) if len(col) else np.zeros(0, bool)
-    return np.zeros(len(col), bool)
+    """Rows holding None (only object columns can); one C-level comparison."""
+    if col.dtype != object:
+        return np.zeros(len(col), bool)
+    return np.equal(col, None)
+
+
+def _present_but_not_str(col: np.ndarray) -> np.ndarray:
+    """Rows with a value that is not a str; type checks only where a value is present."""
+    bad = np.zeros(len(col), bool)
+    if col.dtype.kind == "U":
+        return bad
+    if col.dtype != object:
+        return ~bad
+    present = np.flatnonzero(~np.equal(col, None))
+    if present.size:
+        bad[present] = ~_all_str(col[present])
+    return bad
 
 
 def _all_str(col: np.ndarray) -> np.ndarray:

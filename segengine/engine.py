@@ -31,6 +31,7 @@ from .state import FLAG_SEEN
 __all__ = ["Engine"]
 
 _NAN = float("nan")
+_INF = float("inf")
 
 
 class Engine:
@@ -58,6 +59,7 @@ class Engine:
         self._rooms: Interner = Interner()
         self._strings: Interner = Interner()
         self._intern = self._strings.intern
+        self._string_ids = self._strings.ids
         self._rejected = 0
         gen = self._compiled.generated
         self._store = Store(self._compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
@@ -78,6 +80,7 @@ class Engine:
         self._room_code_array = np.array(sorted(self._room_codes), np.int64)
         self._cat_codes_none = {None: 0, **self._cat_codes}
         self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
+        self._viewer_types = frozenset(self._types - ROOM_TYPES)
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -133,38 +136,58 @@ class Engine:
     def ingest(self, event: Event | dict | bytes | str) -> list[Action]:
         """Apply one event; return the actions of due timers, then of the event's rules.
 
-        Cost: one kernel call, O(rules) plus O(log n) per timer that falls due.
-        Raises :class:`EventError` (state untouched) on a malformed event.
+        Cost: one kernel call, O(rules) plus O(log n) per timer that falls due; about a
+        microsecond for a dict of well-typed fields. Raises :class:`EventError` (state
+        untouched) on a malformed event.
         """
+        if type(event) is dict:
+            # fast path: exact types need no conversion; anything else takes the full check
+            get = event.get
+            t, ts, room, viewer = get("type"), get("ts"), get("room"), get("viewer")
+            item, cat, price, amount = get("item"), get("category"), get("price"), get("amount")
+            if (type(ts) is float and -_INF < ts < _INF and type(room) is str and t in self._viewer_types
+                    and (type(viewer) is str or type(viewer) is int)
+                    and (item is None or type(item) is str) and (cat is None or type(cat) is str)
+                    and (price is None or (type(price) is float and -_INF < price < _INF))
+                    and (amount is None or (type(amount) is float and -_INF < amount < _INF))
+                    and (get("text") is None or type(get("text")) is str)):
+                return self._ingest_one(t, viewer, room, ts, item, cat, price, amount, get("text"), event)
         try:
             ev = validate(event, self._types)
         except EventError:
             self._rejected += 1
             raise
-        return self._apply(ev, 0, [ev])
+        return self._ingest_one(ev.type, ev.viewer, ev.room, ev.ts, ev.item, ev.category, ev.price, ev.amount, ev.text, ev)
 
-    def _apply(self, ev: Event, index: int, events: Sequence[Event]) -> list[Action]:
-        store = self._store
-        room = self._rooms.ids.get(ev.room)
+    def _ingest_one(self, t, viewer, room_id, ts, item, cat, price, amount, text, source) -> list[Action]:
+        """Apply checked fields; ``source`` is the event as given (for ``{event.FIELD}`` placeholders)."""
+        room = self._rooms.ids.get(room_id)
         if room is None:
-            room = self._room_slot(ev.room)  # type: ignore[arg-type]
-        code = self._codes[ev.type]  # type: ignore[index]
-        actions: list[Action] = []
+            room = self._room_slot(room_id)
+        code = self._codes[t]
         if code in self._room_codes:
-            slot, item, cat, text = -1, -1, 0, -1
+            slot, item_id, cat_code, text_id = -1, -1, 0, -1
         else:
-            slot = self._viewers.ids.get(ev.viewer)
+            slot = self._viewers.ids.get(viewer)
             if slot is None:
-                slot = self._viewer_slot(ev.viewer)  # type: ignore[arg-type]
-            item = self._intern("" if ev.item is None else ev.item)  # missing reads as ""
-            cat = 0 if ev.category is None else self._cat_codes.get(ev.category, -1)
-            text = self._intern("" if ev.text is None else ev.text) if self._uses_text else -1
-        price = _NAN if ev.price is None else ev.price
-        amount = _NAN if ev.amount is None else ev.amount
-        while self._k_event(store.tab, slot, room, code, ev.ts, item, cat, price, amount, text, index) != DONE:
+                slot = self._viewer_slot(viewer)
+            item_id = self._string_ids.get("" if item is None else item)
+            if item_id is None:
+                item_id = self._intern("" if item is None else item)  # missing reads as ""
+            cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
+            text_id = self._intern("" if text is None else text) if self._uses_text else -1
+        price = _NAN if price is None else price
+        amount = _NAN if amount is None else amount
+        pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+        if not pending:
+            return []
+        actions: list[Action] = []
+        events = (source,)
+        while pending < 0:
             self._drain(events, actions)
-            store.make_room()
-        if store.META[0, META_OUT_N]:
+            self._store.make_room()
+            pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+        if pending:
             self._drain(events, actions)
         return actions
 
@@ -231,12 +254,15 @@ class Engine:
 
     def _run_columns(self, batch: Batch, codes: np.ndarray, actions: list[Action]) -> None:
         n = len(batch)
-        rooms = self._intern_column(batch.room, self._rooms, self._store.ensure_rooms)
+        if batch.room_scalar is not None:
+            rooms = np.full(n, self._room_slot(batch.room_scalar), np.int64)
+        else:
+            rooms = self._intern_column(batch.room, self._rooms, self._store.ensure_rooms)
         is_viewer = ~np.isin(codes, self._room_code_array)
         slots = np.full(n, -1, np.int64)
         slots[is_viewer] = self._intern_column(batch.viewer[is_viewer], self._viewers, self._store.ensure_viewers)
         items = self._intern_column(_blank(batch.item), self._strings, None)
-        cats, _, _ = codes_of(batch.category, self._cat_codes_none)
+        cats = self._category_codes(batch.category)
         texts = self._intern_column(_blank(batch.text), self._strings, None) if self._uses_text else np.full(n, -1, np.int64)
         cols = (slots, rooms, codes.astype(np.int64), batch.ts, items, cats, batch.price, batch.amount, texts)
         view = BatchView(batch)
@@ -250,6 +276,17 @@ class Engine:
                 return
             store.make_room()
 
+    def _category_codes(self, col: np.ndarray) -> np.ndarray:
+        """Declared category -> index + 1, absent -> 0, undeclared -> -1 (vectorized for str columns)."""
+        if col.dtype.kind == "U" and self._rules.categories:
+            declared = np.array(self._rules.categories)
+            order = np.argsort(declared)
+            pos = np.clip(np.searchsorted(declared[order], col), 0, len(declared) - 1)
+            hit = declared[order][pos] == col
+            return np.where(hit, order[pos] + 1, np.where(col == "", 0, -1)).astype(np.int64)
+        codes, _, _ = codes_of(col, self._cat_codes_none)
+        return codes
+
     def _type_codes(self, types: np.ndarray) -> np.ndarray:
         if types.dtype.kind in "iu":
             codes = types.astype(np.int64)
@@ -261,6 +298,19 @@ class Engine:
     @staticmethod
     def _intern_column(values: np.ndarray, interner: Interner, ensure) -> np.ndarray:
         """Slots for a column; unseen values are interned in order of first appearance."""
+        if values.dtype.kind in "iu":
+            slots = interner.int_slots(values.astype(np.int64, copy=False))
+            if slots is not None:
+                unseen = slots < 0
+                if not unseen.any():
+                    return slots
+                fresh = values[unseen]
+                _, first = np.unique(fresh, return_index=True)
+                for key in fresh[np.sort(first)].tolist():  # first appearance order
+                    interner.intern(key)
+                if ensure is not None:
+                    ensure(len(interner))
+                return interner.int_slots(values.astype(np.int64, copy=False))
         slots, uniques, inverse = codes_of(values, interner.ids)
         if (slots < 0).any():
             fresh = np.fromiter((interner.intern(_py(u)) for u in uniques), np.int64, len(uniques))
@@ -407,22 +457,6 @@ class Engine:
         }
 
 
-class _One(Sequence):
-    """The one event of a batch position, looked up by that position."""
-
-    __slots__ = ("event", "index")
-
-    def __init__(self, event: Event, index: int):
-        self.event = event
-        self.index = index
-
-    def __getitem__(self, i):  # type: ignore[override]
-        return self.event
-
-    def __len__(self) -> int:
-        return 1
-
-
 def _blank(col: np.ndarray) -> np.ndarray:
     """A string column with absent values read as "" (as single events do)."""
     if col.dtype == object:
@@ -432,14 +466,14 @@ def _blank(col: np.ndarray) -> np.ndarray:
     return col
 
 
-def _render(params: dict[str, Any], values: dict[str, Any], event: Event | None) -> dict[str, Any]:
+def _render(params: dict[str, Any], values: dict[str, Any], event: Event | dict | None) -> dict[str, Any]:
     """Fill ``{event.FIELD}`` and ``{FEATURE}`` placeholders; a lone placeholder keeps its type."""
 
     def lookup(text: str) -> Any:
         if text.startswith("event."):
             if event is None:
                 return ""
-            value = getattr(event, text[6:], None)
+            value = event.get(text[6:]) if isinstance(event, dict) else getattr(event, text[6:], None)
             return "" if value is None else value
         return values.get(text, "")
 

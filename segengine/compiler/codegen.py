@@ -427,11 +427,13 @@ def _one(VI, VF, VN, RI, H, CK, CV, meta, OI, OF, LITS, slot, room, code, ts, it
 
 @njit(**KERNEL_FLAGS)
 def ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index):
-    # one event (slot -1: a room event); returns DONE or NEED_ROOM
+    # one event (slot -1: a room event); returns -1 (NEED_ROOM) or the number of output rows
 {views}
     CK = mat_i64(tab, M_CARTK)
     CV = mat_f64(tab, M_CARTV)
-    return _one(VI, VF, VN, RI, H, CK, CV, meta, OI, OF, LITS, slot, room, code, ts, item, cat, price, amount, text, index)
+    if _one(VI, VF, VN, RI, H, CK, CV, meta, OI, OF, LITS, slot, room, code, ts, item, cat, price, amount, text, index) != DONE:
+        return -1
+    return meta[0, META_OUT_N]  # actions waiting in the output buffer: Python reads it only if > 0
 
 
 @njit(**BATCH_FLAGS)
