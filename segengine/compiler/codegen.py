@@ -66,7 +66,7 @@ class ModuleGen:
 
     # -------------------------------------------------------------------------------
     def generate(self) -> Generated:
-        parts = [self.header(), self.apply_fn(), self.pass_fn(), self.due_fn(), self.timers_fn(), self.entry_fns(),
+        parts = [self.header(), self.pass_fn(), self.due_fn(), self.entry_fns(),
                  self.segment_fn(), self.readout_fn()]
         out_width = max([1, *(len(v) for v in self.placeholder_kinds.values())])
         src = "\n\n".join(parts).replace("OUT_WIDTH_PLACEHOLDER", str(out_width))
@@ -84,7 +84,7 @@ class ModuleGen:
             "from segengine.kernels.runtime import (",
             "    NEVER, MISSING, DONE, NEED_ROOM, META_NOW, META_HEAP_N, META_OUT_N, META_CART_N, META_EVENTS,",
             "    META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI,",
-            "    M_OUTF, M_META, M_LITS, mat_i64, mat_f64, mat_i32, to_us, secs, cross_linear, cross_decay,",
+            "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
             "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, heap_push,",
             "    heap_pop, schedule, cart_find, budget_allows, budget_take)",
             "",
@@ -96,7 +96,8 @@ class ModuleGen:
         ])
 
     # event application ------------------------------------------------------------
-    def apply_fn(self) -> str:
+    def apply_lines(self) -> list[str]:
+        """Apply the event to the viewer's state (session, counters, windows, cart, money, interest)."""
         lay, v = self.lay, self.vi
         L: list[str] = []
         L.append("pres = (VI[slot, %d] & %d) != 0" % (v("flags"), FLAG_PRESENT))
@@ -104,15 +105,15 @@ class ModuleGen:
         L += [
             f"if code == {leave}:",
             f"    if pres and VI[slot, {v('room')}] == room:",
-            "        _end_session(VI, RI, slot, now)",
+            *_indent(self.end_session_lines("slot", "now"), 2),
             f"    elif VI[slot, {v('room')}] < 0:",
             f"        VI[slot, {v('room')}] = room  # a leave before any session: its room is the viewer's last",
             "else:",
             f"    if pres and VI[slot, {v('room')}] != room:",
-            "        _end_session(VI, RI, slot, now)",
+            *_indent(self.end_session_lines("slot", "now"), 2),
             "        pres = False",
             "    if not pres:",
-            "        _start_session(VI, VN, RI, slot, room, now)",
+            *_indent(self.start_session_lines(), 2),
             f"VI[slot, {v('last_ts')}] = now",
             f"VI[slot, {v('flags')}] |= {FLAG_SEEN}",
             "if RI[room, 0] == MISSING:",
@@ -122,7 +123,7 @@ class ModuleGen:
         for types, col in lay.since.items():
             L += [f"if {self.type_test(types)}:", f"    VI[slot, {col}] = now"]
         for types, col in lay.session_counts.items():
-            L += [f"if {self.type_test(types)}:", f"    VN[slot, {col}] += 1"]
+            L += [f"if {self.type_test(types)} and VN[slot, {col}] < COUNT_MAX:", f"    VN[slot, {col}] += 1"]
         by_width: dict[int, list] = {}
         for win in lay.windows.values():
             by_width.setdefault(win.window_us, []).append(win)
@@ -130,8 +131,8 @@ class ModuleGen:
             all_types = sorted({t for win in wins for t in win.types})
             head_col = wins[0].head_col
             L += [f"if {self.type_test(tuple(all_types))}:",
-                  f"    k = bucket_of(now, {w_us})",
-                  f"    nclear = window_roll(VI, slot, {head_col}, k)",
+                  f"    k = bucket_of(now, np.int64({w_us}))",
+                  f"    nclear = window_roll(VI, slot, np.int64({head_col}), k)",
                   "    for j in range(nclear):",
                   "        pos = (k - j) % 12"]
             for win in wins:
@@ -141,7 +142,7 @@ class ModuleGen:
             L.append("    pos = k % 12")
             for win in wins:
                 field_ok = "True" if win.sum_col < 0 else f"not np.isnan(ev_{win.field_name})"
-                L.append(f"    if {self.type_test(win.types)} and {field_ok}:")
+                L.append(f"    if {self.type_test(win.types)} and {field_ok} and VN[slot, {win.count_col} + pos] < COUNT_MAX:")
                 L.append(f"        VN[slot, {win.count_col} + pos] += 1")
                 if win.sum_col >= 0:
                     L.append(f"        VF[slot, {win.sum_col} + pos] += ev_{win.field_name}")
@@ -153,7 +154,7 @@ class ModuleGen:
             pay_amount = f"ev_amount if not np.isnan(ev_amount) else VF[slot, {value}]"
             L += [
                 f"if code == {self.codes['cart']}:",
-                "    row = cart_find(CK, slot, ev_item, True, meta)",
+                "    row = cart_find(CK, slot, ev_item, slot >= 0, meta)",
                 f"    if CK[row, 2] != VN[slot, {epoch}]:",
                 f"        CK[row, 2] = VN[slot, {epoch}]",
                 "        CK[row, 3] = 0",
@@ -161,10 +162,11 @@ class ModuleGen:
                 "    unit = 0.0 if np.isnan(ev_price) else ev_price",
                 "    CK[row, 3] += 1",
                 "    CV[row, 0] += unit",
-                f"    VN[slot, {items}] += 1",
+                f"    if VN[slot, {items}] < COUNT_MAX:",
+                f"        VN[slot, {items}] += 1",
                 f"    VF[slot, {value}] += unit",
                 f"elif code == {self.codes['uncart']}:",
-                "    row = cart_find(CK, slot, ev_item, False, meta)",
+                "    row = cart_find(CK, slot, ev_item, slot < 0, meta)",
                 f"    if row >= 0 and CK[row, 2] == VN[slot, {epoch}] and CK[row, 3] > 0:",
                 "        unit = CV[row, 0] / CK[row, 3]",
                 "        CK[row, 3] -= 1",
@@ -178,7 +180,7 @@ class ModuleGen:
               f"    VF[slot, {spend}] += 0.0 if np.isnan(paid_amount) else paid_amount",
               f"    VI[slot, {v('flags')}] |= {FLAG_PAID}"]
         if lay.has_cart:
-            L += [f"    VN[slot, {lay.vn.index('cart_epoch')}] += 1",
+            L += [f"    VN[slot, {lay.vn.index('cart_epoch')}] = (VN[slot, {lay.vn.index('cart_epoch')}] + 1) % COUNT_MAX",
                   f"    VN[slot, {lay.vn.index('cart_items')}] = 0",
                   f"    VF[slot, {lay.vf.index('cart_value')}] = 0.0"]
         L += [f"if code == {self.codes['refund']} and not np.isnan(ev_amount):",
@@ -196,30 +198,26 @@ class ModuleGen:
             for c, w in weights.items():
                 L += [f"    if code == {c}:", f"        w = {w}"]
             L += [f"    VF[slot, {cols[0]} - 1 + ev_cat] += w"]
-        body = "\n".join(_indent(L, 1))
-        return f"""@njit(**KERNEL_FLAGS)
-def _end_session(VI, RI, slot, end):
-    room = VI[slot, {v('room')}]
-    VI[slot, {v('sess_end')}] = end
-    VI[slot, {v('closed_dwell')}] += end - VI[slot, {v('sess_start')}]
-    VI[slot, {v('flags')}] &= ~{FLAG_PRESENT}
-    RI[room, 1] -= 1
+        return L
 
+    def end_session_lines(self, slot: str, end: str) -> list[str]:
+        """End ``slot``'s session at ``end`` (inline: a helper function would cost a compile level)."""
+        v = self.vi
+        return [f"sroom = VI[{slot}, {v('room')}]",
+                f"VI[{slot}, {v('sess_end')}] = {end}",
+                f"VI[{slot}, {v('closed_dwell')}] += {end} - VI[{slot}, {v('sess_start')}]",
+                f"VI[{slot}, {v('flags')}] &= ~{FLAG_PRESENT}",
+                "RI[sroom, 1] -= 1"]
 
-@njit(**KERNEL_FLAGS)
-def _start_session(VI, VN, RI, slot, room, now):
-    VI[slot, {v('room')}] = room
-    VI[slot, {v('sess_start')}] = now
-    VI[slot, {v('sess_end')}] = now
-    VI[slot, {v('sessions')}] += 1
-    VI[slot, {v('flags')}] = (VI[slot, {v('flags')}] | {FLAG_PRESENT}) & ~{FLAG_PAID}
-{chr(10).join(f"    VN[slot, {col}] = 0" for col in lay.session_counts.values())}
-    RI[room, 1] += 1
-
-
-@njit(**KERNEL_FLAGS)
-def _apply(VI, VF, VN, RI, CK, CV, meta, slot, room, code, now, ev_item, ev_cat, ev_price, ev_amount):
-{body}"""
+    def start_session_lines(self) -> list[str]:
+        v = self.vi
+        return [f"VI[slot, {v('room')}] = room",
+                f"VI[slot, {v('sess_start')}] = now",
+                f"VI[slot, {v('sess_end')}] = now",
+                f"VI[slot, {v('sessions')}] += 1",
+                f"VI[slot, {v('flags')}] = (VI[slot, {v('flags')}] | {FLAG_PRESENT}) & ~{FLAG_PAID}",
+                *(f"VN[slot, {col}] = 0" for col in self.lay.session_counts.values()),
+                "RI[room, 1] += 1"]
 
     def type_test(self, types: tuple[str, ...]) -> str:
         return "(" + " or ".join(f"code == {self.codes[t]}" for t in types) + ")"
@@ -256,7 +254,7 @@ def _apply(VI, VF, VN, RI, CK, CV, meta, slot, room, code, now, ev_item, ev_cat,
             L.extend(_indent(self.firing(rule, r, gen), 1))
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
-        gen.emit(f"schedule(VI, H, meta, slot, due, {self.vi('due')}, {self.vi('queued')})")
+        gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}))")
         body = "\n".join(_indent(L, 1))
         return f"""@njit(**KERNEL_FLAGS)
 def _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
@@ -286,7 +284,7 @@ def rescan(tab, now, n):
     \"\"\"Reschedule slots 0..n-1 (the heap needs room for n more entries).\"\"\"
     VI = mat_i64(tab, M_VI)
     VF = mat_f64(tab, M_VF)
-    VN = mat_i32(tab, M_VN)
+    VN = mat_u16(tab, M_VN)
     RI = mat_i64(tab, M_RI)
     H = mat_i64(tab, M_HEAP)
     meta = mat_i64(tab, M_META)
@@ -294,7 +292,7 @@ def rescan(tab, now, n):
     for slot in range(n):
         if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
             continue
-        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), {self.vi('due')}, {self.vi('queued')})
+        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), np.int64({self.vi('due')}), np.int64({self.vi('queued')}))
     return DONE"""
 
     def firing(self, rule: Rule, r: int, gen: ExprGen) -> list[str]:
@@ -322,7 +320,7 @@ def rescan(tab, now, n):
             L += [f"if supp < 0 and VI[slot, {col}] != MISSING and now - VI[slot, {col}] < {us(rule.cooldown)}:", "    supp = 1"]
         if rule.budget is not None:
             n, window = rule.budget
-            L += [f"if supp < 0 and not budget_allows(RI, room, {lay.budget_cols[rule.name]}, {n}, now, {us(window)}):", "    supp = 2"]
+            L += [f"if supp < 0 and not budget_allows(RI, room, np.int64({lay.budget_cols[rule.name]}), np.int64({n}), now, np.int64({us(window)})):", "    supp = 2"]
         L += ["if supp >= 0:", f"    meta[0, META_RULES + {n_rules} + 3 * {r} + supp] += 1", "else:"]
         F = [*values_gen.lines,
             "n = meta[0, META_OUT_N]",
@@ -341,7 +339,7 @@ def rescan(tab, now, n):
         if rule.cooldown is not None:
             F.append(f"VI[slot, {lay.cooldown_cols[rule.name]}] = now")
         if rule.budget is not None:
-            F.append(f"budget_take(RI, room, {lay.budget_cols[rule.name]}, {rule.budget[0]}, now)")
+            F.append(f"budget_take(RI, room, np.int64({lay.budget_cols[rule.name]}), np.int64({rule.budget[0]}), now)")
         for action in rule.then:
             if action.startswith("tag:"):
                 col, mask = lay.tag_bit(action[4:])
@@ -352,119 +350,134 @@ def rescan(tab, now, n):
         return L + _indent(F, 1)
 
     # timers and entry points ------------------------------------------------------------
-    def timers_fn(self) -> str:
+    def timers_lines(self, need_room: str) -> list[str]:
+        """Fire every timer due at or before ``until``; ``need_room`` is the statement that leaves
+        when the output buffer or heap is full (the loop resumes there on the next call)."""
         v = self.vi
         n_rules = max(1, len(self.rules))
-        return f"""@njit(**KERNEL_FLAGS)
-def _timers(VI, VF, VN, RI, H, meta, OI, OF, LITS, until):
-    while meta[0, META_HEAP_N] > 0:
-        t = H[0, 0]
-        slot = H[0, 1]
-        if t > until:
-            break
-        if meta[0, META_OUT_N] + {n_rules} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]:
-            return NEED_ROOM
-        heap_pop(H, meta)
-        if t != VI[slot, {v('queued')}]:
-            continue  # superseded by an earlier entry for the same viewer
-        VI[slot, {v('queued')}] = NEVER
-        due = VI[slot, {v('due')}]
-        if due > t:
-            if due < NEVER:
-                heap_push(H, meta, due, slot)
-                VI[slot, {v('queued')}] = due
-            continue
-        meta[0, META_TIMERS] += 1
-        now = max(t, VI[slot, {v('clock')}])
-        VI[slot, {v('clock')}] = now
-        if (VI[slot, {v('flags')}] & {FLAG_PRESENT}) != 0 and VI[slot, {v('last_ts')}] + IDLE_US <= now:
-            _end_session(VI, RI, slot, VI[slot, {v('last_ts')}])
-        _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, True, -1, -1, 0, -1, -1, 0.0, np.nan, np.nan, -1)
-    return DONE"""
+        return [
+            "while meta[0, META_HEAP_N] > 0:",
+            "    t = H[0, 0]",
+            "    tslot = H[0, 1]",
+            "    if t > until:",
+            "        break",
+            f"    if meta[0, META_OUT_N] + {n_rules} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]:",
+            f"        {need_room}",
+            "    heap_pop(H, meta)",
+            f"    if t != VI[tslot, {v('queued')}]:",
+            "        continue  # superseded by an earlier entry for the same viewer",
+            f"    VI[tslot, {v('queued')}] = NEVER",
+            f"    due = VI[tslot, {v('due')}]",
+            "    if due > t:",
+            "        if due < NEVER:",
+            "            heap_push(H, meta, due, tslot)",
+            f"            VI[tslot, {v('queued')}] = due",
+            "        continue",
+            "    meta[0, META_TIMERS] += 1",
+            f"    tnow = max(t, VI[tslot, {v('clock')}])",
+            f"    VI[tslot, {v('clock')}] = tnow",
+            f"    if (VI[tslot, {v('flags')}] & {FLAG_PRESENT}) != 0 and VI[tslot, {v('last_ts')}] + IDLE_US <= tnow:",
+            f"        last = VI[tslot, {v('last_ts')}]",
+            *_indent(self.end_session_lines("tslot", "last"), 2),
+            # typed values, not literals: literal arguments would compile a second copy of _pass
+            "    none = np.int64(-1)",
+            "    _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, tslot, tnow, tslot >= 0, none, none, none + 1, none, none,",
+            "          np.float64(0.0), np.float64(np.nan), np.float64(np.nan), none)",
+        ]
+
+    def event_lines(self, need_room: str, done: str) -> list[str]:
+        """Timers due up to the event, then the event itself (slot -1: a room event)."""
+        v = self.vi
+        n_rules = max(1, len(self.rules))
+        return [
+            "until = to_us(ts)",
+            *self.timers_lines(need_room),
+            f"if (meta[0, META_OUT_N] + {n_rules} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]",
+            "        or 2 * (meta[0, META_CART_N] + 1) > CK.shape[0]):",
+            f"    {need_room}",
+            "meta[0, META_EVENTS] += 1",
+            "if until > meta[0, META_NOW]:",
+            "    meta[0, META_NOW] = until",
+            "if slot < 0:  # a room event",
+            f"    if code == {self.codes['live_start']}:",
+            "        RI[room, 0] = until",
+            f"    elif code == {self.codes['live_end']}:",
+            "        RI[room, 2] = until",
+            "    elif RI[room, 0] == MISSING:",
+            "        RI[room, 0] = until",
+            f"    {done}",
+            "now = until",
+            f"if now < VI[slot, {v('clock')}]:",
+            f"    now = VI[slot, {v('clock')}]",
+            "    meta[0, META_LATE] += 1",
+            f"VI[slot, {v('clock')}] = now",
+            "ev_item = item",
+            "ev_cat = cat",
+            "ev_price = price",
+            "ev_amount = amount",
+            *self.apply_lines(),
+            "_pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, slot < 0, code, item, cat, text, room, ts, price, amount, index)",
+        ]
 
     def entry_fns(self) -> str:
-        v = self.vi
-        n_rules = max(1, len(self.rules))
         views = """    VI = mat_i64(tab, M_VI)
     VF = mat_f64(tab, M_VF)
-    VN = mat_i32(tab, M_VN)
+    VN = mat_u16(tab, M_VN)
     RI = mat_i64(tab, M_RI)
     H = mat_i64(tab, M_HEAP)
     meta = mat_i64(tab, M_META)
     OI = mat_i64(tab, M_OUTI)
     OF = mat_f64(tab, M_OUTF)
-    LITS = mat_i64(tab, M_LITS)"""
-        return f"""@njit(**KERNEL_FLAGS)
-def _one(VI, VF, VN, RI, H, CK, CV, meta, OI, OF, LITS, slot, room, code, ts, item, cat, price, amount, text, index):
-    ts_us = to_us(ts)
-    status = _timers(VI, VF, VN, RI, H, meta, OI, OF, LITS, ts_us)
-    if status != DONE:
-        return status
-    if (meta[0, META_OUT_N] + {n_rules} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]
-            or 2 * (meta[0, META_CART_N] + 1) > CK.shape[0]):
-        return NEED_ROOM
-    meta[0, META_EVENTS] += 1
-    if ts_us > meta[0, META_NOW]:
-        meta[0, META_NOW] = ts_us
-    if slot < 0:  # a room event
-        if code == {self.codes['live_start']}:
-            RI[room, 0] = ts_us
-        elif code == {self.codes['live_end']}:
-            RI[room, 2] = ts_us
-        elif RI[room, 0] == MISSING:
-            RI[room, 0] = ts_us
-        return DONE
-    now = ts_us
-    clock = VI[slot, {v('clock')}]
-    if now < clock:
-        now = clock
-        meta[0, META_LATE] += 1
-    VI[slot, {v('clock')}] = now
-    _apply(VI, VF, VN, RI, CK, CV, meta, slot, room, code, now, item, cat, price, amount)
-    _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, False, code, item, cat, text, room, ts, price, amount, index)
-    return DONE
-
-
-@njit(**KERNEL_FLAGS)
-def ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index):
-    # one event (slot -1: a room event); returns -1 (NEED_ROOM) or the number of output rows
-{views}
+    LITS = mat_i64(tab, M_LITS)
     CK = mat_i64(tab, M_CARTK)
-    CV = mat_f64(tab, M_CARTV)
-    if _one(VI, VF, VN, RI, H, CK, CV, meta, OI, OF, LITS, slot, room, code, ts, item, cat, price, amount, text, index) != DONE:
-        return -1
-    return meta[0, META_OUT_N]  # actions waiting in the output buffer: Python reads it only if > 0
+    CV = mat_f64(tab, M_CARTV)"""
+        one = "\n".join(_indent(self.event_lines("return -1", "return meta[0, META_OUT_N]"), 1))
+        batch = "\n".join(_indent(self.event_lines("return i", "continue"), 2))
+        timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
+        return f"""@njit(**KERNEL_FLAGS)
+def ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index):
+    # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)
+    # or the number of actions waiting in the output buffer (Python reads it only if > 0)
+{views}
+{one}
+    return meta[0, META_OUT_N]
 
 
 @njit(**BATCH_FLAGS)
-def ingest_batch(tab, slots, rooms, codes, ts, items, cats, prices, amounts, texts, start):
+def ingest_batch(tab, slots, rooms, codes, tss, items, cats, prices, amounts, texts, start):
     # events start..n-1 of a columnar batch in one call; returns the index to resume at
     # (n when done), stopping early when the output buffer, heap or cart table needs room
 {views}
-    CK = mat_i64(tab, M_CARTK)
-    CV = mat_f64(tab, M_CARTV)
     n = slots.shape[0]
     for i in range(start, n):
-        if _one(VI, VF, VN, RI, H, CK, CV, meta, OI, OF, LITS, slots[i], rooms[i], codes[i], ts[i], items[i],
-                cats[i], prices[i], amounts[i], texts[i], i) != DONE:
-            return i
+        slot = slots[i]
+        room = rooms[i]
+        code = codes[i]
+        ts = tss[i]
+        item = items[i]
+        cat = cats[i]
+        price = prices[i]
+        amount = amounts[i]
+        text = texts[i]
+        index = np.int64(i)
+{batch}
     return n
 
 
 @njit(**KERNEL_FLAGS)
 def advance(tab, until):
 {views}
-    status = _timers(VI, VF, VN, RI, H, meta, OI, OF, LITS, until)
-    if status == DONE and until > meta[0, META_NOW]:
+{timers}
+    if until > meta[0, META_NOW]:
         meta[0, META_NOW] = until
-    return status"""
+    return DONE"""
 
     # queries ---------------------------------------------------------------------------
     def segment_fn(self) -> str:
         gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
         gen.emit("VI = mat_i64(tab, M_VI)")
         gen.emit("VF = mat_f64(tab, M_VF)")
-        gen.emit("VN = mat_i32(tab, M_VN)")
+        gen.emit("VN = mat_u16(tab, M_VN)")
         gen.emit("RI = mat_i64(tab, M_RI)")
         gen.emit("LITS = mat_i64(tab, M_LITS)")
         gen.emit("total = 0")
@@ -519,7 +532,7 @@ def segment_count(tab, seg, now, room, n):
         self.readouts = []
         gen.emit("VI = mat_i64(tab, M_VI)")
         gen.emit("VF = mat_f64(tab, M_VF)")
-        gen.emit("VN = mat_i32(tab, M_VN)")
+        gen.emit("VN = mat_u16(tab, M_VN)")
         gen.emit("RI = mat_i64(tab, M_RI)")
         gen.emit("LITS = mat_i64(tab, M_LITS)")
         for j, (label, node, group) in enumerate(items):

@@ -180,18 +180,18 @@ class ExprGen:
         if isinstance(node, ast.Count):
             win = lay.windows[(tuple(sorted(node.types)), us(node.window))]
             k, head = self.bucket(win.window_us, win.head_col)
-            self.emit(f"{v} = window_count(VN, slot, {win.count_col}, {head}, {k})")
+            self.emit(f"{v} = window_count(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}))")
             return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
         if isinstance(node, ast.Agg):
             win = lay.windows[(tuple(sorted(node.types)), us(node.window), node.field_name)]
             k, head = self.bucket(win.window_us, win.head_col)
             total = self.tmp("sum")
-            self.emit(f"{total} = window_sum(VF, slot, {win.sum_col}, {head}, {k})")
+            self.emit(f"{total} = window_sum(VF, slot, np.int64({win.sum_col}), np.int64({head}), np.int64({k}))")
             if node.func == "sum":
                 self.emit(f"{v} = {total}")
             else:
                 n = self.tmp("n")
-                self.emit(f"{n} = window_count(VN, slot, {win.count_col}, {head}, {k})")
+                self.emit(f"{n} = window_count(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}))")
                 self.emit(f"{v} = {total} / {n} if {n} > 0.0 else 0.0")
             return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
         if isinstance(node, ast.Interest):
@@ -206,7 +206,7 @@ class ExprGen:
         key = f"bucket:{w_us}"
         if key not in self.cache:
             k, head = self.tmp("k"), self.tmp("head")
-            self.emit(f"{k} = bucket_of(now, {w_us})")
+            self.emit(f"{k} = bucket_of(now, np.int64({w_us}))")
             self.emit(f"{head} = VI[slot, {head_col}]")
             self.cache[key] = (k, head)
         return self.cache[key]
@@ -215,7 +215,7 @@ class ExprGen:
         if not self.with_timers:
             return NEVER
         h = self.tmp("h")
-        self.emit(f"{h} = window_expiry(VN, slot, {col}, {head}, {k}, {w_us})")
+        self.emit(f"{h} = window_expiry(VN, slot, np.int64({col}), np.int64({head}), np.int64({k}), np.int64({w_us}))")
         return h
 
     def decay(self) -> str:
