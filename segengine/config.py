@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Flags for every kernel: no bounds checks on the hot path; numpy error model so x/0 is inf, not an exception.
-KERNEL_FLAGS = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy", "fastmath": False}
+#: Flags for every kernel: no bounds checks on the hot path; numpy error model so x/0 is inf, not an
+#: exception. The GIL is kept on single-event calls: releasing and retaking it costs more than the call.
+KERNEL_FLAGS = {"cache": True, "nogil": False, "boundscheck": False, "error_model": "numpy", "fastmath": False}
+#: Batch kernels run long enough for releasing the GIL to pay: other threads may run meanwhile.
+BATCH_FLAGS = {**KERNEL_FLAGS, "nogil": True}
 
 
 def cache_dir() -> Path:

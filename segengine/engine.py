@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .compiler import CompiledRules, compile_rules
+from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .events import ROOM_TYPES, Action, Event, check, decode_json, validate
+from .batch import Batch, BatchView, _py, codes_of, validity
+from .events import ROOM_TYPES, Action, Event, check, decode_json, decode_ndjson, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
@@ -34,6 +35,7 @@ from .state import FLAG_SEEN
 __all__ = ["Engine"]
 
 _NAN = float("nan")
+_INF = float("inf")
 
 
 class Engine:
@@ -61,6 +63,9 @@ class Engine:
         self._rooms: Interner = Interner()
         self._strings: Interner = Interner()
         self._intern = self._strings.intern
+        self._string_ids = self._strings.ids
+        self._viewer_ids = self._viewers.ids
+        self._room_ids = self._rooms.ids
         self._rejected = 0
         self._retention = Retention()  # bounded memory: sweep schedule and counters
         self._firings = FiringLog()  # last firing per (viewer, rule), for explain()
@@ -80,6 +85,10 @@ class Engine:
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
         self._rule_by_index = list(rs.rules)
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
+        self._room_code_array = np.array(sorted(self._room_codes), np.int64)
+        self._cat_codes_none = {None: 0, **self._cat_codes}
+        self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
+        self._viewer_types = frozenset(self._types - ROOM_TYPES)
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -148,74 +157,222 @@ class Engine:
     def ingest(self, event: Event | dict | bytes | str) -> list[Action]:
         """Apply one event; return the actions of due timers, then of the event's rules.
 
-        Cost: one kernel call, O(rules) plus O(log n) per timer that falls due.
-        Raises :class:`EventError` (state untouched) on a malformed event.
+        Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
+        :class:`EventError` (state untouched) on a malformed event.
         """
+        if type(event) is dict:
+            # fast path, fully inline (a Python call costs ~100 ns here): exact types need no
+            # conversion; anything unusual (or a retention sweep point) takes the full path
+            get = event.get
+            t, ts, room_id, viewer = get("type"), get("ts"), get("room"), get("viewer")
+            item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
+            if (type(ts) is float and -_INF < ts < _INF and t in self._viewer_types and type(room_id) is str
+                    and (type(viewer) is str or type(viewer) is int)
+                    and (item is None or type(item) is str) and (cat is None or type(cat) is str)
+                    and (price is None or (type(price) is float and -_INF < price < _INF))
+                    and (amount is None or (type(amount) is float and -_INF < amount < _INF))
+                    and (text is None or type(text) is str)):
+                room = self._room_ids.get(room_id)
+                slot = self._viewer_ids.get(viewer)
+                item_id = self._string_ids.get("" if item is None else item)
+                if (room is None or slot is None or item_id is None or self._uses_text
+                        or ts >= self._retention.due):
+                    return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
+                code = self._codes[t]
+                cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
+                price = _NAN if price is None else price
+                amount = _NAN if amount is None else amount
+                pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, -1, 0)
+                if not pending:
+                    return []
+                return self._finish(pending, [], event, slot, room, code, ts, item_id, cat_code, price, amount, -1)
         try:
             ev = validate(event, self._types)
         except EventError:
             self._rejected += 1
             raise
-        return self._apply(ev, 0, [ev])
+        return self._ingest_one(ev.type, ev.viewer, ev.room, ev.ts, ev.item, ev.category, ev.price, ev.amount, ev.text, ev)
 
-    def _apply(self, ev: Event, index: int, events: Sequence[Event]) -> list[Action]:
-        store = self._store
+    def _ingest_one(self, t, viewer, room_id, ts, item, cat, price, amount, text, source) -> list[Action]:
+        """Apply checked fields; ``source`` is the event as given (for ``{event.FIELD}`` placeholders)."""
         actions: list[Action] = []
-        if ev.ts >= self._retention.due:  # a sweep point passed: fire timers up to it, forget the expired
-            self._retention.step(self, ev.ts, actions)
-        room = self._rooms.ids.get(ev.room)
+        if ts >= self._retention.due:  # a sweep point passed: fire timers up to it, forget the expired
+            self._retention.step(self, ts, actions)
+        room = self._rooms.ids.get(room_id)
         if room is None:
-            room = self._room_slot(ev.room)  # type: ignore[arg-type]
-        code = self._codes[ev.type]  # type: ignore[index]
+            room = self._room_slot(room_id)
+        code = self._codes[t]
         if code in self._room_codes:
-            while self._mod.room_event(store.tab, room, code, ev.ts) != DONE:
-                self._drain(events, actions)
-                store.make_room()
+            slot, item_id, cat_code, text_id = -1, -1, 0, -1
         else:
-            slot = self._viewers.ids.get(ev.viewer)
+            slot = self._viewers.ids.get(viewer)
             if slot is None:
-                slot = self._viewer_slot(ev.viewer)  # type: ignore[arg-type]
-            item = self._intern("" if ev.item is None else ev.item)  # missing reads as ""
-            cat = 0 if ev.category is None else self._cat_codes.get(ev.category, -1)
+                slot = self._viewer_slot(viewer)
+            item_id = self._string_ids.get("" if item is None else item)
+            if item_id is None:
+                item_id = self._intern("" if item is None else item)  # missing reads as ""
+            cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
             # text is only compared, never stored: look it up without interning (an unseen text, -2, equals no literal)
-            text = self._strings.ids.get("" if ev.text is None else ev.text, -2) if self._uses_text else -1
-            price = _NAN if ev.price is None else ev.price
-            amount = _NAN if ev.amount is None else ev.amount
-            while self._mod.ingest_event(store.tab, slot, room, code, ev.ts, item, cat, price, amount, text, index) != DONE:
-                self._drain(events, actions)
-                store.make_room()
-        if store.META[0, META_OUT_N]:
+            text_id = self._string_ids.get("" if text is None else text, -2) if self._uses_text else -1
+        price = _NAN if price is None else price
+        amount = _NAN if amount is None else amount
+        pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+        if not pending:
+            return actions
+        return self._finish(pending, actions, source, slot, room, code, ts, item_id, cat_code, price, amount, text_id)
+
+    def _finish(self, pending: int, actions: list[Action], source, *args) -> list[Action]:
+        """Build the actions of an ingest whose kernel call reported output (or no room: -1)."""
+        events = (source,)
+        while pending < 0:
+            self._drain(events, actions)
+            self._store.make_room()
+            pending = self._k_event(self._store.tab, *args, 0)
+        if pending:
             self._drain(events, actions)
         return actions
 
-    def ingest_many(self, batch: Iterable[Event | dict] | bytes | str, errors: str = "raise") -> list[Action]:
-        """Apply a batch in order; same actions as ingesting the events one by one.
+    def ingest_many(self, batch: Iterable[Event | dict] | bytes | str | Batch, errors: str = "raise") -> list[Action]:
+        """Apply a batch in order, in one kernel call; same actions as ingesting the events one by one.
 
-        ``batch`` is a sequence of events (Event, dict or JSON bytes) or NDJSON bytes.
-        ``errors="raise"``: stop at the first bad event, raising :class:`EventError` with its
-        ``index``; events before it stay applied and their actions are on ``err.actions``.
-        ``errors="skip"``: count bad events as rejected in :meth:`stats` and go on.
+        ``batch`` is a sequence of events (Event, dict or JSON bytes), NDJSON bytes, or a
+        columnar :class:`Batch`. ``errors="raise"``: the events before the first bad one are
+        applied, then :class:`EventError` is raised with its ``index`` (and the applied part's
+        actions on ``err.actions``). ``errors="skip"``: bad events are counted as rejected in
+        :meth:`stats` and the rest are applied.
         """
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        if isinstance(batch, Batch):
+            return self._run_batch(batch, errors)
         if isinstance(batch, (bytes, bytearray, memoryview, str)):
             data = batch.encode() if isinstance(batch, str) else bytes(batch)
+            try:
+                events = decode_ndjson(data, fallback=False)
+            except EventError:
+                events = None  # some line does not decode: go line by line to find and locate it
+            if events is not None:
+                return self._run_batch(Batch.from_events(events), errors)
             items: Iterable[Any] = (line for line in data.split(b"\n") if line.strip())
         else:
             items = batch
-        actions: list[Action] = []
+        events: list[Event] = []
+        failure: EventError | None = None
         for index, raw in enumerate(items):
             try:
-                ev = validate(raw, self._types) if not isinstance(raw, bytes) else self._checked(decode_json(raw))
+                events.append(validate(raw, self._types))
             except EventError as err:
                 self._rejected += 1
-                if errors == "skip":
-                    continue
-                located = err.at_index(index)
-                located.actions = actions  # type: ignore[attr-defined]
-                raise located from None
-            actions.extend(self._apply(ev, index, _One(ev, index)))
+                if errors == "raise":
+                    failure = err.at_index(index)
+                    break
+        actions = self._run_batch(Batch.from_events(events), "raise") if events else []
+        if failure is not None:
+            failure.actions = actions  # type: ignore[attr-defined]
+            raise failure
         return actions
+
+    def _run_batch(self, batch: Batch, errors: str) -> list[Action]:
+        """Validate columns, intern ids per distinct value, then one kernel call per buffer-full."""
+        codes = self._type_codes(batch.type)
+        bad, (row, field, message) = validity(batch, codes, self._room_code_array)
+        failure = None
+        if row >= 0:
+            if errors == "skip":
+                self._rejected += int(bad.sum())
+                batch, codes = batch.take(~bad), codes[~bad]
+            else:
+                self._rejected += 1
+                failure = EventError(message, field, row)
+                batch, codes = batch.take(np.arange(row)), codes[:row]
+        actions: list[Action] = []
+        if len(batch):
+            self._run_segments(batch, codes, actions)
+        if failure is not None:
+            failure.actions = actions  # type: ignore[attr-defined]
+            raise failure
+        return actions
+
+    def _run_segments(self, batch: Batch, codes: np.ndarray, actions: list[Action]) -> None:
+        """Split the batch where it passes a retention sweep point (as one-by-one ingestion would
+        sweep there); each segment interns its ids after the sweep before it."""
+        ts, n, start = batch.ts, len(batch), 0
+        while start < n:
+            if ts[start] >= self._retention.due:
+                self._retention.step(self, float(ts[start]), actions)
+            later = np.flatnonzero(ts[start + 1:] >= self._retention.due)
+            stop = n if later.size == 0 else start + 1 + int(later[0])
+            whole = start == 0 and stop == n
+            self._run_columns(batch if whole else batch.take(np.arange(start, stop)), codes[start:stop], actions)
+            start = stop
+
+    def _run_columns(self, batch: Batch, codes: np.ndarray, actions: list[Action]) -> None:
+        n = len(batch)
+        if batch.room_scalar is not None:
+            rooms = np.full(n, self._room_slot(batch.room_scalar), np.int64)
+        else:
+            rooms = self._intern_column(batch.room, self._rooms, self._store.ensure_rooms)
+        is_viewer = ~np.isin(codes, self._room_code_array)
+        slots = np.full(n, -1, np.int64)
+        slots[is_viewer] = self._intern_column(batch.viewer[is_viewer], self._viewers, self._store.ensure_viewers)
+        items = self._intern_column(_blank(batch.item), self._strings, None)
+        cats = self._category_codes(batch.category)
+        # texts are only compared, never stored: looked up, not interned (unseen: -2, equals no literal)
+        texts = codes_of(_blank(batch.text), self._strings.ids, -2)[0] if self._uses_text else np.full(n, -1, np.int64)
+        cols = (slots, rooms, codes.astype(np.int64), batch.ts, items, cats, batch.price, batch.amount, texts)
+        view = BatchView(batch)
+        start = 0
+        store = self._store
+        while True:
+            start = self._mod.ingest_batch(store.tab, *cols, start)
+            if store.META[0, META_OUT_N]:
+                self._drain(view, actions)
+            if start >= n:
+                return
+            store.make_room()
+
+    def _category_codes(self, col: np.ndarray) -> np.ndarray:
+        """Declared category -> index + 1, absent -> 0, undeclared -> -1 (vectorized for str columns)."""
+        if col.dtype.kind == "U" and self._rules.categories:
+            declared = np.array(self._rules.categories)
+            order = np.argsort(declared)
+            pos = np.clip(np.searchsorted(declared[order], col), 0, len(declared) - 1)
+            hit = declared[order][pos] == col
+            return np.where(hit, order[pos] + 1, np.where(col == "", 0, -1)).astype(np.int64)
+        codes, _, _ = codes_of(col, self._cat_codes_none)
+        return codes
+
+    def _type_codes(self, types: np.ndarray) -> np.ndarray:
+        if types.dtype.kind in "iu":
+            codes = types.astype(np.int64)
+            codes[(codes < 0) | (codes >= len(self._codes))] = -1
+            return codes
+        codes, _, _ = codes_of(types, self._codes)
+        return codes
+
+    @staticmethod
+    def _intern_column(values: np.ndarray, interner: Interner, ensure) -> np.ndarray:
+        """Slots for a column; unseen values are interned in order of first appearance."""
+        if values.dtype.kind in "iu":
+            slots = interner.int_slots(values.astype(np.int64, copy=False))
+            if slots is not None:
+                unseen = slots < 0
+                if not unseen.any():
+                    return slots
+                fresh = values[unseen]
+                _, first = np.unique(fresh, return_index=True)
+                for key in fresh[np.sort(first)].tolist():  # first appearance order
+                    interner.intern(key)
+                if ensure is not None:
+                    ensure(len(interner))
+                return interner.int_slots(values.astype(np.int64, copy=False))
+        slots, uniques, inverse = codes_of(values, interner.ids)
+        if (slots < 0).any():
+            fresh = np.fromiter((interner.intern(_py(u)) for u in uniques), np.int64, len(uniques))
+            slots = fresh[inverse]
+            if ensure is not None:
+                ensure(len(interner))
+        return slots
 
     def _checked(self, ev: Event) -> Event:
         check(ev, self._types)
@@ -382,30 +539,23 @@ class Engine:
         }
 
 
-class _One(Sequence):
-    """The one event of a batch position, looked up by that position."""
-
-    __slots__ = ("event", "index")
-
-    def __init__(self, event: Event, index: int):
-        self.event = event
-        self.index = index
-
-    def __getitem__(self, i):  # type: ignore[override]
-        return self.event
-
-    def __len__(self) -> int:
-        return 1
+def _blank(col: np.ndarray) -> np.ndarray:
+    """A string column with absent values read as "" (as single events do)."""
+    if col.dtype == object:
+        out = col.copy()
+        out[np.equal(out, None)] = ""
+        return out
+    return col
 
 
-def _render(params: dict[str, Any], values: dict[str, Any], event: Event | None) -> dict[str, Any]:
+def _render(params: dict[str, Any], values: dict[str, Any], event: Event | dict | None) -> dict[str, Any]:
     """Fill ``{event.FIELD}`` and ``{FEATURE}`` placeholders; a lone placeholder keeps its type."""
 
     def lookup(text: str) -> Any:
         if text.startswith("event."):
             if event is None:
                 return ""
-            value = getattr(event, text[6:], None)
+            value = event.get(text[6:]) if isinstance(event, dict) else getattr(event, text[6:], None)
             return "" if value is None else value
         return values.get(text, "")
 

@@ -22,7 +22,7 @@ BUILTIN_TYPES: tuple[str, ...] = (
 ROOM_TYPES = frozenset({"live_start", "live_end"})
 
 
-class Event(msgspec.Struct, omit_defaults=True):
+class Event(msgspec.Struct, omit_defaults=True, gc=False):
     """One viewer (or room) event. ``None`` means absent; JSON ``null`` counts as absent."""
 
     type: str | None = None
@@ -187,7 +187,7 @@ def decode_json(data: bytes | bytearray | memoryview | str) -> Event:
         raise EventError(f"invalid JSON: {err}") from None
 
 
-def decode_ndjson(data: bytes) -> list[Event]:
+def decode_ndjson(data: bytes, fallback: bool = True) -> list[Event]:
     """Decode NDJSON bytes (one object per line, blank lines skipped) into events.
 
     One batch decode when every line is valid; otherwise falls back line by line so
@@ -198,8 +198,9 @@ def decode_ndjson(data: bytes) -> list[Event]:
         return []
     try:
         return _ndjson_decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        pass
+    except (msgspec.ValidationError, msgspec.DecodeError) as err:
+        if not fallback:
+            raise EventError(f"invalid NDJSON: {err}") from None
     events: list[Event] = []
     for line in body.split(b"\n"):
         if not line.strip():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Generic, Hashable, TypeVar
 
+import numpy as np
+
 K = TypeVar("K", bound=Hashable)
 
 #: Per-slot states kept in :attr:`Interner.state` (one byte a slot).
@@ -19,6 +21,9 @@ class Interner(Generic[K]):
     Released slots (see :mod:`segengine.retention`) go to a free list and are handed to
     the next new key before the slot range grows. ``len()`` is the number of slots handed
     out so far, free ones included: the range ``0..len()-1`` that scans must cover.
+    Non-negative int keys also get a dense array index (:meth:`int_slots`), so a numpy
+    column of int ids maps to slots with one vectorized gather instead of a dict lookup
+    per row.
 
     Attributes
     ----------
@@ -33,13 +38,17 @@ class Interner(Generic[K]):
         ``numpy.frombuffer`` view of it is what the retention kernel reads).
     """
 
-    __slots__ = ("ids", "keys", "free", "state")
+    __slots__ = ("ids", "keys", "free", "state", "_dense")
+
+    #: int keys at or above this fall back to dict lookups (the dense index would be too big)
+    DENSE_LIMIT = 1 << 26
 
     def __init__(self) -> None:
         self.ids: dict[K, int] = {}
         self.keys: list[K | None] = []
         self.free: list[int] = []
         self.state = bytearray()
+        self._dense: np.ndarray | None = None  # derived from ids; rebuilt on demand
 
     def intern(self, key: K) -> int:
         slot = self.ids.get(key)
@@ -53,14 +62,20 @@ class Interner(Generic[K]):
                 self.keys.append(key)
                 self.state.append(SLOT_USED)
             self.ids[key] = slot
+            dense = self._dense
+            if dense is not None and type(key) is int and 0 <= key < len(dense):
+                dense[key] = slot
         return slot
 
     def release(self, slots: Iterable[int]) -> None:
         """Forget the keys of ``slots`` (ascending); the lowest of them is reused first."""
-        keys, ids, state = self.keys, self.ids, self.state
+        keys, ids, state, dense = self.keys, self.ids, self.state, self._dense
         batch = []
         for slot in slots:
-            del ids[keys[slot]]
+            key = keys[slot]
+            del ids[key]
+            if dense is not None and type(key) is int and 0 <= key < len(dense):
+                dense[key] = -1
             keys[slot] = None
             state[slot] = SLOT_FREE
             batch.append(slot)
@@ -77,3 +92,20 @@ class Interner(Generic[K]):
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def int_slots(self, values: np.ndarray) -> np.ndarray | None:
+        """Slots of an int64 column (-1 where unseen), or None when ids are too sparse for an array index."""
+        if len(values) == 0:
+            return np.zeros(0, np.int64)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi >= self.DENSE_LIMIT:
+            return None
+        dense = self._dense
+        if dense is None or hi >= len(dense):
+            size = max(1024, 2 * (hi + 1))
+            fresh = np.full(size, -1, np.int64)
+            for key, slot in self.ids.items():
+                if type(key) is int and 0 <= key < size:
+                    fresh[key] = slot
+            self._dense = dense = fresh
+        return dense[values]

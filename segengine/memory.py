@@ -48,7 +48,7 @@ class Store:
         self.ri_row = _ri_template(lay)
         self.VI = np.tile(self.vi_row, (viewers, 1))
         self.VF = np.zeros((viewers, max(1, len(lay.vf))), np.float64)
-        self.VN = np.zeros((viewers, max(1, len(lay.vn))), np.int32)
+        self.VN = np.zeros((viewers, max(1, len(lay.vn))), np.uint16)
         self.RI = np.tile(self.ri_row, (rooms, 1))
         self.HEAP = np.zeros((1024, 2), np.int64)
         self.CARTK = np.full((64, 4), -1, np.int64)
@@ -84,7 +84,7 @@ class Store:
         new = max(n, 2 * cap)
         self.VI = np.concatenate([self.VI, np.tile(self.vi_row, (new - cap, 1))])
         self.VF = np.concatenate([self.VF, np.zeros((new - cap, self.VF.shape[1]), np.float64)])
-        self.VN = np.concatenate([self.VN, np.zeros((new - cap, self.VN.shape[1]), np.int32)])
+        self.VN = np.concatenate([self.VN, np.zeros((new - cap, self.VN.shape[1]), np.uint16)])
         self.refresh()
 
     def ensure_rooms(self, n: int) -> None:

@@ -57,7 +57,7 @@ _PREFIX = struct.Struct("<8sII32s")  # magic, version, header length, header sha
 _DIGEST = 32
 _ALIGN = 64
 _CHUNK = 8 << 20  # bytes per write/read call: bounded memory, and a crash can hit mid-array
-_DTYPES = frozenset({"<i8", "<f8", "<i4"})
+_DTYPES = frozenset({"<i8", "<f8", "<u2"})  # the dtypes a Store holds (VN counters are uint16)
 _BIG_INT = 1  # msgpack ext code: an int viewer id outside 64 bits, as decimal text
 
 # name, rows written: "all" or the Python-side count that bounds them
@@ -325,8 +325,10 @@ def _check_specs(path: Path, header: Any) -> list[dict[str, Any]]:
 def _fill_interner(interner: Interner, data: dict[str, Any]) -> None:
     keys = data["keys"]
     interner.keys = keys
-    interner.ids = dict(zip(keys, range(len(keys))))
+    interner.ids.clear()  # in place: the engine keeps references to these dicts on its hot path
+    interner.ids.update(zip(keys, range(len(keys))))
     interner.ids.pop(None, None)  # free slots
+    interner._dense = None  # derived index: rebuilt on demand
     interner.free = list(data.get("free", ()))
     interner.state = bytearray(data["state"]) if "state" in data else bytearray(len(keys))
     if len(interner.state) != len(keys) or len(interner.ids) + len(interner.free) != len(keys):

@@ -6,7 +6,8 @@ that one viewer's columns share cache lines:
 
 * ``VI`` int64 -- times (microseconds), counters, flags, tag bits, edge bits;
 * ``VF`` float64 -- money, interests, window sums, numeric profile values;
-* ``VN`` int32 -- window count buckets, per-session counts, cart units, category codes.
+* ``VN`` uint16 -- window count buckets, per-session counts, cart units, category codes
+  (counters saturate at 65,535: far beyond one viewer's events in a bucket or session).
 
 Rooms get one int64 matrix ``RI`` (stream start, audience, budget rings).
 """
@@ -76,7 +77,7 @@ class Layout:
 
     @property
     def bytes_per_viewer(self) -> int:
-        return 8 * len(self.vi) + 8 * len(self.vf) + 4 * len(self.vn)
+        return 8 * len(self.vi) + 8 * len(self.vf) + 2 * len(self.vn)
 
     def tag_bit(self, tag: str) -> tuple[int, int]:
         """(VI column, bit mask) of a tag."""

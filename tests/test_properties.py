@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segengine import Engine, EventError
+import numpy as np
+
+from segengine import Batch, Engine, EventError
 
 TYPES = ["enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
          "cart", "uncart", "checkout", "pay", "refund"]
@@ -124,3 +126,37 @@ def test_ingest_many_equals_one_by_one(rules, events):
     expected = [a for e in events for a in one.ingest(e)]
     assert Engine(rules).ingest_many(events) == expected
     assert Engine(rules).ingest_many(b"\n".join(msgspec.json.encode(e) for e in events)) == expected
+    assert Engine(rules).ingest_many(_columns(events)) == expected
+
+
+def _columns(events) -> Batch:
+    """The same events as a columnar Batch (numpy arrays, NaN for absent numbers)."""
+    col = lambda name: [e.get(name) for e in events]  # noqa: E731
+    nan = float("nan")
+    return Batch(type=np.array(col("type")), viewer=np.array(col("viewer"), dtype=object), room=np.array(col("room")),
+                 ts=np.array(col("ts")), item=col("item"), category=col("category"),
+                 price=np.array([nan if p is None else p for p in col("price")]),
+                 amount=np.array([nan if a is None else a for a in col("amount")]), text=col("text"))
+
+
+@SETTINGS
+@given(events=streams(), data=st.data())
+def test_batch_errors_raise_applies_the_prefix_and_skip_counts(rules, events, data):
+    bad_at = data.draw(st.integers(0, len(events)))
+    bad = data.draw(st.sampled_from([{"type": "like", "viewer": "u1", "room": "r1"},
+                                     {"type": "like", "viewer": "u1", "room": "r1", "ts": "soon"}]))
+    mixed = events[:bad_at] + [bad] + events[bad_at:]
+    prefix = Engine(rules)
+    expected_prefix = [a for e in events[:bad_at] for a in prefix.ingest(e)]
+    for form in (mixed, b"\n".join(msgspec.json.encode(e) for e in mixed)):
+        engine = Engine(rules)
+        with pytest.raises(EventError) as err:
+            engine.ingest_many(form)
+        assert err.value.index == bad_at and err.value.field == "ts"
+        assert err.value.actions == expected_prefix
+        assert engine.stats()["events"] == bad_at
+    one = Engine(rules)
+    expected = [a for e in events for a in one.ingest(e)]
+    skipper = Engine(rules)
+    assert skipper.ingest_many(mixed, errors="skip") == expected
+    assert skipper.stats()["rejected"] == 1

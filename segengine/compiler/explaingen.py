@@ -137,7 +137,7 @@ def _as_float(node: ast.Node, value: str) -> str:
 
 def explain_source(rs: RuleSet, lay: Layout, lits: Literals) -> str:
     """Source of ``explain_values`` for every rule of ``rs`` (disabled ones included, when possible)."""
-    lines = ["VI = mat_i64(tab, M_VI)", "VF = mat_f64(tab, M_VF)", "VN = mat_i32(tab, M_VN)",
+    lines = ["VI = mat_i64(tab, M_VI)", "VF = mat_f64(tab, M_VF)", "VN = mat_u16(tab, M_VN)",
              "RI = mat_i64(tab, M_RI)", "LITS = mat_i64(tab, M_LITS)", *_EVENT_LOCALS]
     counter = 0
     for r, rule in enumerate(rs.rules):

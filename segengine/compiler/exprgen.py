@@ -66,7 +66,7 @@ class Literals:
 class ExprGen:
     """Emits the statements of one generated function; caches atoms per function."""
 
-    def __init__(self, rs: RuleSet, lay: Layout, lits: Literals, with_timers: bool, in_event: bool):
+    def __init__(self, rs: RuleSet, lay: Layout, lits: Literals, with_timers: bool, in_event: str):
         self.rs = rs
         self.lay = lay
         self.lits = lits
@@ -74,12 +74,23 @@ class ExprGen:
         self.in_event = in_event
         self.lines: list[str] = []
         self.cache: dict[str, tuple] = {}
-        self.n = 0
+        self.counter = [0]  # shared with child scopes: temporaries never collide
+
+    def child(self, with_timers: bool | None = None) -> "ExprGen":
+        """A nested scope (the body of an ``if``): sees this scope's values; its own stay inside."""
+        sub = ExprGen(self.rs, self.lay, self.lits, self.with_timers if with_timers is None else with_timers, self.in_event)
+        sub.cache = dict(self.cache)
+        sub.counter = self.counter
+        return sub
+
+    def nest(self, header: str, sub: "ExprGen") -> None:
+        self.emit(header)
+        self.lines.extend("    " + line for line in sub.lines or ["pass"])
 
     # helpers -----------------------------------------------------------------------
     def tmp(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}"
+        self.counter[0] += 1
+        return f"{prefix}{self.counter[0]}"
 
     def emit(self, line: str) -> None:
         self.lines.append(line)
@@ -169,18 +180,18 @@ class ExprGen:
         if isinstance(node, ast.Count):
             win = lay.windows[(tuple(sorted(node.types)), us(node.window))]
             k, head = self.bucket(win.window_us, win.head_col)
-            self.emit(f"{v} = window_count(VN, slot, {win.count_col}, {head}, {k})")
+            self.emit(f"{v} = window_count(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}))")
             return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
         if isinstance(node, ast.Agg):
             win = lay.windows[(tuple(sorted(node.types)), us(node.window), node.field_name)]
             k, head = self.bucket(win.window_us, win.head_col)
             total = self.tmp("sum")
-            self.emit(f"{total} = window_sum(VF, slot, {win.sum_col}, {head}, {k})")
+            self.emit(f"{total} = window_sum(VF, slot, np.int64({win.sum_col}), np.int64({head}), np.int64({k}))")
             if node.func == "sum":
                 self.emit(f"{v} = {total}")
             else:
                 n = self.tmp("n")
-                self.emit(f"{n} = window_count(VN, slot, {win.count_col}, {head}, {k})")
+                self.emit(f"{n} = window_count(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}))")
                 self.emit(f"{v} = {total} / {n} if {n} > 0.0 else 0.0")
             return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
         if isinstance(node, ast.Interest):
@@ -195,7 +206,7 @@ class ExprGen:
         key = f"bucket:{w_us}"
         if key not in self.cache:
             k, head = self.tmp("k"), self.tmp("head")
-            self.emit(f"{k} = bucket_of(now, {w_us})")
+            self.emit(f"{k} = bucket_of(now, np.int64({w_us}))")
             self.emit(f"{head} = VI[slot, {head_col}]")
             self.cache[key] = (k, head)
         return self.cache[key]
@@ -204,7 +215,7 @@ class ExprGen:
         if not self.with_timers:
             return NEVER
         h = self.tmp("h")
-        self.emit(f"{h} = window_expiry(VN, slot, {col}, {head}, {k}, {w_us})")
+        self.emit(f"{h} = window_expiry(VN, slot, np.int64({col}), np.int64({head}), np.int64({k}), np.int64({w_us}))")
         return h
 
     def decay(self) -> str:
@@ -339,6 +350,8 @@ class ExprGen:
             return b, c
         if isinstance(node, ast.Binary) and node.op in ast.LOGICAL:
             left, cl = self.boolean(node.left)
+            if cl == NEVER:
+                return self.short_circuit(node, left)
             right, cr = self.boolean(node.right)
             b = self.tmp("b")
             self.emit(f"{b} = {left} {node.op} {right}")
@@ -350,6 +363,25 @@ class ExprGen:
         if isinstance(node, ast.Binary):
             return self.compare(node)
         raise TypeError(f"not a boolean node: {node!r}")  # pragma: no cover
+
+    def short_circuit(self, node: ast.Binary, left: str) -> tuple[str, str]:
+        """``left`` cannot change with time alone: when it decides the result, skip the right side.
+
+        Its next change is then the right side's (``nc_and(True, NEVER, r, cr) == cr``).
+        """
+        sub = self.child()
+        right, cr = sub.boolean(node.right)
+        b = self.tmp("b")
+        decided = "False" if node.op == "and" else "True"
+        self.emit(f"{b} = {decided}")
+        sub.emit(f"{b} = {right}")
+        c = NEVER
+        if self.with_timers and cr != NEVER:
+            c = self.tmp("c")
+            self.emit(f"{c} = NEVER")
+            sub.emit(f"{c} = {cr}")
+        self.nest(f"if {left}:" if node.op == "and" else f"if not {left}:", sub)
+        return b, c
 
     def compare(self, node: ast.Binary) -> tuple[str, str]:
         op = node.op

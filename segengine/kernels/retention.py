@@ -26,7 +26,7 @@ N_COLS = 10
 
 CART_DEAD_EPOCH = -2  # never a viewer's cart epoch (those count up from 0)
 
-_SIG = ("UniTuple(int64, 3)(int64[:, ::1], float64[:, ::1], int32[:, ::1], int64[:, ::1], int64[:, ::1], "
+_SIG = ("UniTuple(int64, 3)(int64[:, ::1], float64[:, ::1], uint16[:, ::1], int64[:, ::1], int64[:, ::1], "
         "float64[:, ::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1], uint8[::1], uint8[::1], "
         "int64[::1], int64, int64, int64[::1], int64[::1])")
 

@@ -43,6 +43,9 @@ SUPPRESSED_REASONS = ("once", "cooldown", "budget")
 DONE = 0
 NEED_ROOM = 1  # out buffer, heap or cart table is full: drain / grow and call again
 
+#: Counters in VN are uint16 and saturate here (per bucket, per session, per cart).
+COUNT_MAX = 65535
+
 OUT_COLS = 5  # rule, slot, ts_us, event index (-1 for a timer), room
 
 
@@ -67,8 +70,8 @@ def _f64_ptr(typingctx, addr):
 
 
 @intrinsic
-def _i32_ptr(typingctx, addr):
-    sig = types.CPointer(types.int32)(addr)
+def _u16_ptr(typingctx, addr):
+    sig = types.CPointer(types.uint16)(addr)
 
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
@@ -90,8 +93,8 @@ def mat_f64(tab, k):
 
 
 @njit(**KERNEL_FLAGS)
-def mat_i32(tab, k):
-    return carray(_i32_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
+def mat_u16(tab, k):
+    return carray(_u16_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
 
 
 # --- time ------------------------------------------------------------------------------

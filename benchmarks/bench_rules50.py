@@ -1,0 +1,65 @@
+"""Single ``ingest`` with a 50-rule file (the standard rules plus generated variants): the cost
+must barely grow with the number of rules. Target: median <= 1.5 µs; >= 10x the baseline."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+from pathlib import Path
+
+from .bench_ingest import latencies
+from .common import Result, cli, percentile
+from .data import RULES, populated, single_events
+
+VARIANTS = [
+    # (name, on, when, then, extra keys)
+    ("dwell_{i}", None, "present and dwell > {m}m and count(like, 1m) >= {k}", "dwell_nudge_{i}", 'once = "session"'),
+    ("likes_{i}", ["like"], "count(like, 1m) >= {k} and dwell > {s}s", "likes_{i}", 'cooldown = "5m"'),
+    ("views_{i}", ["view", "click"], "count(view|click, 10m) >= {k} and not carted", "views_{i}", ""),
+    ("quiet_{i}", None, "present and since(like|comment) > {s}s and dwell > {m}m", "quiet_{i}", 'once = "session"'),
+    ("spender_{i}", ["pay"], "spend > {m}0 and orders >= {k}", "spender_{i}", ""),
+]
+
+
+def rules_text(n_rules: int) -> str:
+    text = RULES.read_text()
+    i = 0
+    while 6 + i < n_rules:
+        name, on, when, then, extra = VARIANTS[i % len(VARIANTS)]
+        k, m, s = 2 + i % 4, 1 + i % 7, 30 + 10 * (i % 9)
+        on_line = f"on = {on!r}\n".replace("'", '"') if on else ""
+        text += (f'\n[[rules]]\nname = "{name.format(i=i)}"\n{on_line}when = "{when.format(k=k, m=m, s=s)}"\n'
+                 f'then = "{then.format(i=i)}"\n{extra}\n')
+        i += 1
+    return text
+
+
+def run(quick: bool) -> list[Result]:
+    viewers = 10_000 if quick else 1_000_000
+    n_events = 20_000 if quick else 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rules50.toml"
+        path.write_text(rules_text(50))
+        events = single_events(viewers, n_events)
+        meds = {}
+        for label, rules in (("6 rules", RULES), ("50 rules", path)):
+            engine = populated(viewers, rules)
+            for e in single_events(viewers, 2000, seed=9, start=events[0]["ts"] - 1):
+                engine.ingest(e)
+            gc.collect()
+            gc.disable()
+            try:
+                meds[label] = percentile(latencies(engine.ingest, events, repeat=1), 50)
+            finally:
+                gc.enable()
+            del engine
+    med = meds["50 rules"]
+    return [
+        Result("bench_rules50", f"ingest(dict) median, 50 rules @{viewers:,}", med, "µs", "<= 1.5 µs", med <= 1.5,
+               params={"viewers": viewers, "events": n_events}, note=f"6 rules: {meds['6 rules']:.2f} µs"),
+        Result("bench_rules50", "cost growth 6 -> 50 rules", med / meds["6 rules"], "x", note="ratio of medians"),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli("bench_rules50", run))

@@ -1,0 +1,63 @@
+"""The one data generator every benchmark shares: the standard workload (SPEC §7) and
+populated engines, built once and cached on disk between runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from segengine import Batch, Engine
+from segengine.simulate import write_ndjson
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "examples" / "live_room.toml"
+T0 = 1_700_000_000.0
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("SEGENGINE_BENCH_DATA", Path(tempfile.gettempdir()) / "segengine-bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def workload(viewers: int, hours: float = 3.0, seed: int = 0) -> bytes:
+    """The standard workload as NDJSON bytes (generated once, then read from disk)."""
+    key = hashlib.sha1(f"{viewers}-{hours}-{seed}-v1".encode()).hexdigest()[:12]
+    path = data_dir() / f"workload-{viewers}-{hours}-{seed}-{key}.ndjson"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            write_ndjson(f, viewers=viewers, hours=hours, seed=seed)
+        tmp.replace(path)
+    return path.read_bytes()
+
+
+def populated(viewers: int, rules=RULES, str_ids: bool = False) -> Engine:
+    """An engine holding ``viewers`` present viewers (one ``enter`` each, as one Batch)."""
+    engine = Engine.from_file(rules, capacity=max(1024, viewers))
+    chunk = 1_000_000
+    for start in range(0, viewers, chunk):
+        ids = np.arange(start, min(viewers, start + chunk), dtype=np.int64)
+        viewer = np.array([f"u{i}" for i in ids], dtype=object) if str_ids else ids
+        ts = T0 + ids * (60.0 / max(1, viewers))  # all enter within the first minute
+        engine.ingest_many(Batch(type=np.full(len(ids), "enter", dtype=object), viewer=viewer, room="r1", ts=ts))
+    return engine
+
+
+def single_events(viewers: int, n: int, seed: int = 1, start: float = T0 + 61.0) -> list[dict]:
+    """``n`` interaction events of random present viewers, 0.1 ms apart (keeps them present)."""
+    rng = np.random.default_rng(seed)
+    types = np.array(["heartbeat", "like", "view", "comment", "click"])
+    kinds = rng.integers(0, len(types), n)
+    who = rng.integers(0, viewers, n)
+    out = []
+    for i in range(n):
+        e = {"type": str(types[kinds[i]]), "viewer": int(who[i]), "room": "r1", "ts": start + i * 1e-4}
+        if kinds[i] in (2, 4):
+            e.update(item=f"i{who[i] % 200}", category="digital", price=float(20 + who[i] % 300))
+        out.append(e)
+    return out
