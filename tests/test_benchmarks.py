@@ -1,0 +1,27 @@
+"""The benchmark suite's quick mode runs in CI so it cannot rot: every benchmark must run and
+report its figures. (Figures are measurements, not pass/fail: nothing here checks speed.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_quick_benchmark_suite_runs_and_reports_every_figure(tmp_path):
+    out = tmp_path / "quick.json"
+    env = {**os.environ, "SEGENGINE_BENCH_DATA": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    benches = {r["bench"] for r in report["results"]}
+    assert benches == {"bench_ingest", "bench_replay", "bench_batch", "bench_advance", "bench_memory",
+                       "bench_compile", "bench_rules50"}
+    for r in report["results"]:
+        assert r["value"] == r["value"] and r["value"] >= 0, r  # a number, not NaN
+    baseline = [r for r in report["results"] if r["baseline"] is not None]
+    assert baseline, "the pure-Python baseline must run side by side"
