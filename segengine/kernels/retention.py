@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..config import KERNEL_FLAGS
-from .runtime import META_HEAP_N, MISSING, NEVER
+from .runtime import META_HEAP_N, MISSING, NEVER, heap_sift_down
 
 # Slot states (same values as segengine.interning).
 USED = 0
@@ -29,29 +29,6 @@ CART_DEAD_EPOCH = -2  # never a viewer's cart epoch (those count up from 0)
 _SIG = ("UniTuple(int64, 3)(int64[:, ::1], float64[:, ::1], uint16[:, ::1], int64[:, ::1], int64[:, ::1], "
         "float64[:, ::1], int64[:, ::1], int64[:, ::1], int64[::1], int64[::1], uint8[::1], uint8[::1], "
         "int64[::1], int64, int64, int64[::1], int64[::1])")
-
-
-@njit(**KERNEL_FLAGS)
-def _sift_down(H, i, n):
-    """Restore the (due, slot) min-heap order below ``i`` (same order as ``runtime.heap_pop``)."""
-    while True:
-        left = 2 * i + 1
-        if left >= n:
-            return
-        best = left
-        right = left + 1
-        if right < n and (H[right, 0] < H[left, 0] or (H[right, 0] == H[left, 0] and H[right, 1] < H[left, 1])):
-            best = right
-        if H[best, 0] < H[i, 0] or (H[best, 0] == H[i, 0] and H[best, 1] < H[i, 1]):
-            t0 = H[i, 0]
-            t1 = H[i, 1]
-            H[i, 0] = H[best, 0]
-            H[i, 1] = H[best, 1]
-            H[best, 0] = t0
-            H[best, 1] = t1
-            i = best
-        else:
-            return
 
 
 @njit(_SIG, **KERNEL_FLAGS)
@@ -151,7 +128,7 @@ def _sweep(VI, VF, VN, RI, CK, CV, H, meta, vi_row, ri_row, vstate, rstate, cols
     dropped = n - kept
     if dropped > 0:
         for start in range(kept // 2 - 1, -1, -1):
-            _sift_down(H, start, kept)
+            heap_sift_down(H, start, kept)
         meta[0, META_HEAP_N] = kept
     return n_out, r_out, dropped
 

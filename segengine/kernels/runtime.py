@@ -284,6 +284,28 @@ def heap_push(H, meta, due, slot):
 
 
 @njit(**KERNEL_FLAGS)
+def heap_sift_down(H, i, n):
+    """Restore the (due, slot) min-heap order of ``H[:n]`` below position ``i``."""
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            return
+        best = left
+        right = left + 1
+        if right < n and _heap_less(H, right, left):
+            best = right
+        if not _heap_less(H, best, i):
+            return
+        t0 = H[i, 0]
+        t1 = H[i, 1]
+        H[i, 0] = H[best, 0]
+        H[i, 1] = H[best, 1]
+        H[best, 0] = t0
+        H[best, 1] = t1
+        i = best
+
+
+@njit(**KERNEL_FLAGS)
 def heap_pop(H, meta):
     """Remove the smallest entry (the caller has read it at H[0])."""
     n = meta[0, META_HEAP_N] - 1
@@ -292,25 +314,7 @@ def heap_pop(H, meta):
         return
     H[0, 0] = H[n, 0]
     H[0, 1] = H[n, 1]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= n:
-            break
-        best = left
-        right = left + 1
-        if right < n and _heap_less(H, right, left):
-            best = right
-        if _heap_less(H, best, i):
-            t0 = H[i, 0]
-            t1 = H[i, 1]
-            H[i, 0] = H[best, 0]
-            H[i, 1] = H[best, 1]
-            H[best, 0] = t0
-            H[best, 1] = t1
-            i = best
-        else:
-            break
+    heap_sift_down(H, 0, n)
 
 
 @njit(**KERNEL_FLAGS)
