@@ -40,8 +40,8 @@ def run(quick: bool) -> list[Result]:
     batches = [Batch(type=np.array([probe.rules.event_types.index(t) for t in b.type], np.int64),
                      viewer=np.array([-1 if v is None else v for v in b.viewer], np.int64),
                      room="r1", ts=b.ts,
-                     item=np.array([-1 if i is None else int(i[1:]) for i in b.item], np.int64),
-                     category=np.array(["" if c is None else c for c in b.category]),
+                     item=np.array([int(i[1:]) if i else -1 for i in b.item], np.int64),
+                     category=b.category,
                      price=b.price, amount=b.amount) for b in batches]
 
     def timed(feed) -> float:

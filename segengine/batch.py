@@ -50,10 +50,12 @@ class Batch:
     (2, 'like')
     """
 
-    __slots__ = (*_FIELDS, "room_scalar")
+    __slots__ = (*_FIELDS, "room_scalar", "viewer_missing")
 
-    def __init__(self, type, viewer, room, ts, item=None, category=None, price=None, amount=None, text=None):
+    def __init__(self, type, viewer, room, ts, item=None, category=None, price=None, amount=None, text=None,
+                 viewer_missing=None):
         n = len(ts)
+        self.viewer_missing = viewer_missing  # rows of an int viewer column that had no viewer
         self.ts = np.asarray(ts, dtype=np.float64)
         self.type = _column(type, n, "type")
         self.viewer = _column(viewer, n, "viewer")
@@ -69,19 +71,38 @@ class Batch:
         return len(self.ts)
 
     @classmethod
-    def from_events(cls, events: Sequence[Event]) -> "Batch":
-        """Columns from checked events (one pass per field)."""
+    def from_events(cls, events: Sequence[Event], type_codes: dict[str, int] | None = None) -> "Batch":
+        """Columns from decoded events, as typed as the values allow (one pass per field).
+
+        With ``type_codes``, types become int codes (-1 for unknown ones); viewer ids become an
+        int64 column when they are all ints; strings become fixed-width numpy columns when no
+        value is absent. Typed columns are what the vectorized checks and id maps work on.
+        """
         nan = float("nan")
+        n = len(events)
+        if type_codes is not None:
+            types = np.fromiter((type_codes.get(e.type, -1) for e in events), np.int64, n)
+        else:
+            types = np.array([e.type for e in events], dtype=object)
+        viewers = [e.viewer for e in events]
+        viewer_missing = None
+        try:  # int ids (the common case for backends): an int64 column, absent ones marked
+            viewer = np.array([0 if v is None else v for v in viewers], dtype=np.int64)
+            if None in viewers:
+                viewer_missing = np.array([v is None for v in viewers])
+        except (TypeError, ValueError, OverflowError):
+            viewer = np.array(viewers, dtype=object)
         return cls(
-            type=np.array([e.type for e in events], dtype=object),
-            viewer=np.array([e.viewer for e in events] or [], dtype=object),
-            room=np.array([e.room for e in events], dtype=object),
-            ts=np.fromiter((e.ts for e in events), np.float64, len(events)),
-            item=np.array([e.item for e in events], dtype=object),
-            category=np.array([e.category for e in events], dtype=object),
-            price=np.fromiter((nan if e.price is None else e.price for e in events), np.float64, len(events)),
-            amount=np.fromiter((nan if e.amount is None else e.amount for e in events), np.float64, len(events)),
-            text=np.array([e.text for e in events], dtype=object),
+            type=types,
+            viewer=viewer,
+            room=_str_column([e.room for e in events]),
+            ts=np.fromiter((e.ts for e in events), np.float64, n),
+            item=_str_column([e.item for e in events], absent_is_blank=True),
+            category=_str_column([e.category for e in events], absent_is_blank=True),
+            price=np.fromiter((nan if e.price is None else e.price for e in events), np.float64, n),
+            amount=np.fromiter((nan if e.amount is None else e.amount for e in events), np.float64, n),
+            text=_str_column([e.text for e in events], absent_is_blank=True),
+            viewer_missing=viewer_missing,
         )
 
     def take(self, rows: np.ndarray) -> "Batch":
@@ -90,6 +111,7 @@ class Batch:
         for name in _FIELDS:
             setattr(out, name, getattr(self, name)[rows])
         out.room_scalar = self.room_scalar
+        out.viewer_missing = None if self.viewer_missing is None else self.viewer_missing[rows]
         return out
 
     def event(self, i: int) -> Event:
@@ -100,6 +122,22 @@ class Batch:
                 return None
             return value.item() if isinstance(value, np.generic) else value
         return Event(**{name: get(name) for name in _FIELDS})
+
+
+def _str_column(values: list, absent_is_blank: bool = False) -> np.ndarray:
+    """Fixed-width strings when every value is a str (vectorized downstream), else objects.
+
+    ``absent_is_blank``: None becomes "" (for item, category and text an absent value reads
+    as "" in every rule, so nothing is lost).
+    """
+    if absent_is_blank:
+        values = ["" if v is None else v for v in values]
+    elif None in values:
+        return np.array(values, dtype=object)
+    try:  # decoded events hold str or None only; anything else stays an object column
+        return np.array(values, dtype=str) if values else np.array(values, dtype=object)
+    except (TypeError, ValueError):
+        return np.array(values, dtype=object)
 
 
 class BatchView(Sequence):
@@ -137,7 +175,10 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
     if batch.room_scalar is None:
         flag(_missing(batch.room) | ~_all_str(batch.room), "room", "Expected `str`, got a missing or non-string room")
     is_room_event = np.isin(codes, room_codes)
-    flag(~is_room_event & (_missing(batch.viewer) | ~_viewer_ok(batch.viewer)), "viewer", "Expected `str | int`, got a missing or mistyped viewer")
+    bad_viewer = _missing(batch.viewer) | ~_viewer_ok(batch.viewer)
+    if batch.viewer_missing is not None:
+        bad_viewer |= batch.viewer_missing
+    flag(~is_room_event & bad_viewer, "viewer", "Expected `str | int`, got a missing or mistyped viewer")
     for name in ("item", "category", "text"):
         col = getattr(batch, name)
         if name == "item" and col.dtype.kind in "iu":

@@ -252,7 +252,7 @@ class Engine:
             except EventError:
                 events = None  # some line does not decode: go line by line to find and locate it
             if events is not None:
-                return self._run_batch(Batch.from_events(events), errors)
+                return self._run_batch(Batch.from_events(events, self._codes), errors)
             items: Iterable[Any] = (line for line in data.split(b"\n") if line.strip())
         else:
             items = batch
@@ -266,7 +266,7 @@ class Engine:
                 if errors == "raise":
                     failure = err.at_index(index)
                     break
-        actions = self._run_batch(Batch.from_events(events), "raise") if events else []
+        actions = self._run_batch(Batch.from_events(events, self._codes), "raise") if events else []
         if failure is not None:
             failure.actions = actions  # type: ignore[attr-defined]
             raise failure

@@ -103,8 +103,10 @@ class ModuleGen:
         L.append("pres = (VI[slot, %d] & %d) != 0" % (v("flags"), FLAG_PRESENT))
         leave = self.codes["leave"]
         L += [
+            "in_session = True  # does this event belong to a session (for count(T) without a window)?",
             f"if code == {leave}:",
-            f"    if pres and VI[slot, {v('room')}] == room:",
+            f"    in_session = pres and VI[slot, {v('room')}] == room  # a leave belongs to the session it ends",
+            "    if in_session:",
             *_indent(self.end_session_lines("slot", "now"), 2),
             f"    elif VI[slot, {v('room')}] < 0:",
             f"        VI[slot, {v('room')}] = room  # a leave before any session: its room is the viewer's last",
@@ -123,7 +125,7 @@ class ModuleGen:
         for types, col in lay.since.items():
             L += [f"if {self.type_test(types)}:", f"    VI[slot, {col}] = now"]
         for types, col in lay.session_counts.items():
-            L += [f"if {self.type_test(types)} and VN[slot, {col}] < COUNT_MAX:", f"    VN[slot, {col}] += 1"]
+            L += [f"if in_session and {self.type_test(types)} and VN[slot, {col}] < COUNT_MAX:", f"    VN[slot, {col}] += 1"]
         by_width: dict[int, list] = {}
         for win in lay.windows.values():
             by_width.setdefault(win.window_us, []).append(win)
@@ -401,10 +403,10 @@ def rescan(tab, now, n):
             "if slot < 0:  # a room event",
             f"    if code == {self.codes['live_start']}:",
             "        RI[room, 0] = until",
-            f"    elif code == {self.codes['live_end']}:",
-            "        RI[room, 2] = until",
-            "    elif RI[room, 0] == MISSING:",
+            "    elif RI[room, 0] == MISSING:  # stream time counts from the room's first event",
             "        RI[room, 0] = until",
+            f"    if code == {self.codes['live_end']}:",
+            "        RI[room, 2] = until",
             f"    {done}",
             "now = until",
             f"if now < VI[slot, {v('clock')}]:",
