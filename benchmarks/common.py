@@ -84,6 +84,7 @@ def machine() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1),
         "python": platform.python_version(), "numba": numba.__version__, "numpy": numpy.__version__,
         "msgspec": msgspec.__version__, "segengine": __version__, "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # others' work on a shared VM
     }
 
 
