@@ -32,10 +32,10 @@ def latencies(call, items, repeat: int = 3) -> list[float]:
     return best or []
 
 
-def run(quick: bool) -> list[Result]:
+def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Result]:
     results = []
     n_events = 20_000 if quick else 200_000
-    for viewers in SIZES_QUICK if quick else SIZES_FULL:
+    for viewers in sizes or (SIZES_QUICK if quick else SIZES_FULL):
         events = single_events(viewers, n_events)
         forms = {
             "dict": events,
@@ -92,4 +92,13 @@ def _baseline(viewers: int | None, events: list[dict]) -> float | None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli("bench_ingest", run))
+    import sys
+
+    # `--viewers N[,N...]` measures at other population sizes (e.g. 100000)
+    argv = sys.argv[1:]
+    sizes = None
+    if "--viewers" in argv:
+        i = argv.index("--viewers")
+        sizes = tuple(int(x) for x in argv[i + 1].split(","))
+        del argv[i:i + 2]
+    raise SystemExit(cli("bench_ingest", lambda quick: run(quick, sizes), argv))
