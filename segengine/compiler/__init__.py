@@ -96,8 +96,18 @@ def _import(path: Path, name: str) -> ModuleType:
     return module
 
 
+_by_rules: LRUCache = LRUCache(maxsize=64)  # RuleSet object -> CompiledRules: new engines skip codegen
+
+
 def compile_rules(rs: RuleSet) -> CompiledRules:
-    """Layout and kernels for ``rs``; reuses a module compiled earlier in this process or on disk."""
+    """Layout and kernels for ``rs``; reuses a module compiled earlier in this process or on disk.
+
+    The same (checked, immutable) ``RuleSet`` object compiles once per process: a new
+    ``Engine(rules)`` then costs only its arrays.
+    """
+    cached = _by_rules.get(id(rs))
+    if cached is not None and cached.rules is rs:
+        return cached
     layout = build_layout(rs)
     gen = generate(rs, layout)
     add_explain(gen, rs, layout)  # explain_values(): compiled lazily, on the first explain()
@@ -114,4 +124,6 @@ def compile_rules(rs: RuleSet) -> CompiledRules:
                 path = _write_module(Path(tempfile.mkdtemp(prefix="segengine-")), name, gen.source)
                 module = _import(path, name)
             _modules[key] = module
-    return CompiledRules(rs, layout, gen, module, key)
+        compiled = CompiledRules(rs, layout, gen, module, key)
+        _by_rules[id(rs)] = compiled
+    return compiled
