@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EventError
 from .events import Event
 
 __all__ = ["Batch"]

@@ -17,7 +17,7 @@ import numpy as np
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
 from .batch import Batch, BatchView, _py, codes_of, validity
-from .events import ROOM_TYPES, Action, Event, check, decode_json, decode_ndjson, validate
+from .events import ROOM_TYPES, Action, Event, decode_ndjson, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
@@ -373,10 +373,6 @@ class Engine:
             if ensure is not None:
                 ensure(len(interner))
         return slots
-
-    def _checked(self, ev: Event) -> Event:
-        check(ev, self._types)
-        return ev
 
     def advance(self, now: float) -> list[Action]:
         """Fire every timer due at or before ``now`` (event time, seconds). Cost: O(due timers x log n)."""

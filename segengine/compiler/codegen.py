@@ -1,15 +1,19 @@
 """Checked rules + layout -> the source of one Numba module.
 
-The generated module exports:
+The generated module exports (each takes the pointer table ``tab`` of :mod:`..memory`):
 
 * ``ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index)``
-  -- fire due timers, apply one viewer event, evaluate its rules in one pass;
-* ``room_event(tab, room, code, ts)`` -- ``live_start`` / ``live_end``;
+  -- fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
+  pass; returns the number of pending output rows, or -1 when the output buffer, heap or
+  cart table needs room (drain or grow, then call again: work done is not repeated);
+* ``ingest_batch(tab, slots, rooms, codes, ts, ...)`` -- the same over columns, in one call;
 * ``advance(tab, until_us)`` -- fire timers due up to ``until_us``;
+* ``rescan(tab, now, n)`` -- recompute every viewer's next timer (after a reload);
 * ``segment_count(tab, seg, now, room, n)`` and ``readout(tab, slot, now, out)``.
 
-Each returns ``DONE`` or ``NEED_ROOM`` (drain actions or grow, then call again:
-work already done is not repeated).
+Everything on the event path is generated inline into the entry points (only ``_pass``,
+the rule evaluation, is a separate function): Numba re-optimizes every callee at each level
+of a call tree, so a flat module compiles about twice as fast.
 """
 
 from __future__ import annotations
