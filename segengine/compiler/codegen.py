@@ -25,8 +25,9 @@ from ..events import BUILTIN_TYPES, ROOM_TYPES
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
-from .exprgen import ExprGen, Literals, NEVER, desugar
+from .exprgen import VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
+VIEWS = "\n".join("    " + line for line in VIEW_LINES)  # as the first lines of an entry point
 INTEREST_WEIGHTS = {"view": 1.0, "click": 2.0, "cart": 4.0, "pay": 8.0}
 
 
@@ -288,13 +289,7 @@ def _due(VI, VF, VN, RI, LITS, slot, now):
 @njit(**KERNEL_FLAGS)
 def rescan(tab, now, n):
     \"\"\"Reschedule slots 0..n-1 (the heap needs room for n more entries).\"\"\"
-    VI = mat_i64(tab, M_VI)
-    VF = mat_f64(tab, M_VF)
-    VN = mat_u16(tab, M_VN)
-    RI = mat_i64(tab, M_RI)
-    H = mat_i64(tab, M_HEAP)
-    meta = mat_i64(tab, M_META)
-    LITS = mat_i64(tab, M_LITS)
+{VIEWS}
     for slot in range(n):
         if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
             continue
@@ -426,17 +421,7 @@ def rescan(tab, now, n):
         ]
 
     def entry_fns(self) -> str:
-        views = """    VI = mat_i64(tab, M_VI)
-    VF = mat_f64(tab, M_VF)
-    VN = mat_u16(tab, M_VN)
-    RI = mat_i64(tab, M_RI)
-    H = mat_i64(tab, M_HEAP)
-    meta = mat_i64(tab, M_META)
-    OI = mat_i64(tab, M_OUTI)
-    OF = mat_f64(tab, M_OUTF)
-    LITS = mat_i64(tab, M_LITS)
-    CK = mat_i64(tab, M_CARTK)
-    CV = mat_f64(tab, M_CARTV)"""
+        views = VIEWS
         one = "\n".join(_indent(self.event_lines("return -1", "return meta[0, META_OUT_N]"), 1))
         batch = "\n".join(_indent(self.event_lines("return i", "continue"), 2))
         timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
@@ -481,11 +466,7 @@ def advance(tab, until):
     # queries ---------------------------------------------------------------------------
     def segment_fn(self) -> str:
         gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
-        gen.emit("VI = mat_i64(tab, M_VI)")
-        gen.emit("VF = mat_f64(tab, M_VF)")
-        gen.emit("VN = mat_u16(tab, M_VN)")
-        gen.emit("RI = mat_i64(tab, M_RI)")
-        gen.emit("LITS = mat_i64(tab, M_LITS)")
+        gen.lines.extend(VIEW_LINES)
         gen.emit("total = 0")
         gen.emit("for slot in range(n):")
         inner = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
@@ -536,11 +517,7 @@ def segment_count(tab, seg, now, room, n):
         for name in rs.segments:
             items.append((name, ast.Name(name, kind="segment", type="bool"), "segment"))
         self.readouts = []
-        gen.emit("VI = mat_i64(tab, M_VI)")
-        gen.emit("VF = mat_f64(tab, M_VF)")
-        gen.emit("VN = mat_u16(tab, M_VN)")
-        gen.emit("RI = mat_i64(tab, M_RI)")
-        gen.emit("LITS = mat_i64(tab, M_LITS)")
+        gen.lines.extend(VIEW_LINES)
         for j, (label, node, group) in enumerate(items):
             val, kind = gen.value(node)
             gen.emit(f"out[{j}] = {val}")

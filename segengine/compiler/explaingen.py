@@ -26,7 +26,7 @@ from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from ..state import Layout
 from .codegen import Generated
-from .exprgen import ExprGen, Literals, desugar
+from .exprgen import VIEW_LINES, ExprGen, Literals, desugar
 
 __all__ = ["ExplainNode", "explain_nodes", "node_kind", "explain_source", "add_explain"]
 
@@ -137,16 +137,14 @@ def _as_float(node: ast.Node, value: str) -> str:
 
 def explain_source(rs: RuleSet, lay: Layout, lits: Literals) -> str:
     """Source of ``explain_values`` for every rule of ``rs`` (disabled ones included, when possible)."""
-    lines = ["VI = mat_i64(tab, M_VI)", "VF = mat_f64(tab, M_VF)", "VN = mat_u16(tab, M_VN)",
-             "RI = mat_i64(tab, M_RI)", "LITS = mat_i64(tab, M_LITS)", *_EVENT_LOCALS]
-    counter = 0
+    lines = [*VIEW_LINES, *_EVENT_LOCALS]
+    counter = [0]  # shared by every rule's generator: temporaries stay unique across the branches
     for r, rule in enumerate(rs.rules):
         known = len(lits.items)
         gen = ExprGen(rs, lay, lits, with_timers=False, in_event="False")
-        gen.n = counter  # temporaries stay unique across the branches of the one function
+        gen.counter = counter
         walker = _RuleValues(gen, rs)
         walker.visit(rule.when)
-        counter = gen.n
         lines.append(f"if rule == {r}:  # {rule.name}")
         if len(lits.items) != known:  # only a disabled rule can get here: its literals have no LITS slot
             del lits.items[known:]

@@ -25,6 +25,15 @@ from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
 CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
 NEVER = "NEVER"
 
+#: The state matrices as local arrays, from the pointer table ``tab`` (one list for every
+#: generated function, so a dtype change is made in one place).
+VIEW_LINES = (
+    "VI = mat_i64(tab, M_VI)", "VF = mat_f64(tab, M_VF)", "VN = mat_u16(tab, M_VN)", "RI = mat_i64(tab, M_RI)",
+    "H = mat_i64(tab, M_HEAP)", "meta = mat_i64(tab, M_META)", "OI = mat_i64(tab, M_OUTI)",
+    "OF = mat_f64(tab, M_OUTF)", "LITS = mat_i64(tab, M_LITS)", "CK = mat_i64(tab, M_CARTK)",
+    "CV = mat_f64(tab, M_CARTV)",
+)
+
 
 def _join_add(a: int, b: int) -> int:
     if a == CONST:
