@@ -34,14 +34,15 @@ def run(quick: bool) -> list[Result]:
     params = {"viewers": viewers, "hours": hours, "events": n, "chunk": CHUNK}
     chunks = _chunks(data, CHUNK)
     batches = to_batches(data, CHUNK)
-    # Batch columns as a columnar backend holds them: int type codes, int viewer and item ids,
-    # one room, fixed-width category strings, NaN for absent numbers
+    # Batch columns as a columnar backend holds them (Arrow/Avro style): int type and category
+    # codes, int viewer and item ids (negative = absent), one room, NaN for absent numbers
     probe = Engine.from_file(RULES)
+    categories = {c: i for i, c in enumerate(probe.rules.categories)}
     batches = [Batch(type=np.array([probe.rules.event_types.index(t) for t in b.type], np.int64),
                      viewer=np.array([-1 if v is None else v for v in b.viewer], np.int64),
                      room="r1", ts=b.ts,
                      item=np.array([int(i[1:]) if i else -1 for i in b.item], np.int64),
-                     category=b.category,
+                     category=np.array([categories.get(c, -1) for c in b.category], np.int64),
                      price=b.price, amount=b.amount) for b in batches]
 
     def timed(feed) -> float:

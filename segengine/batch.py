@@ -15,14 +15,58 @@ import numpy as np
 
 from .events import Event
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "Coded"]
 
 _FIELDS = ("type", "viewer", "room", "ts", "item", "category", "price", "amount", "text")
+_OPTIONAL = ("item", "category", "text")  # a column left out is None: no work at all
 
 
-def _column(values: Any, n: int, name: str) -> np.ndarray:
+class Coded:
+    """A dictionary-encoded column (Arrow's DictionaryArray, pandas' Categorical): row ``i`` holds
+    ``uniques[codes[i]]``, or nothing where ``codes[i] < 0``.
+
+    Ids and strings are then mapped once per distinct value, never per row: the form a columnar
+    backend (or segengine's NDJSON scanner) hands over without building a Python object per event.
+
+    >>> c = Coded(np.array([0, 1, 0, -1]), ["u1", "u2"])
+    >>> [c.value(i) for i in range(4)]
+    ['u1', 'u2', 'u1', None]
+    """
+
+    __slots__ = ("codes", "uniques")
+
+    def __init__(self, codes: Any, uniques: Any):
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.uniques = np.empty(len(uniques), dtype=object)
+        self.uniques[:] = list(uniques)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, rows: Any) -> "Coded":
+        out = Coded.__new__(Coded)
+        out.codes, out.uniques = self.codes[rows], self.uniques
+        return out
+
+    def value(self, i: int) -> Any:
+        code = int(self.codes[i])
+        return self.uniques[code] if 0 <= code < len(self.uniques) else None
+
+    def decoded(self) -> np.ndarray:
+        """The plain object column (None where absent)."""
+        table = np.append(self.uniques, None)  # code -1 (and any other negative) reads the None at the end
+        return table[np.where((self.codes >= 0) & (self.codes < len(self.uniques)), self.codes, -1)]
+
+
+def _column(values: Any, n: int, name: str) -> Any:
+    if values is None and name in _OPTIONAL:
+        return None
     if isinstance(values, str) or values is None:
         return np.full(n, values, dtype=object)
+    if isinstance(values, Coded):
+        if len(values) != n:
+            raise ValueError(f"Batch column {name!r} has {len(values)} rows, expected {n}")
+        return values
     arr = np.asarray(values)
     if arr.shape != (n,):
         raise ValueError(f"Batch column {name!r} has shape {arr.shape}, expected ({n},)")
@@ -34,11 +78,14 @@ class Batch:
 
     Parameters
     ----------
-    type : array of str (or of int codes from ``Engine.type_codes``), shape (n,)
-    viewer : array of int or of str, shape (n,); ignored for room events
-    room : array of str, or one str for every row
+    type : array of str, or of int codes (index into ``engine.rules.event_types``), shape (n,)
+    viewer : array of int or of str, or :class:`Coded`, shape (n,); ignored for room events
+    room : array of str, :class:`Coded`, or one str for every row
     ts : float array, shape (n,), unix seconds
-    item, category, text : arrays of str (``None`` = absent), optional
+    item : array of str (``None`` = absent), of int ids (negative = absent), or :class:`Coded`; optional
+    category : array of str (``None`` or ``""`` = absent), of int codes (index into
+        ``engine.rules.categories``, negative = absent), or :class:`Coded`; optional
+    text : array of str (``None`` = absent) or :class:`Coded`; optional
     price, amount : float arrays (``NaN`` = absent), optional
 
     Examples
@@ -49,12 +96,13 @@ class Batch:
     (2, 'like')
     """
 
-    __slots__ = (*_FIELDS, "room_scalar", "viewer_missing")
+    __slots__ = (*_FIELDS, "room_scalar", "viewer_missing", "checked")
 
     def __init__(self, type, viewer, room, ts, item=None, category=None, price=None, amount=None, text=None,
                  viewer_missing=None):
         n = len(ts)
         self.viewer_missing = viewer_missing  # rows of an int viewer column that had no viewer
+        self.checked = False  # True: built by a decoder that validated every row (no column checks needed)
         self.ts = np.asarray(ts, dtype=np.float64)
         self.type = _column(type, n, "type")
         self.viewer = _column(viewer, n, "viewer")
@@ -96,11 +144,11 @@ class Batch:
             viewer=viewer,
             room=_str_column([e.room for e in events]),
             ts=np.fromiter((e.ts for e in events), np.float64, n),
-            item=_str_column([e.item for e in events], absent_is_blank=True),
-            category=_str_column([e.category for e in events], absent_is_blank=True),
+            item=_str_column([e.item for e in events], absent_is_blank=True, none_if_all_absent=True),
+            category=_str_column([e.category for e in events], absent_is_blank=True, none_if_all_absent=True),
             price=np.fromiter((nan if e.price is None else e.price for e in events), np.float64, n),
             amount=np.fromiter((nan if e.amount is None else e.amount for e in events), np.float64, n),
-            text=_str_column([e.text for e in events], absent_is_blank=True),
+            text=_str_column([e.text for e in events], absent_is_blank=True, none_if_all_absent=True),
             viewer_missing=viewer_missing,
         )
 
@@ -108,27 +156,39 @@ class Batch:
         """The rows selected by an index or boolean array."""
         out = Batch.__new__(Batch)
         for name in _FIELDS:
-            setattr(out, name, getattr(self, name)[rows])
+            col = getattr(self, name)
+            setattr(out, name, None if col is None else col[rows])
         out.room_scalar = self.room_scalar
+        out.checked = self.checked
         out.viewer_missing = None if self.viewer_missing is None else self.viewer_missing[rows]
         return out
 
     def event(self, i: int) -> Event:
         """Row ``i`` as an :class:`Event` (built only when an action needs it)."""
-        def get(name: str):
-            value = getattr(self, name)[i]
-            if isinstance(value, float) and value != value:
-                return None
-            return value.item() if isinstance(value, np.generic) else value
-        return Event(**{name: get(name) for name in _FIELDS})
+        return Event(**{name: self.value(name, i) for name in _FIELDS})
+
+    def value(self, name: str, i: int) -> Any:
+        """Field ``name`` of row ``i`` as a Python value (None where absent)."""
+        col = getattr(self, name)
+        if col is None:
+            return None
+        if isinstance(col, Coded):
+            return col.value(i)
+        value = col[i]
+        if isinstance(value, float) and value != value:
+            return None
+        return value.item() if isinstance(value, np.generic) else value
 
 
-def _str_column(values: list, absent_is_blank: bool = False) -> np.ndarray:
+def _str_column(values: list, absent_is_blank: bool = False, none_if_all_absent: bool = False) -> np.ndarray | None:
     """Fixed-width strings when every value is a str (vectorized downstream), else objects.
 
     ``absent_is_blank``: None becomes "" (for item, category and text an absent value reads
-    as "" in every rule, so nothing is lost).
+    as "" in every rule, so nothing is lost). ``none_if_all_absent``: no value at all gives
+    None (a left-out column: no work downstream).
     """
+    if none_if_all_absent and values.count(None) == len(values):
+        return None
     if absent_is_blank:
         values = ["" if v is None else v for v in values]
     elif None in values:
@@ -139,16 +199,36 @@ def _str_column(values: list, absent_is_blank: bool = False) -> np.ndarray:
         return np.array(values, dtype=object)
 
 
+class BatchRow:
+    """One row of a batch read field by field (``{event.item}`` placeholders): no Event is built."""
+
+    __slots__ = ("view", "index")
+
+    def __init__(self, view: "BatchView", index: int):
+        self.view, self.index = view, index
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _FIELDS:
+            raise AttributeError(name)
+        batch, value = self.view.batch, self.view.batch.value(name, self.index)
+        if name == "category" and isinstance(value, int):  # an int code column: the category's name
+            names = self.view.categories
+            return names[value] if 0 <= value < len(names) else None
+        if name == "item" and isinstance(value, int) and value < 0 and not isinstance(batch.item, Coded):
+            return None  # int item ids: negative means absent
+        return value
+
+
 class BatchView(Sequence):
     """Row access for placeholders: ``view[i]`` is the i-th event of the batch."""
 
-    __slots__ = ("batch",)
+    __slots__ = ("batch", "categories")
 
-    def __init__(self, batch: Batch):
-        self.batch = batch
+    def __init__(self, batch: Batch, categories: Sequence[str] = ()):
+        self.batch, self.categories = batch, categories
 
     def __getitem__(self, i):  # type: ignore[override]
-        return self.batch.event(i)
+        return BatchRow(self, i)
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -178,26 +258,39 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
     if batch.viewer_missing is not None:
         bad_viewer |= batch.viewer_missing
     flag(~is_room_event & bad_viewer, "viewer", "Expected `str | int`, got a missing or mistyped viewer")
-    for name in ("item", "category", "text"):
+    for name in _OPTIONAL:
         col = getattr(batch, name)
-        if name == "item" and col.dtype.kind in "iu":
-            continue  # int item ids are fine too (columnar backends use them)
-        flag(_present_but_not_str(col), name, "Expected `str`")
+        if col is None or (name != "text" and not isinstance(col, Coded) and col.dtype.kind in "iu"):
+            continue  # left out; or int item ids / category codes (columnar backends use them)
+        flag(_present_but_not_str(col, ints_ok=name == "item"), name, "Expected `str`")
     for name in ("price", "amount"):
         col = getattr(batch, name)
         flag(np.isinf(col), name, "Expected a finite number, got non-finite")
     return bad, (min(candidates) if candidates else (-1, "", ""))
 
 
-def _missing(col: np.ndarray) -> np.ndarray:
-    """Rows holding None (only object columns can); one C-level comparison."""
+def _by_unique(col: Coded, ok: np.ndarray) -> np.ndarray:
+    """A per-unique verdict spread to the rows (rows without a value get False)."""
+    present = (col.codes >= 0) & (col.codes < len(col.uniques))
+    return present & np.append(ok, False)[np.where(present, col.codes, -1)]
+
+
+def _missing(col: np.ndarray | Coded) -> np.ndarray:
+    """Rows holding None (only object and coded columns can); one C-level comparison."""
+    if isinstance(col, Coded):
+        return ~_by_unique(col, ~np.equal(col.uniques, None))
     if col.dtype != object:
         return np.zeros(len(col), bool)
     return np.equal(col, None)
 
 
-def _present_but_not_str(col: np.ndarray) -> np.ndarray:
+def _present_but_not_str(col: np.ndarray | Coded, ints_ok: bool = False) -> np.ndarray:
     """Rows with a value that is not a str; type checks only where a value is present."""
+    if isinstance(col, Coded):
+        u = col.uniques
+        ok = np.fromiter((v is None or isinstance(v, str) or (ints_ok and _is_int(v)) for v in u), bool, len(u))
+        present = (col.codes >= 0) & (col.codes < len(u))
+        return present & ~np.append(ok, True)[np.where(present, col.codes, -1)]
     bad = np.zeros(len(col), bool)
     if col.dtype.kind == "U":
         return bad
@@ -209,7 +302,13 @@ def _present_but_not_str(col: np.ndarray) -> np.ndarray:
     return bad
 
 
-def _all_str(col: np.ndarray) -> np.ndarray:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _all_str(col: np.ndarray | Coded) -> np.ndarray:
+    if isinstance(col, Coded):
+        return _by_unique(col, np.fromiter((isinstance(v, str) for v in col.uniques), bool, len(col.uniques)))
     if col.dtype.kind == "U":
         return np.ones(len(col), bool)
     if col.dtype == object:
@@ -217,7 +316,10 @@ def _all_str(col: np.ndarray) -> np.ndarray:
     return np.zeros(len(col), bool)
 
 
-def _viewer_ok(col: np.ndarray) -> np.ndarray:
+def _viewer_ok(col: np.ndarray | Coded) -> np.ndarray:
+    if isinstance(col, Coded):
+        return _by_unique(col, np.fromiter((isinstance(v, str) or _is_int(v) for v in col.uniques), bool,
+                                           len(col.uniques)))
     if col.dtype.kind in "iuU":
         return np.ones(len(col), bool)
     if col.dtype == object:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .batch import Batch, BatchView, _py, codes_of, validity
+from .batch import Batch, BatchView, Coded, _py, codes_of, validity
 from .events import ROOM_TYPES, Action, Event, decode_ndjson, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
@@ -86,9 +86,17 @@ class Engine:
         self._rule_by_index = list(rs.rules)
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
         self._room_code_array = np.array(sorted(self._room_codes), np.int64)
+        self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
         self._cat_codes_none = {None: 0, **self._cat_codes}
         self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
         self._viewer_types = frozenset(self._types - ROOM_TYPES)
+        # per rule: what _drain needs to build its actions, decided once
+        kinds = compiled.generated.placeholder_kinds
+        self._plans = []
+        for r in rs.rules:
+            template = _Params(r.params, kinds.get(r.name, []))
+            self._plans.append((r.name, tuple(r.then), r.params, kinds.get(r.name, []), template if template.dynamic else None))
+        self._needs_values = any(plan[3] for plan in self._plans)
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -312,15 +320,18 @@ class Engine:
             rooms = np.full(n, self._room_slot(batch.room_scalar), np.int64)
         else:
             rooms = self._intern_column(batch.room, self._rooms, self._store.ensure_rooms)
-        is_viewer = ~np.isin(codes, self._room_code_array)
-        slots = np.full(n, -1, np.int64)
-        slots[is_viewer] = self._intern_column(batch.viewer[is_viewer], self._viewers, self._store.ensure_viewers)
-        items = self._intern_column(_blank(batch.item), self._strings, None)
-        cats = self._category_codes(batch.category)
+        is_viewer = (codes != self._room_codes_pair[0]) & (codes != self._room_codes_pair[1])
+        if is_viewer.all():
+            slots = self._intern_column(batch.viewer, self._viewers, self._store.ensure_viewers)
+        else:
+            slots = np.full(n, -1, np.int64)
+            slots[is_viewer] = self._intern_column(batch.viewer[is_viewer], self._viewers, self._store.ensure_viewers)
+        items = self._item_slots(batch.item, n)
+        cats = self._category_codes(batch.category, n)
         # texts are only compared, never stored: looked up, not interned (unseen: -2, equals no literal)
-        texts = codes_of(_blank(batch.text), self._strings.ids, -2)[0] if self._uses_text else np.full(n, -1, np.int64)
-        cols = (slots, rooms, codes.astype(np.int64), batch.ts, items, cats, batch.price, batch.amount, texts)
-        view = BatchView(batch)
+        texts = self._text_ids(batch.text, n) if self._uses_text else np.full(n, -1, np.int64)
+        cols = (slots, rooms, codes.astype(np.int64, copy=False), batch.ts, items, cats, batch.price, batch.amount, texts)
+        view = BatchView(batch, self._rules.categories)
         start = 0
         store = self._store
         while True:
@@ -331,8 +342,45 @@ class Engine:
                 return
             store.make_room()
 
-    def _category_codes(self, col: np.ndarray) -> np.ndarray:
+    def _item_slots(self, col: np.ndarray | Coded | None, n: int) -> np.ndarray:
+        """String slots of the item column; an absent item reads as "" (as in single events)."""
+        if col is None:
+            return np.full(n, self._intern(""), np.int64)
+        if isinstance(col, Coded) or col.dtype.kind in "iu":
+            absent = (col.codes if isinstance(col, Coded) else col) < 0
+            if absent.any() and not isinstance(col, Coded):  # the common case, all ids seen: two gathers
+                seen = self._strings.int_slots(np.where(absent, 0, col).astype(np.int64, copy=False))
+                if seen is not None:
+                    slots = np.where(absent, self._intern(""), seen)
+                    if not (slots < 0).any():
+                        return slots
+            if absent.any():
+                out = np.empty(n, np.int64)
+                out[absent] = self._intern("")
+                out[~absent] = self._intern_column(col[~absent], self._strings, None)
+                return out
+            return self._intern_column(col, self._strings, None)
+        return self._intern_column(_blank(col), self._strings, None)
+
+    def _text_ids(self, col: np.ndarray | Coded | None, n: int) -> np.ndarray:
+        blank = self._string_ids.get("", -2)
+        if col is None:
+            return np.full(n, blank, np.int64)
+        if isinstance(col, Coded):
+            table = np.fromiter((self._string_ids.get(_py(u), -2) for u in col.uniques), np.int64, len(col.uniques))
+            return np.append(table, blank)[np.where(col.codes >= 0, col.codes, -1)]
+        return codes_of(_blank(col), self._strings.ids, -2)[0]
+
+    def _category_codes(self, col: np.ndarray | Coded | None, n: int) -> np.ndarray:
         """Declared category -> index + 1, absent -> 0, undeclared -> -1 (vectorized for str columns)."""
+        if col is None:
+            return np.zeros(n, np.int64)
+        if isinstance(col, Coded):
+            table = np.fromiter((self._cat_codes_none.get(_py(u), -1) for u in col.uniques), np.int64, len(col.uniques))
+            return np.append(table, 0)[np.where(col.codes >= 0, col.codes, -1)]
+        if col.dtype.kind in "iu":  # codes: index into rules.categories, negative = absent
+            c = col.astype(np.int64)
+            return np.where(c < 0, 0, np.where(c < len(self._rules.categories), c + 1, -1))
         if col.dtype.kind == "U" and self._rules.categories:
             declared = np.array(self._rules.categories)
             order = np.argsort(declared)
@@ -353,6 +401,20 @@ class Engine:
     @staticmethod
     def _intern_column(values: np.ndarray, interner: Interner, ensure) -> np.ndarray:
         """Slots for a column; unseen values are interned in order of first appearance."""
+        if isinstance(values, Coded):  # one lookup per distinct value, then a gather
+            uniques, codes = values.uniques, values.codes
+            table = np.fromiter((interner.ids.get(_py(u), -1) for u in uniques), np.int64, len(uniques))
+            slots = table[codes]
+            unseen = slots < 0
+            if unseen.any():
+                fresh = codes[unseen]
+                _, first = np.unique(fresh, return_index=True)
+                for code in fresh[np.sort(first)].tolist():  # first appearance order
+                    table[code] = interner.intern(_py(uniques[code]))
+                if ensure is not None:
+                    ensure(len(interner))
+                slots = table[codes]
+            return slots
         if values.dtype.kind in "iu":
             slots = interner.int_slots(values.astype(np.int64, copy=False))
             if slots is not None:
@@ -391,23 +453,27 @@ class Engine:
 
     # actions ---------------------------------------------------------------------------------
     def _drain(self, events: Sequence[Event], actions: list[Action]) -> None:
+        """Turn the kernel's output rows into actions (the only place actions are built)."""
         store = self._store
         n = int(store.META[0, META_OUT_N])
         rows = store.OUTI[:n].tolist()
-        values = store.OUTF[:n].tolist()
+        values = store.OUTF[:n].tolist() if self._needs_values else None
         store.META[0, META_OUT_N] = 0
-        kinds = self._compiled.generated.placeholder_kinds
-        for (r, slot, ts_us, index, room), vals in zip(rows, values):
-            rule = self._rule_by_index[r]
-            event = events[index] if index >= 0 else None
-            placeholder_values = {text: self._decode(kind, vals[j]) for j, (text, kind) in enumerate(kinds[rule.name])}
-            params = _render(rule.params, placeholder_values, event) if rule.params else {}
-            viewer = self._viewers.keys[slot]
-            room_name = self._rooms.keys[room] if room >= 0 else ""
+        viewer_keys, room_keys, plans = self._viewers.keys, self._rooms.keys, self._plans
+        record = self._firings.record
+        for j, (r, slot, ts_us, index, room) in enumerate(rows):
+            name, then, params, kinds, template = plans[r]
+            viewer = viewer_keys[slot]
+            room_name = room_keys[room] if room >= 0 else ""
             ts = ts_us / 1e6
-            self._firings.record(viewer, rule.name, ts)
-            for i, name in enumerate(rule.then):
-                actions.append(Action(rule.name, name, viewer, room_name, ts, params if i == 0 else dict(params)))
+            record(viewer, name, ts)
+            if template is not None:  # placeholders (or nested values): rendered, and copied per action
+                rendered = template.render(self, kinds, values[j] if kinds else (), events[index] if index >= 0 else None)
+                for i, action in enumerate(then):
+                    actions.append(Action(name, action, viewer, room_name, ts, rendered if i == 0 else dict(rendered)))
+            else:
+                for action in then:
+                    actions.append(Action(name, action, viewer, room_name, ts, dict(params)))
 
     def _decode(self, kind: str, value: float) -> Any:
         if kind == "num":
@@ -542,6 +608,53 @@ def _blank(col: np.ndarray) -> np.ndarray:
         out[np.equal(out, None)] = ""
         return out
     return col
+
+
+class _Params:
+    """A rule's ``params`` parsed once, rendered per firing: constants are copied, a lone
+    placeholder keeps its value's type, placeholders inside text are formatted."""
+
+    __slots__ = ("steps", "index")
+
+    def __init__(self, params: dict[str, Any], kinds: list[tuple[str, str]]):
+        self.index = {text: i for i, (text, _) in enumerate(kinds)}  # feature placeholder -> OUTF column
+        self.steps: list[tuple[str, int, Any]] = []  # (key, mode, arg): 0 constant, 1 lone, 2 text, 3 nested
+        for key, value in params.items():
+            if isinstance(value, (dict, list)):
+                self.steps.append((key, 3, value))
+            elif isinstance(value, str) and (m := PLACEHOLDER_RE.fullmatch(value)):
+                self.steps.append((key, 1, m.group(1)))
+            elif isinstance(value, str) and PLACEHOLDER_RE.search(value):
+                self.steps.append((key, 2, value))
+            else:
+                self.steps.append((key, 0, value))
+
+    @property
+    def dynamic(self) -> bool:
+        return any(mode for _, mode, _ in self.steps)
+
+    def render(self, engine: "Engine", kinds: list[tuple[str, str]], vals: list[float], event: Any) -> dict[str, Any]:
+        def lookup(text: str) -> Any:
+            if text.startswith("event."):
+                if event is None:
+                    return ""
+                value = event.get(text[6:]) if isinstance(event, dict) else getattr(event, text[6:], None)
+                return "" if value is None else value
+            i = self.index.get(text)
+            return "" if i is None else engine._decode(kinds[i][1], vals[i])
+
+        out: dict[str, Any] = {}
+        for key, mode, arg in self.steps:
+            if mode == 0:
+                out[key] = arg
+            elif mode == 1:
+                out[key] = lookup(arg)
+            elif mode == 2:
+                out[key] = PLACEHOLDER_RE.sub(lambda m: _fmt(lookup(m.group(1))), arg)
+            else:
+                values = {text: lookup(text) for text in self.index}
+                out[key] = _render({key: arg}, values, event)[key]
+        return out
 
 
 def _render(params: dict[str, Any], values: dict[str, Any], event: Event | dict | None) -> dict[str, Any]:

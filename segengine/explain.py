@@ -13,11 +13,11 @@ readable report and ``msgspec.json.encode(explanation)`` a JSON document.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-from cachetools import LRUCache
 
 from .compiler.explaingen import explain_nodes, node_kind
 from .kernels.runtime import META_NOW, META_RULES, MISSING, SUPPRESSED_REASONS
@@ -99,33 +99,29 @@ class Explanation(msgspec.Struct, omit_defaults=True):
 
 # --- the firing log --------------------------------------------------------------------
 
-class _LRU(LRUCache):
-    def __init__(self, maxsize: int, evicted: set):
-        super().__init__(maxsize)
-        self.evicted = evicted
-
-    def popitem(self):
-        key, value = super().popitem()
-        self.evicted.add(key[1])
-        return key, value
-
-
 class FiringLog:
     """Last firing time per (viewer id, rule name), bounded: the least recently fired go first.
 
-    Cost: one dict write per firing. ``recorded`` counts the firings logged per rule:
-    when it equals the rule's ``fired`` counter and nothing of that rule was evicted,
-    a viewer missing from the log has never fired it (since this engine started).
+    Cost: one ordered-dict move per firing (C-level; a pure-Python LRU cost ~1.5 us a firing on
+    the batch path). ``entries`` iterates least recently fired first. ``recorded`` counts the
+    firings logged per rule: when it equals the rule's ``fired`` counter and nothing of that
+    rule was evicted, a viewer missing from the log has never fired it (since this engine started).
     """
 
     def __init__(self, maxsize: int = 1_000_000):
+        self.maxsize = maxsize
         self.evicted: set[str] = set()
-        self.entries: LRUCache = _LRU(maxsize, self.evicted)
+        self.entries: OrderedDict[tuple, tuple[float, int]] = OrderedDict()
         self.recorded: dict[str, int] = {}
         self.epoch: dict[str, int] = {}
 
     def record(self, viewer: str | int, rule: str, ts: float) -> None:
-        self.entries[(viewer, rule)] = (ts, self.epoch.get(rule, 0))
+        entries = self.entries
+        key = (viewer, rule)
+        entries.pop(key, None)  # re-inserted last: most recently fired
+        entries[key] = (ts, self.epoch.get(rule, 0))
+        if len(entries) > self.maxsize:
+            self.evicted.add(entries.popitem(last=False)[0][1])
         self.recorded[rule] = self.recorded.get(rule, 0) + 1
 
     def forget_rules(self, names) -> None:
@@ -381,7 +377,7 @@ def _last_fired(engine: "Engine", viewer, rule, fired: int, slot: int) -> tuple[
         return int(engine._store.VI[slot, col]) / 1e6, "from the rule's cooldown state"
     if log.complete(rule.name, fired):
         return None, "never fired for this viewer"
-    return None, (f"unknown: not in the firing log (it keeps the {log.entries.maxsize:,} most recently fired "
+    return None, (f"unknown: not in the firing log (it keeps the {log.maxsize:,} most recently fired "
                   "(viewer, rule) pairs, and this rule lost some)")
 
 

@@ -122,13 +122,9 @@ def _firings_dict(engine: "Engine") -> dict[str, Any] | None:
     log = getattr(engine, "_firings", None)
     if log is None:
         return None
-    entries = log.entries
-    order = getattr(entries, "_LRUCache__order", None)  # cachetools keeps recency here; reading entries would reorder
-    keys = list(order) if order is not None else list(entries)
-    values = getattr(entries, "_Cache__data", None) or {k: entries[k] for k in keys}
     return {
-        "maxsize": int(entries.maxsize),
-        "entries": [[k[0], k[1], *values[k]] for k in keys],
+        "maxsize": int(log.maxsize),
+        "entries": [[k[0], k[1], *v] for k, v in log.entries.items()],  # least recently fired first
         "evicted": sorted(log.evicted),
         "recorded": dict(log.recorded),
         "epoch": dict(log.epoch),

@@ -190,7 +190,7 @@ class ExprGen:
             win = lay.windows[(tuple(sorted(node.types)), us(node.window))]
             k, head = self.bucket(win.window_us, win.head_col)
             self.emit(f"{v} = window_count(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}))")
-            return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
+            return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us, v)
         if isinstance(node, ast.Agg):
             win = lay.windows[(tuple(sorted(node.types)), us(node.window), node.field_name)]
             k, head = self.bucket(win.window_us, win.head_col)
@@ -202,6 +202,7 @@ class ExprGen:
                 n = self.tmp("n")
                 self.emit(f"{n} = window_count(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}))")
                 self.emit(f"{v} = {total} / {n} if {n} > 0.0 else 0.0")
+                return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us, n)
             return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
         if isinstance(node, ast.Interest):
             col = lay.interest_cols[node.category]
@@ -220,11 +221,14 @@ class ExprGen:
             self.cache[key] = (k, head)
         return self.cache[key]
 
-    def expiry(self, col: int, head: str, k: str, w_us: int) -> str:
+    def expiry(self, col: int, head: str, k: str, w_us: int, count: str = "") -> str:
+        """When the window's value next changes by a bucket dropping out; ``count``: its count, if
+        already computed (an empty window never changes that way: skip the walk)."""
         if not self.with_timers:
             return NEVER
         h = self.tmp("h")
-        self.emit(f"{h} = window_expiry(VN, slot, np.int64({col}), np.int64({head}), np.int64({k}), np.int64({w_us}))")
+        call = f"window_expiry(VN, slot, np.int64({col}), np.int64({head}), np.int64({k}), np.int64({w_us}))"
+        self.emit(f"{h} = ({call} if {count} > 0.0 else NEVER)" if count else f"{h} = {call}")
         return h
 
     def decay(self) -> str:

@@ -210,30 +210,42 @@ def window_roll(VI, slot, head_col, k):
 
 @njit(**KERNEL_FLAGS)
 def window_count(VN, slot, col, head, k_now):
-    """Sum of a count window's buckets still inside the window at bucket ``k_now``."""
+    """Sum of a count window's buckets still inside the window at bucket ``k_now``.
+
+    Walks only the buckets in the window (no modulo per bucket); when the head is the current
+    bucket (the common case: the viewer just acted) it is a plain sum of 12 cells.
+    """
     if head == MISSING:
         return 0.0
+    lag = k_now - head
+    if lag == 0:
+        total = 0
+        for j in range(12):
+            total += VN[slot, col + j]
+        return float(total)
+    if lag >= 12 or lag <= -12:
+        return 0.0
+    pos = min(head, k_now) % 12
     total = 0
-    for back in range(12):
-        k = head - back
-        if k <= k_now - 12:
-            break
-        if k <= k_now:
-            total += VN[slot, col + (k % 12)]
+    for _ in range(12 - abs(lag)):
+        total += VN[slot, col + pos]
+        pos = 11 if pos == 0 else pos - 1
     return float(total)
 
 
 @njit(**KERNEL_FLAGS)
 def window_sum(VF, slot, col, head, k_now):
+    """Like :func:`window_count`, always newest bucket first (a fixed order keeps sums exact-repeatable)."""
     if head == MISSING:
         return 0.0
+    lag = k_now - head
+    if lag >= 12 or lag <= -12:
+        return 0.0
+    pos = min(head, k_now) % 12
     total = 0.0
-    for back in range(12):
-        k = head - back
-        if k <= k_now - 12:
-            break
-        if k <= k_now:
-            total += VF[slot, col + (k % 12)]
+    for _ in range(12 - abs(lag)):
+        total += VF[slot, col + pos]
+        pos = 11 if pos == 0 else pos - 1
     return total
 
 
@@ -242,17 +254,18 @@ def window_expiry(VN, slot, col, head, k_now, w_us):
     """When the oldest non-empty bucket still in the window drops out (NEVER if empty)."""
     if head == MISSING:
         return NEVER
-    oldest = NEVER
-    for back in range(12):
-        k = head - back
-        if k <= k_now - 12:
-            break
-        if k <= k_now and VN[slot, col + (k % 12)] != 0:
-            oldest = k
-    if oldest == NEVER:
+    lag = k_now - head
+    if lag >= 12 or lag <= -12:
         return NEVER
-    # first microsecond t with t * 12 // w_us >= oldest + 12
-    return ((oldest + 12) * w_us + 11) // 12
+    n = 12 - abs(lag)
+    oldest = min(head, k_now) - n + 1
+    pos = oldest % 12
+    for j in range(n):
+        if VN[slot, col + pos] != 0:
+            # first microsecond t with t * 12 // w_us >= oldest + j + 12
+            return ((oldest + j + 12) * w_us + 11) // 12
+        pos = 0 if pos == 11 else pos + 1
+    return NEVER
 
 
 # --- timer heap: (due_us, slot) pairs, smallest first; lazy deletion ----------------------
