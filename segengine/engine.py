@@ -89,7 +89,7 @@ class Engine:
         self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
         self._cat_codes_none = {None: 0, **self._cat_codes}
         self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
-        self._viewer_types = frozenset(self._types - ROOM_TYPES)
+        self._viewer_codes = {t: c for t, c in self._codes.items() if t not in ROOM_TYPES}
         # per rule: what _drain needs to build its actions, decided once
         kinds = compiled.generated.placeholder_kinds
         self._plans = []
@@ -173,27 +173,38 @@ class Engine:
             # conversion; anything unusual (or a retention sweep point) takes the full path
             get = event.get
             t, ts, room_id, viewer = get("type"), get("ts"), get("room"), get("viewer")
-            item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
-            if (type(ts) is float and -_INF < ts < _INF and t in self._viewer_types and type(room_id) is str
+            if (type(t) is str and type(ts) is float and -_INF < ts < _INF and type(room_id) is str
                     and (type(viewer) is str or type(viewer) is int)
-                    and (item is None or type(item) is str) and (cat is None or type(cat) is str)
-                    and (price is None or (type(price) is float and -_INF < price < _INF))
-                    and (amount is None or (type(amount) is float and -_INF < amount < _INF))
-                    and (text is None or type(text) is str)):
-                room = self._room_ids.get(room_id)
-                slot = self._viewer_ids.get(viewer)
-                item_id = self._string_ids.get("" if item is None else item)
-                if (room is None or slot is None or item_id is None or self._uses_text
-                        or ts >= self._retention.due):
-                    return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
-                code = self._codes[t]
-                cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
-                price = _NAN if price is None else price
-                amount = _NAN if amount is None else amount
-                pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, -1, 0)
-                if not pending:
-                    return []
-                return self._finish(pending, [], event, slot, room, code, ts, item_id, cat_code, price, amount, -1)
+                    and (code := self._viewer_codes.get(t)) is not None):
+                if len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
+                    room = self._room_ids.get(room_id)
+                    slot = self._viewer_ids.get(viewer)
+                    item_id = self._string_ids.get("")
+                    if (room is None or slot is None or item_id is None or self._uses_text
+                            or ts >= self._retention.due):
+                        return self._ingest_one(t, viewer, room_id, ts, None, None, None, None, None, event)
+                    pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, 0, _NAN, _NAN, -1, 0)
+                    if not pending:
+                        return []
+                    return self._finish(pending, [], event, slot, room, code, ts, item_id, 0, _NAN, _NAN, -1)
+                item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
+                if ((item is None or type(item) is str) and (cat is None or type(cat) is str)
+                        and (price is None or (type(price) is float and -_INF < price < _INF))
+                        and (amount is None or (type(amount) is float and -_INF < amount < _INF))
+                        and (text is None or type(text) is str)):
+                    room = self._room_ids.get(room_id)
+                    slot = self._viewer_ids.get(viewer)
+                    item_id = self._string_ids.get("" if item is None else item)
+                    if (room is None or slot is None or item_id is None or self._uses_text
+                            or ts >= self._retention.due):
+                        return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
+                    cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
+                    price = _NAN if price is None else price
+                    amount = _NAN if amount is None else amount
+                    pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, -1, 0)
+                    if not pending:
+                        return []
+                    return self._finish(pending, [], event, slot, room, code, ts, item_id, cat_code, price, amount, -1)
         try:
             ev = validate(event, self._types)
         except EventError:

@@ -62,3 +62,21 @@ def test_ndjson_error_names_the_line():
         decode_ndjson(lines)
     assert err.value.index == 1 and err.value.field == "ts"
     assert len(decode_ndjson(lines.replace(b'"x"', b"2"))) == 2
+
+
+@pytest.mark.parametrize("patch,field", [
+    ({"type": ["like"]}, "type"), ({"type": "live_start", "room": ["r"]}, "room"), ({"viewer": [1]}, "viewer"),
+    ({"type": "nope"}, "type"), ({"ts": 5}, None),
+])
+def test_engine_fast_path_rejects_like_validate(live, patch, field):
+    """Four-key dicts take the engine's inline fast path: odd values must still get EventError
+    (not TypeError from an unhashable key) and leave the engine untouched; ints for ts are fine."""
+    event = {"type": "like", "viewer": 1, "room": "r1", "ts": 10.0, **patch}
+    if field is None:
+        live.ingest(event)
+        assert live.stats()["events"] == 1
+        return
+    with pytest.raises(EventError) as err:
+        live.ingest(event)
+    assert err.value.field == field
+    assert live.stats()["events"] == 0 and live.stats()["rejected"] == 1

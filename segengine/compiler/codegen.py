@@ -263,8 +263,11 @@ class ModuleGen:
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}))")
         body = "\n".join(_indent(L, 1))
+        # the matrices are re-derived from ``tab`` (a few loads) rather than passed: an array
+        # argument is nine machine words, and _pass is called once per event and per timer
         return f"""@njit(**KERNEL_FLAGS)
-def _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
+def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
+{VIEWS}
 {body}"""
 
     def due_fn(self) -> str:
@@ -382,7 +385,7 @@ def rescan(tab, now, n):
             *_indent(self.end_session_lines("tslot", "last"), 2),
             # typed values, not literals: literal arguments would compile a second copy of _pass
             "    none = np.int64(-1)",
-            "    _pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, tslot, tnow, tslot >= 0, none, none, none + 1, none, none,",
+            "    _pass(tab, tslot, tnow, tslot >= 0, none, none, none + 1, none, none,",
             "          np.float64(0.0), np.float64(np.nan), np.float64(np.nan), none)",
         ]
 
@@ -417,7 +420,7 @@ def rescan(tab, now, n):
             "ev_price = price",
             "ev_amount = amount",
             *self.apply_lines(),
-            "_pass(VI, VF, VN, RI, H, meta, OI, OF, LITS, slot, now, slot < 0, code, item, cat, text, room, ts, price, amount, index)",
+            "_pass(tab, slot, now, slot < 0, code, item, cat, text, room, ts, price, amount, index)",
         ]
 
     def entry_fns(self) -> str:
