@@ -183,7 +183,7 @@ def decode_json(data: bytes | bytearray | memoryview | str) -> Event:
         return _json_decoder.decode(data)
     except msgspec.ValidationError as err:
         raise EventError(str(err).split(" - at ")[0], _field_from_msgspec(err)) from None
-    except msgspec.DecodeError as err:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as err:
         raise EventError(f"invalid JSON: {err}") from None
 
 
@@ -197,10 +197,15 @@ def decode_ndjson(data: bytes, fallback: bool = True) -> list[Event]:
     if not body:
         return []
     try:
-        return _ndjson_decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
-    except (msgspec.ValidationError, msgspec.DecodeError) as err:
-        if not fallback:
-            raise EventError(f"invalid NDJSON: {err}") from None
+        events = _ndjson_decoder.decode(b"[" + body.replace(b"\n", b",") + b"]")
+        if len(events) == body.count(b"\n") + 1:
+            return events
+        # two objects on one line, or a raw newline inside a string: not one object per line
+        err = ValueError("a line does not hold exactly one JSON object")
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        err = exc
+    if not fallback:
+        raise EventError(f"invalid NDJSON: {err}") from None
     events: list[Event] = []
     for line in body.split(b"\n"):
         if not line.strip():

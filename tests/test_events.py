@@ -80,3 +80,19 @@ def test_engine_fast_path_rejects_like_validate(live, patch, field):
         live.ingest(event)
     assert err.value.field == field
     assert live.stats()["events"] == 0 and live.stats()["rejected"] == 1
+
+
+@pytest.mark.parametrize("data", [
+    b'{"type":"like","viewer":1,"room":"r","ts":1,"text":"\xff"}',  # invalid UTF-8
+    b'{"type":"like","viewer":1,"room":"r","ts":1}{"type":"like","viewer":1,"room":"r","ts":2}',  # two on a line
+    b'{"type":"comment","viewer":1,"room":"r","ts":1,"text":"a\nb"}',  # raw newline inside a string
+    b'{"type":"like","viewer":1,"room":"r","ts":1,"x":' + b"[" * 3000 + b"]" * 3000 + b"}",  # absurd nesting
+])
+def test_broken_json_is_an_event_error_in_every_form(live, data):
+    """Not UnicodeDecodeError or RecursionError, and no line silently split or joined."""
+    with pytest.raises(EventError) as err:
+        live.ingest_many(data)
+    assert err.value.index == 0
+    with pytest.raises(EventError):
+        live.ingest(data.split(b"\n")[0] if b"comment" not in data else data)
+    assert live.stats()["events"] == 0
