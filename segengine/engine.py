@@ -17,7 +17,8 @@ import numpy as np
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
 from .batch import Batch, BatchView, Coded, _py, codes_of, validity
-from .events import ROOM_TYPES, Action, Event, decode_ndjson, validate
+from .events import ROOM_TYPES, Action, Event, check_decoded, decode_json, decode_ndjson, validate
+from .ndjson import Scanned, scan_ndjson
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
@@ -97,6 +98,7 @@ class Engine:
             template = _Params(r.params, kinds.get(r.name, []))
             self._plans.append((r.name, tuple(r.then), r.params, kinds.get(r.name, []), template if template.dynamic else None))
         self._needs_values = any(plan[3] for plan in self._plans)
+        self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -168,15 +170,19 @@ class Engine:
         Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
         :class:`EventError` (state untouched) on a malformed event.
         """
-        if type(event) is dict:
+        kind = type(event)
+        if kind is dict or kind is Event:
             # fast path, fully inline (a Python call costs ~100 ns here): exact types need no
             # conversion; anything unusual (or a retention sweep point) takes the full path
-            get = event.get
-            t, ts, room_id, viewer = get("type"), get("ts"), get("room"), get("viewer")
+            if kind is dict:
+                get = event.get
+                t, ts, room_id, viewer = get("type"), get("ts"), get("room"), get("viewer")
+            else:
+                t, ts, room_id, viewer = event.type, event.ts, event.room, event.viewer
             if (type(t) is str and type(ts) is float and -_INF < ts < _INF and type(room_id) is str
                     and (type(viewer) is str or type(viewer) is int)
                     and (code := self._viewer_codes.get(t)) is not None):
-                if len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
+                if kind is dict and len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
                     room = self._room_ids.get(room_id)
                     slot = self._viewer_ids.get(viewer)
                     item_id = self._string_ids.get("")
@@ -187,7 +193,10 @@ class Engine:
                     if not pending:
                         return []
                     return self._finish(pending, [], event, slot, room, code, ts, item_id, 0, _NAN, _NAN, -1)
-                item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
+                if kind is dict:
+                    item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
+                else:
+                    item, cat, price, amount, text = event.item, event.category, event.price, event.amount, event.text
                 if ((item is None or type(item) is str) and (cat is None or type(cat) is str)
                         and (price is None or (type(price) is float and -_INF < price < _INF))
                         and (amount is None or (type(amount) is float and -_INF < amount < _INF))
@@ -206,7 +215,11 @@ class Engine:
                         return []
                     return self._finish(pending, [], event, slot, room, code, ts, item_id, cat_code, price, amount, -1)
         try:
-            ev = validate(event, self._types)
+            if type(event) is bytes:  # JSON: msgspec checked the types; presence and finiteness are left
+                ev = decode_json(event)
+                check_decoded(ev, self._types)
+            else:
+                ev = validate(event, self._types)
         except EventError:
             self._rejected += 1
             raise
@@ -266,6 +279,11 @@ class Engine:
             return self._run_batch(batch, errors)
         if isinstance(batch, (bytes, bytearray, memoryview, str)):
             data = batch.encode() if isinstance(batch, str) else bytes(batch)
+            scanned = scan_ndjson(data, self._rules.event_types, ROOM_TYPES, self._rules.categories)
+            # every line valid: straight from the bytes to columns (undeclared categories are
+            # kept as codes only, so a rule that shows {event.category} takes the decoder path)
+            if scanned is not None and not (self._shows_category and (scanned.category < 0).any()):
+                return self._run_batch(_scanned_batch(scanned, len(self._rules.categories)), errors)
             try:
                 events = decode_ndjson(data, fallback=False)
             except EventError:
@@ -294,7 +312,10 @@ class Engine:
     def _run_batch(self, batch: Batch, errors: str) -> list[Action]:
         """Validate columns, intern ids per distinct value, then one kernel call per buffer-full."""
         codes = self._type_codes(batch.type)
-        bad, (row, field, message) = validity(batch, codes, self._room_code_array)
+        if batch.checked:  # its decoder validated every row
+            bad, (row, field, message) = None, (-1, "", "")
+        else:
+            bad, (row, field, message) = validity(batch, codes, self._room_code_array)
         failure = None
         if row >= 0:
             if errors == "skip":
@@ -610,6 +631,24 @@ class Engine:
             "bytes_per_viewer": self._compiled.layout.bytes_per_viewer,
             **self._retention.stats(self),  # live_slots, free_slots, slot_capacity, expired_viewers, expired_rooms
         }
+
+
+def _scanned_batch(s: Scanned, n_categories: int) -> Batch:
+    """A checked Batch over the scanner's columns: strings stay dictionary-encoded."""
+    if s.viewer_uniques is None:
+        viewer, missing = s.viewer, (s.viewer_absent if s.viewer_absent.any() else None)
+    else:
+        viewer, missing = Coded(s.viewer, s.viewer_uniques), None
+    one_room = len(s.room_uniques) == 1
+    batch = Batch(type=s.type, viewer=viewer, room=s.room_uniques[0] if one_room else Coded(s.room, s.room_uniques),
+                  ts=s.ts, item=Coded(s.item, s.item_uniques) if s.item_uniques else None,
+                  # kernel codes (0 absent, i + 1, -1 undeclared) -> Batch codes (-1 absent, i, out of range)
+                  category=np.where(s.category > 0, s.category - 1, np.where(s.category == 0, -1, n_categories))
+                  if s.category.any() else None,
+                  price=s.price, amount=s.amount, text=Coded(s.text, s.text_uniques) if s.text_uniques else None,
+                  viewer_missing=missing)
+    batch.checked = True
+    return batch
 
 
 def _blank(col: np.ndarray) -> np.ndarray:
