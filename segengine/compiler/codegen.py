@@ -91,13 +91,14 @@ class ModuleGen:
             "    META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI,",
             "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
             "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, heap_push,",
-            "    heap_pop, schedule, cart_find, budget_allows, budget_take)",
+            "    heap_pop, schedule, cart_find, budget_allows, budget_take, prefetch_viewer)",
             "",
             f"IDLE_US = {us(rs.idle_timeout)}",
             f"HALF_LIFE_US = {float(hl_us)!r}",
             f"LAMBDA = {math.log(2) / rs.interest_half_life!r}",
             f"N_RULES = {len(rs.rules)}",
             "OUT_WIDTH = OUT_WIDTH_PLACEHOLDER",
+            "PREFETCH_AHEAD = 8  # batch: start loading the rows of the event this far ahead",
         ])
 
     # event application ------------------------------------------------------------
@@ -444,6 +445,8 @@ def ingest_batch(tab, slots, rooms, codes, tss, items, cats, prices, amounts, te
 {views}
     n = slots.shape[0]
     for i in range(start, n):
+        if i + PREFETCH_AHEAD < n and slots[i + PREFETCH_AHEAD] >= 0:
+            prefetch_viewer(tab, slots[i + PREFETCH_AHEAD])  # a later event's rows load meanwhile
         slot = slots[i]
         room = rooms[i]
         code = codes[i]
