@@ -172,12 +172,10 @@ class Batch:
         col = getattr(self, name)
         if col is None:
             return None
-        if isinstance(col, Coded):
+        if type(col) is Coded:
             return col.value(i)
-        value = col[i]
-        if isinstance(value, float) and value != value:
-            return None
-        return value.item() if isinstance(value, np.generic) else value
+        value = col.item(i)  # a Python scalar (or the object itself), in one call
+        return None if value != value else value  # NaN: an absent number
 
 
 def _str_column(values: list, absent_is_blank: bool = False, none_if_all_absent: bool = False) -> np.ndarray | None:
@@ -207,16 +205,20 @@ class BatchRow:
     def __init__(self, view: "BatchView", index: int):
         self.view, self.index = view, index
 
+    def field(self, name: str) -> Any:
+        batch = self.view.batch
+        value = batch.value(name, self.index)
+        if name == "category" and type(value) is int:  # an int code column: the category's name
+            names = self.view.categories
+            return names[value] if 0 <= value < len(names) else None
+        if name == "item" and type(value) is int and value < 0 and type(batch.item) is not Coded:
+            return None  # int item ids: negative means absent
+        return value
+
     def __getattr__(self, name: str) -> Any:
         if name not in _FIELDS:
             raise AttributeError(name)
-        batch, value = self.view.batch, self.view.batch.value(name, self.index)
-        if name == "category" and isinstance(value, int):  # an int code column: the category's name
-            names = self.view.categories
-            return names[value] if 0 <= value < len(names) else None
-        if name == "item" and isinstance(value, int) and value < 0 and not isinstance(batch.item, Coded):
-            return None  # int item ids: negative means absent
-        return value
+        return self.field(name)
 
 
 class BatchView(Sequence):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .batch import Batch, BatchView, Coded, _py, codes_of, validity
+from .batch import Batch, BatchRow, BatchView, Coded, _py, codes_of, validity
 from .events import ROOM_TYPES, Action, Event, check_decoded, decode_json, decode_ndjson, validate
 from .ndjson import Scanned, scan_ndjson
 from .explain import Explanation, FiringLog, explain as explain_rule
@@ -142,6 +142,7 @@ class Engine:
         probe = Engine(self._rules, capacity=4)
         probe.ingest({"type": "enter", "viewer": "warmup", "room": "warmup", "ts": 1.0})
         probe.ingest({"type": "live_start", "room": "warmup", "ts": 1.0})
+        probe.ingest_many(b'{"type":"like","viewer":"warmup","room":"warmup","ts":1.5}\n')  # NDJSON scanner
         probe.advance(2.0)
         for name in self._rules.segments:
             probe.segment_size(name)
@@ -688,7 +689,11 @@ class _Params:
             if text.startswith("event."):
                 if event is None:
                     return ""
-                value = event.get(text[6:]) if isinstance(event, dict) else getattr(event, text[6:], None)
+                kind = type(event)
+                if kind is BatchRow:
+                    value = event.field(text[6:])
+                else:
+                    value = event.get(text[6:]) if kind is dict else getattr(event, text[6:], None)
                 return "" if value is None else value
             i = self.index.get(text)
             return "" if i is None else engine._decode(kinds[i][1], vals[i])
