@@ -106,8 +106,8 @@ class Batch:
         self.ts = np.asarray(ts, dtype=np.float64)
         self.type = _column(type, n, "type")
         self.viewer = _column(viewer, n, "viewer")
-        self.room_scalar = room if isinstance(room, str) else None  # one room for every row: no column work
-        self.room = _column(room, n, "room")
+        self.room_scalar = room if isinstance(room, str) else None  # one room for every row: no column at all
+        self.room = None if self.room_scalar is not None else _column(room, n, "room")
         self.item = _column(item, n, "item")
         self.category = _column(category, n, "category")
         self.text = _column(text, n, "text")
@@ -171,7 +171,7 @@ class Batch:
         """Field ``name`` of row ``i`` as a Python value (None where absent)."""
         col = getattr(self, name)
         if col is None:
-            return None
+            return self.room_scalar if name == "room" else None
         if type(col) is Coded:
             return col.value(i)
         value = col.item(i)  # a Python scalar (or the object itself), in one call
