@@ -9,11 +9,14 @@ never per event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .events import Event
+
+if TYPE_CHECKING:
+    from .ndjson import Scanned
 
 __all__ = ["Batch", "Coded"]
 
@@ -151,6 +154,23 @@ class Batch:
             text=_str_column([e.text for e in events], absent_is_blank=True, none_if_all_absent=True),
             viewer_missing=viewer_missing,
         )
+
+    @classmethod
+    def from_scanned(cls, s: "Scanned", n_categories: int) -> "Batch":
+        """A checked Batch over the scanner's columns: strings stay dictionary-encoded."""
+        if s.viewer_uniques is None:
+            viewer, missing = s.viewer, (s.viewer_absent if s.viewer_absent.any() else None)
+        else:
+            viewer, missing = Coded(s.viewer, s.viewer_uniques), None
+        one_room = len(s.room_uniques) == 1
+        # kernel category codes (0 absent, i + 1, -1 undeclared) -> Batch codes (-1 absent, i, out of range)
+        category = np.where(s.category > 0, s.category - 1, np.where(s.category == 0, -1, n_categories))
+        batch = cls(type=s.type, viewer=viewer, room=s.room_uniques[0] if one_room else Coded(s.room, s.room_uniques),
+                    ts=s.ts, item=Coded(s.item, s.item_uniques) if s.item_uniques else None,
+                    category=category if s.category.any() else None, price=s.price, amount=s.amount,
+                    text=Coded(s.text, s.text_uniques) if s.text_uniques else None, viewer_missing=missing)
+        batch.checked = True
+        return batch
 
     def take(self, rows: np.ndarray) -> "Batch":
         """The rows selected by an index or boolean array."""

@@ -14,22 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from .actions import ParamsTemplate
+from .batch import Batch, BatchView, Coded, _py, codes_of, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .batch import Batch, BatchRow, BatchView, Coded, _py, codes_of, validity
 from .events import ROOM_TYPES, Action, Event, check_decoded, decode_json, decode_ndjson, validate
-from .ndjson import Scanned, scan_ndjson
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
     DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
 )
 from .memory import Store
+from .ndjson import scan_ndjson
 from .reload import reload as reload_rules
 from .retention import Retention
 from . import snapshot as _snapshot
 from .rules import ast
-from .rules.load import PLACEHOLDER_RE, RuleSet, load_rules, load_rules_file
+from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
 from .state import FLAG_SEEN
 
@@ -95,7 +96,7 @@ class Engine:
         kinds = compiled.generated.placeholder_kinds
         self._plans = []
         for r in rs.rules:
-            template = _Params(r.params, kinds.get(r.name, []))
+            template = ParamsTemplate(r.params, kinds.get(r.name, []))
             self._plans.append((r.name, tuple(r.then), r.params, kinds.get(r.name, []), template if template.dynamic else None))
         self._needs_values = any(plan[3] for plan in self._plans)
         self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
@@ -284,7 +285,7 @@ class Engine:
             # every line valid: straight from the bytes to columns (undeclared categories are
             # kept as codes only, so a rule that shows {event.category} takes the decoder path)
             if scanned is not None and not (self._shows_category and (scanned.category < 0).any()):
-                return self._run_batch(_scanned_batch(scanned, len(self._rules.categories)), errors)
+                return self._run_batch(Batch.from_scanned(scanned, len(self._rules.categories)), errors)
             try:
                 events = decode_ndjson(data, fallback=False)
             except EventError:
@@ -634,24 +635,6 @@ class Engine:
         }
 
 
-def _scanned_batch(s: Scanned, n_categories: int) -> Batch:
-    """A checked Batch over the scanner's columns: strings stay dictionary-encoded."""
-    if s.viewer_uniques is None:
-        viewer, missing = s.viewer, (s.viewer_absent if s.viewer_absent.any() else None)
-    else:
-        viewer, missing = Coded(s.viewer, s.viewer_uniques), None
-    one_room = len(s.room_uniques) == 1
-    batch = Batch(type=s.type, viewer=viewer, room=s.room_uniques[0] if one_room else Coded(s.room, s.room_uniques),
-                  ts=s.ts, item=Coded(s.item, s.item_uniques) if s.item_uniques else None,
-                  # kernel codes (0 absent, i + 1, -1 undeclared) -> Batch codes (-1 absent, i, out of range)
-                  category=np.where(s.category > 0, s.category - 1, np.where(s.category == 0, -1, n_categories))
-                  if s.category.any() else None,
-                  price=s.price, amount=s.amount, text=Coded(s.text, s.text_uniques) if s.text_uniques else None,
-                  viewer_missing=missing)
-    batch.checked = True
-    return batch
-
-
 def _blank(col: np.ndarray) -> np.ndarray:
     """A string column with absent values read as "" (as single events do)."""
     if col.dtype == object:
@@ -659,88 +642,3 @@ def _blank(col: np.ndarray) -> np.ndarray:
         out[np.equal(out, None)] = ""
         return out
     return col
-
-
-class _Params:
-    """A rule's ``params`` parsed once, rendered per firing: constants are copied, a lone
-    placeholder keeps its value's type, placeholders inside text are formatted."""
-
-    __slots__ = ("steps", "index")
-
-    def __init__(self, params: dict[str, Any], kinds: list[tuple[str, str]]):
-        self.index = {text: i for i, (text, _) in enumerate(kinds)}  # feature placeholder -> OUTF column
-        self.steps: list[tuple[str, int, Any]] = []  # (key, mode, arg): 0 constant, 1 lone, 2 text, 3 nested
-        for key, value in params.items():
-            if isinstance(value, (dict, list)):
-                self.steps.append((key, 3, value))
-            elif isinstance(value, str) and (m := PLACEHOLDER_RE.fullmatch(value)):
-                self.steps.append((key, 1, m.group(1)))
-            elif isinstance(value, str) and PLACEHOLDER_RE.search(value):
-                self.steps.append((key, 2, value))
-            else:
-                self.steps.append((key, 0, value))
-
-    @property
-    def dynamic(self) -> bool:
-        return any(mode for _, mode, _ in self.steps)
-
-    def render(self, engine: "Engine", kinds: list[tuple[str, str]], vals: list[float], event: Any) -> dict[str, Any]:
-        def lookup(text: str) -> Any:
-            if text.startswith("event."):
-                if event is None:
-                    return ""
-                kind = type(event)
-                if kind is BatchRow:
-                    value = event.field(text[6:])
-                else:
-                    value = event.get(text[6:]) if kind is dict else getattr(event, text[6:], None)
-                return "" if value is None else value
-            i = self.index.get(text)
-            return "" if i is None else engine._decode(kinds[i][1], vals[i])
-
-        out: dict[str, Any] = {}
-        for key, mode, arg in self.steps:
-            if mode == 0:
-                out[key] = arg
-            elif mode == 1:
-                out[key] = lookup(arg)
-            elif mode == 2:
-                out[key] = PLACEHOLDER_RE.sub(lambda m: _fmt(lookup(m.group(1))), arg)
-            else:
-                values = {text: lookup(text) for text in self.index}
-                out[key] = _render({key: arg}, values, event)[key]
-        return out
-
-
-def _render(params: dict[str, Any], values: dict[str, Any], event: Event | dict | None) -> dict[str, Any]:
-    """Fill ``{event.FIELD}`` and ``{FEATURE}`` placeholders; a lone placeholder keeps its type."""
-
-    def lookup(text: str) -> Any:
-        if text.startswith("event."):
-            if event is None:
-                return ""
-            value = event.get(text[6:]) if isinstance(event, dict) else getattr(event, text[6:], None)
-            return "" if value is None else value
-        return values.get(text, "")
-
-    def fill(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(v) for v in value]
-        if not isinstance(value, str) or "{" not in value:
-            return value
-        m = PLACEHOLDER_RE.fullmatch(value)
-        if m:
-            return lookup(m.group(1))
-        return PLACEHOLDER_RE.sub(lambda m: _fmt(lookup(m.group(1))), value)
-
-    return {k: fill(v) for k, v in params.items()}
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
