@@ -22,7 +22,8 @@ from .events import ROOM_TYPES, Action, Event, check_decoded, decode_json, decod
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
-    DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
+    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
+    UNKNOWN_VIEWER,
 )
 from .memory import Store
 from .ndjson import scan_ndjson
@@ -73,7 +74,15 @@ class Engine:
         self._firings = FiringLog()  # last firing per (viewer, rule), for explain()
         gen = self._compiled.generated
         self._store = Store(self._compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
+        self._index_len = 0
+        self._on_viewer_index(self._viewers.index)  # kernels look int viewer ids up themselves
+        self._viewers.on_index = self._on_viewer_index
         self._bind_literals()
+
+    def _on_viewer_index(self, index: np.ndarray) -> None:
+        """The viewer interner replaced its int-id index: point the kernels at the new one."""
+        self._store.set_viewer_index(index)
+        self._index_len = len(index)
 
     def _setup(self, compiled: CompiledRules) -> None:
         rs = compiled.rules
@@ -184,17 +193,23 @@ class Engine:
             if (type(t) is str and type(ts) is float and -_INF < ts < _INF and type(room_id) is str
                     and (type(viewer) is str or type(viewer) is int)
                     and (code := self._viewer_codes.get(t)) is not None):
+                # int viewer ids are looked up by the kernel (BY_VIEWER_ID): no Python dict lookup
+                if type(viewer) is int and 0 <= viewer < self._index_len:
+                    slot, vid = BY_VIEWER_ID, viewer
+                else:
+                    slot, vid = self._viewer_ids.get(viewer), 0
                 if kind is dict and len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
                     room = self._room_ids.get(room_id)
-                    slot = self._viewer_ids.get(viewer)
                     item_id = self._string_ids.get("")
                     if (room is None or slot is None or item_id is None or self._uses_text
                             or ts >= self._retention.due):
                         return self._ingest_one(t, viewer, room_id, ts, None, None, None, None, None, event)
-                    pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, 0, _NAN, _NAN, -1, 0)
+                    pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, 0, _NAN, _NAN, -1, 0)
                     if not pending:
                         return []
-                    return self._finish(pending, [], event, slot, room, code, ts, item_id, 0, _NAN, _NAN, -1)
+                    if pending == UNKNOWN_VIEWER:
+                        return self._ingest_one(t, viewer, room_id, ts, None, None, None, None, None, event)
+                    return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, 0, _NAN, _NAN, -1)
                 if kind is dict:
                     item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
                 else:
@@ -204,18 +219,19 @@ class Engine:
                         and (amount is None or (type(amount) is float and -_INF < amount < _INF))
                         and (text is None or type(text) is str)):
                     room = self._room_ids.get(room_id)
-                    slot = self._viewer_ids.get(viewer)
                     item_id = self._string_ids.get("" if item is None else item)
                     if (room is None or slot is None or item_id is None or self._uses_text
                             or ts >= self._retention.due):
                         return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
                     cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
-                    price = _NAN if price is None else price
-                    amount = _NAN if amount is None else amount
-                    pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, -1, 0)
+                    fprice = _NAN if price is None else price
+                    famount = _NAN if amount is None else amount
+                    pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1, 0)
                     if not pending:
                         return []
-                    return self._finish(pending, [], event, slot, room, code, ts, item_id, cat_code, price, amount, -1)
+                    if pending == UNKNOWN_VIEWER:
+                        return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
+                    return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1)
         try:
             if type(event) is bytes:  # JSON: msgspec checked the types; presence and finiteness are left
                 ev = decode_json(event)
@@ -237,11 +253,14 @@ class Engine:
             room = self._room_slot(room_id)
         code = self._codes[t]
         if code in self._room_codes:
-            slot, item_id, cat_code, text_id = -1, -1, 0, -1
+            slot, vid, item_id, cat_code, text_id = -1, 0, -1, 0, -1
         else:
-            slot = self._viewers.ids.get(viewer)
-            if slot is None:
-                slot = self._viewer_slot(viewer)
+            if type(viewer) is int and 0 <= viewer < self._index_len:
+                slot, vid = BY_VIEWER_ID, viewer  # looked up by the kernel (UNKNOWN_VIEWER if new)
+            else:
+                slot, vid = self._viewers.ids.get(viewer), 0
+                if slot is None:
+                    slot = self._viewer_slot(viewer)
             item_id = self._string_ids.get("" if item is None else item)
             if item_id is None:
                 item_id = self._intern("" if item is None else item)  # missing reads as ""
@@ -250,10 +269,13 @@ class Engine:
             text_id = self._string_ids.get("" if text is None else text, -2) if self._uses_text else -1
         price = _NAN if price is None else price
         amount = _NAN if amount is None else amount
-        pending = self._k_event(self._store.tab, slot, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+        pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+        if pending == UNKNOWN_VIEWER:  # a new viewer (nothing was changed): intern it, then apply
+            slot, vid = self._viewer_slot(viewer), 0
+            pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
         if not pending:
             return actions
-        return self._finish(pending, actions, source, slot, room, code, ts, item_id, cat_code, price, amount, text_id)
+        return self._finish(pending, actions, source, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id)
 
     def _finish(self, pending: int, actions: list[Action], source, *args) -> list[Action]:
         """Build the actions of an ingest whose kernel call reported output (or no room: -1)."""

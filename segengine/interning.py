@@ -38,7 +38,7 @@ class Interner(Generic[K]):
         ``numpy.frombuffer`` view of it is what the retention kernel reads).
     """
 
-    __slots__ = ("ids", "keys", "free", "state", "_dense")
+    __slots__ = ("ids", "keys", "free", "state", "_dense", "on_index")
 
     #: int keys at or above this fall back to dict lookups (the dense index would be too big)
     DENSE_LIMIT = 1 << 26
@@ -48,7 +48,40 @@ class Interner(Generic[K]):
         self.keys: list[K | None] = []
         self.free: list[int] = []
         self.state = bytearray()
-        self._dense: np.ndarray | None = None  # derived from ids; rebuilt on demand
+        self._dense = np.full(1024, -1, np.int64)  # int key -> slot (-1: none); derived from ids
+        self.on_index = None  # called with the new index array whenever it is replaced
+
+    @property
+    def index(self) -> np.ndarray:
+        """The dense int-key index: ``index[k]`` is the slot of int key ``k`` (-1: unseen or not indexed)."""
+        return self._dense
+
+    def _cover(self, hi: int) -> bool:
+        """Grow the index to cover int key ``hi``, unless that would make it too big or too sparse
+        (more than ~8 entries per live key): those keys stay dict-only."""
+        if hi < len(self._dense):
+            return True
+        if hi >= self.DENSE_LIMIT or hi >= 4 * (len(self.ids) + 4096):
+            return False
+        self.rebuild_index(max(1024, 2 * (hi + 1)))
+        return True
+
+    def reindex(self) -> None:
+        """Rebuild the index from ``ids`` (after a restore), as large as the density rule allows."""
+        hi = max((k for k in self.ids if type(k) is int and k >= 0), default=0)
+        self.rebuild_index(1024)
+        self._cover(hi)
+
+    def rebuild_index(self, size: int | None = None) -> None:
+        """Recompute the index from ``ids`` (after a restore, or to grow it)."""
+        size = len(self._dense) if size is None else size
+        fresh = np.full(size, -1, np.int64)
+        for key, slot in self.ids.items():
+            if type(key) is int and 0 <= key < size:
+                fresh[key] = slot
+        self._dense = fresh
+        if self.on_index is not None:
+            self.on_index(fresh)
 
     def intern(self, key: K) -> int:
         slot = self.ids.get(key)
@@ -62,9 +95,8 @@ class Interner(Generic[K]):
                 self.keys.append(key)
                 self.state.append(SLOT_USED)
             self.ids[key] = slot
-            dense = self._dense
-            if dense is not None and type(key) is int and 0 <= key < len(dense):
-                dense[key] = slot
+            if type(key) is int and key >= 0 and self._cover(key):
+                self._dense[key] = slot
         return slot
 
     def release(self, slots: Iterable[int]) -> None:
@@ -74,7 +106,7 @@ class Interner(Generic[K]):
         for slot in slots:
             key = keys[slot]
             del ids[key]
-            if dense is not None and type(key) is int and 0 <= key < len(dense):
+            if type(key) is int and 0 <= key < len(dense):
                 dense[key] = -1
             keys[slot] = None
             state[slot] = SLOT_FREE
@@ -94,18 +126,10 @@ class Interner(Generic[K]):
         return len(self.keys)
 
     def int_slots(self, values: np.ndarray) -> np.ndarray | None:
-        """Slots of an int64 column (-1 where unseen), or None when ids are too sparse for an array index."""
+        """Slots of an int64 column (-1 where unseen), or None when ids are too sparse for the index."""
         if len(values) == 0:
             return np.zeros(0, np.int64)
         lo, hi = int(values.min()), int(values.max())
-        if lo < 0 or hi >= self.DENSE_LIMIT:
+        if lo < 0 or not self._cover(hi):
             return None
-        dense = self._dense
-        if dense is None or hi >= len(dense):
-            size = max(1024, 2 * (hi + 1))
-            fresh = np.full(size, -1, np.int64)
-            for key, slot in self.ids.items():
-                if type(key) is int and 0 <= key < size:
-                    fresh[key] = slot
-            self._dense = dense = fresh
-        return dense[values]
+        return self._dense[values]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels.runtime import (
-    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VN,
+    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN,
     META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
 from .state import Layout
@@ -58,6 +58,7 @@ class Store:
         self.META = np.zeros((1, META_RULES + 4 * n_rules + 1), np.int64)
         self.META[0, META_NOW] = MISSING
         self.LITS = np.full((1, max(1, n_literals)), -1, np.int64)
+        self.VIDS = np.full((1, 1), -1, np.int64)  # int viewer id -> slot (the viewer interner's index)
         self.n_rules = n_rules
         self.tab = np.zeros(3 * N_MATRICES, np.int64)
         self.refresh()
@@ -65,7 +66,12 @@ class Store:
     def matrices(self) -> dict[int, np.ndarray]:
         return {M_VI: self.VI, M_VF: self.VF, M_VN: self.VN, M_RI: self.RI, M_HEAP: self.HEAP,
                 M_CARTK: self.CARTK, M_CARTV: self.CARTV, M_OUTI: self.OUTI, M_OUTF: self.OUTF,
-                M_META: self.META, M_LITS: self.LITS}
+                M_META: self.META, M_LITS: self.LITS, M_VIDS: self.VIDS}
+
+    def set_viewer_index(self, index: np.ndarray) -> None:
+        """Point kernels at the viewer interner's int-id index (called whenever it is replaced)."""
+        self.VIDS = index.reshape(-1, 1)
+        self.refresh()
 
     def refresh(self) -> None:
         """Rewrite the pointer table after any array was replaced."""

@@ -67,6 +67,7 @@ def reload(engine: "Engine", source: str | Path, *, warmup: bool = True) -> bool
     old = engine._rules
     # the swap: nothing below can fail on a bad rules file
     engine._store = store
+    store.set_viewer_index(engine._viewers.index)
     engine._compiled = compiled
     engine._setup(compiled)
     engine._bind_literals()

@@ -324,11 +324,11 @@ def _fill_interner(interner: Interner, data: dict[str, Any]) -> None:
     interner.ids.clear()  # in place: the engine keeps references to these dicts on its hot path
     interner.ids.update(zip(keys, range(len(keys))))
     interner.ids.pop(None, None)  # free slots
-    interner._dense = None  # derived index: rebuilt on demand
     interner.free = list(data.get("free", ()))
     interner.state = bytearray(data["state"]) if "state" in data else bytearray(len(keys))
     if len(interner.state) != len(keys) or len(interner.ids) + len(interner.free) != len(keys):
         raise ValueError("inconsistent id map")
+    interner.reindex()
 
 
 def _fill_firings(engine: "Engine", data: dict[str, Any] | None) -> None:

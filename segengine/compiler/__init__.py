@@ -35,8 +35,8 @@ __all__ = ["CompiledRules", "compile_rules", "entry_point", "INGEST_EVENT_SIG"]
 
 _TAB = numba.types.Array(numba.types.int64, 1, "C")
 _I, _F = numba.types.int64, numba.types.float64
-#: ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index)
-INGEST_EVENT_SIG = (_TAB, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
+#: ingest_event(tab, slot, vid, room, code, ts, item, cat, price, amount, text, index)
+INGEST_EVENT_SIG = (_TAB, _I, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
 
 
 def entry_point(dispatcher, signature: tuple):

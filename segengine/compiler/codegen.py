@@ -93,8 +93,9 @@ class ModuleGen:
             "from numba import njit",
             "from segengine.config import BATCH_FLAGS, KERNEL_FLAGS",
             "from segengine.kernels.runtime import (",
-            "    NEVER, MISSING, DONE, NEED_ROOM, META_NOW, META_HEAP_N, META_OUT_N, META_CART_N, META_EVENTS,",
-            "    META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI,",
+            "    NEVER, MISSING, DONE, NEED_ROOM, BY_VIEWER_ID, UNKNOWN_VIEWER, META_NOW, META_HEAP_N, META_OUT_N,",
+            "    META_CART_N, META_EVENTS, META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK,",
+            "    M_CARTV, M_OUTI, M_VIDS,",
             "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
             "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, heap_push,",
             "    heap_pop, schedule, cart_find, budget_allows, budget_take, prefetch_viewer)",
@@ -436,9 +437,14 @@ def rescan(tab, now, n):
         timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
         views = views_for(one)
         return f"""@njit(**KERNEL_FLAGS)
-def ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index):
+def ingest_event(tab, slot, vid, room, code, ts, item, cat, price, amount, text, index):
     # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)
     # or the number of actions waiting in the output buffer (Python reads it only if > 0)
+    if slot == BY_VIEWER_ID:  # an int viewer id: one array read here instead of a Python dict lookup
+        VIDS = mat_i64(tab, M_VIDS)
+        slot = VIDS[vid, 0] if 0 <= vid < VIDS.shape[0] else np.int64(-1)
+        if slot < 0:
+            return UNKNOWN_VIEWER  # nothing changed: Python interns the viewer and calls again
 {views}
 {one}
     return meta[0, META_OUT_N]

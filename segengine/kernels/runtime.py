@@ -26,8 +26,8 @@ NEVER = np.int64(2**62)  # "no timer"; far beyond any real time, still safe to a
 MISSING = np.int64(-(2**62))  # "never happened"
 
 # Table slots: matrix k is described by tab[3k] (address), tab[3k+1] (rows), tab[3k+2] (cols).
-M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS = range(11)
-N_MATRICES = 11
+M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS, M_VIDS = range(12)
+N_MATRICES = 12
 
 # META fields (row 0 of the meta matrix).
 META_NOW = 0  # engine's latest time
@@ -43,6 +43,10 @@ SUPPRESSED_REASONS = ("once", "cooldown", "budget")
 # Kernel return codes.
 DONE = 0
 NEED_ROOM = 1  # out buffer, heap or cart table is full: drain / grow and call again
+#: ingest_event's ``slot`` argument asking it to look the viewer up by int id (``vid``) in the
+#: viewer index (M_VIDS); it returns UNKNOWN_VIEWER, having changed nothing, when the id is not there
+BY_VIEWER_ID = -2
+UNKNOWN_VIEWER = -2
 
 #: Counters in VN are uint16 and saturate here (per bucket, per session, per cart).
 COUNT_MAX = 65535
