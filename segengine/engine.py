@@ -18,7 +18,7 @@ from .actions import ParamsTemplate
 from .batch import Batch, BatchView, Coded, _py, codes_of, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .events import ROOM_TYPES, Action, Event, check_decoded, decode_json, decode_ndjson, validate
+from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner
 from .kernels.runtime import (
@@ -182,6 +182,13 @@ class Engine:
         :class:`EventError` (state untouched) on a malformed event.
         """
         kind = type(event)
+        if kind is bytes:  # JSON: decoded with msgspec's typed decoder, then read like an Event
+            try:
+                event = decode_json(event)
+            except EventError:
+                self._rejected += 1
+                raise
+            kind = Event
         if kind is dict or kind is Event:
             # fast path, fully inline (a Python call costs ~100 ns here): exact types need no
             # conversion; anything unusual (or a retention sweep point) takes the full path
@@ -233,11 +240,7 @@ class Engine:
                         return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
                     return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1)
         try:
-            if type(event) is bytes:  # JSON: msgspec checked the types; presence and finiteness are left
-                ev = decode_json(event)
-                check_decoded(ev, self._types)
-            else:
-                ev = validate(event, self._types)
+            ev = validate(event, self._types)
         except EventError:
             self._rejected += 1
             raise
