@@ -482,8 +482,7 @@ class Engine:
                     return slots
                 fresh = values[unseen]
                 _, first = np.unique(fresh, return_index=True)
-                for key in fresh[np.sort(first)].tolist():  # first appearance order
-                    interner.intern(key)
+                interner.intern_many_ints(fresh[np.sort(first)].astype(np.int64))  # in first appearance order
                 if ensure is not None:
                     ensure(len(interner))
                 return interner.int_slots(values.astype(np.int64, copy=False))

@@ -99,6 +99,25 @@ class Interner(Generic[K]):
                 self._dense[key] = slot
         return slot
 
+    def intern_many_ints(self, keys: np.ndarray) -> None:
+        """Intern distinct int keys none of which is interned yet, in order: the slots one-by-one
+        interning would give, at C speed when no freed slot waits for reuse (a batch's new viewers)."""
+        if self.free or len(keys) == 0:
+            for key in keys.tolist():
+                self.intern(key)
+            return
+        start = len(self.keys)
+        slots = np.arange(start, start + len(keys), dtype=np.int64)
+        listed = keys.tolist()
+        self.keys.extend(listed)
+        self.state.extend(bytes(len(listed)))  # SLOT_USED == 0
+        self.ids.update(zip(listed, slots.tolist()))
+        hi = int(keys.max())
+        if hi >= 0:
+            self._cover(hi)  # grows the index if it stays dense enough (rebuilt from ids, new keys included)
+            covered = (keys >= 0) & (keys < len(self._dense))
+            self._dense[keys[covered]] = slots[covered]
+
     def release(self, slots: Iterable[int]) -> None:
         """Forget the keys of ``slots`` (ascending); the lowest of them is reused first."""
         keys, ids, state, dense = self.keys, self.ids, self.state, self._dense

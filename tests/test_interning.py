@@ -76,3 +76,21 @@ def test_snapshot_restore_rebuilds_the_index(example_rules, tmp_path):
     before = back.stats()["viewers"]
     back.ingest({"type": "like", "viewer": 2999, "room": "r1", "ts": 20.0})
     assert back.stats()["viewers"] == before  # found through the index, not interned again
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 3000), max_size=40), st.lists(st.one_of(st.integers(-3, 3000), st.integers(0, 2**40)),
+                                                               max_size=60, unique=True), st.booleans())
+def test_bulk_interning_gives_the_slots_of_one_by_one(before, batch, release_some):
+    one, bulk = Interner(), Interner()
+    for key in before:
+        one.intern(key), bulk.intern(key)
+    if release_some and one.ids:
+        victims = sorted(set(one.ids.values()))[::2]
+        one.release(victims), bulk.release(victims)
+    fresh = [k for k in batch if k not in bulk.ids]
+    for key in fresh:
+        one.intern(key)
+    bulk.intern_many_ints(np.array(fresh, dtype=np.int64))
+    assert bulk.ids == one.ids and bulk.keys == one.keys and bulk.state == one.state
+    agrees(bulk)
