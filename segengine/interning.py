@@ -38,7 +38,7 @@ class Interner(Generic[K]):
         ``numpy.frombuffer`` view of it is what the retention kernel reads).
     """
 
-    __slots__ = ("ids", "keys", "free", "state", "_dense", "on_index")
+    __slots__ = ("ids", "keys", "free", "state", "_dense", "_beyond", "on_index")
 
     #: int keys at or above this fall back to dict lookups (the dense index would be too big)
     DENSE_LIMIT = 1 << 26
@@ -49,6 +49,7 @@ class Interner(Generic[K]):
         self.free: list[int] = []
         self.state = bytearray()
         self._dense = np.full(1024, -1, np.int64)  # int key -> slot (-1: none); derived from ids
+        self._beyond = 0  # live int keys >= 0 the index does not reach (too sparse when they came)
         self.on_index = None  # called with the new index array whenever it is replaced
 
     @property
@@ -63,7 +64,13 @@ class Interner(Generic[K]):
             return True
         if hi >= self.DENSE_LIMIT or hi >= 4 * (len(self.ids) + 4096):
             return False
-        self.rebuild_index(max(1024, 2 * (hi + 1)))
+        size = max(1024, 2 * (hi + 1))
+        if self._beyond:  # some live keys are only in the dict: rebuild from it
+            self.rebuild_index(size)
+        else:  # every indexed key is already in place: a copy does
+            fresh = np.full(size, -1, np.int64)
+            fresh[:len(self._dense)] = self._dense
+            self._set_index(fresh)
         return True
 
     def reindex(self) -> None:
@@ -76,12 +83,20 @@ class Interner(Generic[K]):
         """Recompute the index from ``ids`` (after a restore, or to grow it)."""
         size = len(self._dense) if size is None else size
         fresh = np.full(size, -1, np.int64)
+        beyond = 0
         for key, slot in self.ids.items():
-            if type(key) is int and 0 <= key < size:
-                fresh[key] = slot
-        self._dense = fresh
+            if type(key) is int and key >= 0:
+                if key < size:
+                    fresh[key] = slot
+                else:
+                    beyond += 1
+        self._beyond = beyond
+        self._set_index(fresh)
+
+    def _set_index(self, index: np.ndarray) -> None:
+        self._dense = index
         if self.on_index is not None:
-            self.on_index(fresh)
+            self.on_index(index)
 
     def intern(self, key: K) -> int:
         slot = self.ids.get(key)
@@ -95,8 +110,11 @@ class Interner(Generic[K]):
                 self.keys.append(key)
                 self.state.append(SLOT_USED)
             self.ids[key] = slot
-            if type(key) is int and key >= 0 and self._cover(key):
-                self._dense[key] = slot
+            if type(key) is int and key >= 0:
+                if self._cover(key):
+                    self._dense[key] = slot
+                else:
+                    self._beyond += 1
         return slot
 
     def intern_many_ints(self, keys: np.ndarray) -> None:
@@ -114,9 +132,10 @@ class Interner(Generic[K]):
         self.ids.update(zip(listed, slots.tolist()))
         hi = int(keys.max())
         if hi >= 0:
-            self._cover(hi)  # grows the index if it stays dense enough (rebuilt from ids, new keys included)
+            self._cover(hi)  # grows the index if it stays dense enough
             covered = (keys >= 0) & (keys < len(self._dense))
             self._dense[keys[covered]] = slots[covered]
+            self._beyond += int(np.count_nonzero(keys >= 0)) - int(np.count_nonzero(covered))
 
     def release(self, slots: Iterable[int]) -> None:
         """Forget the keys of ``slots`` (ascending); the lowest of them is reused first."""
@@ -125,8 +144,11 @@ class Interner(Generic[K]):
         for slot in slots:
             key = keys[slot]
             del ids[key]
-            if type(key) is int and 0 <= key < len(dense):
-                dense[key] = -1
+            if type(key) is int and key >= 0:
+                if key < len(dense):
+                    dense[key] = -1
+                else:
+                    self._beyond -= 1
             keys[slot] = None
             state[slot] = SLOT_FREE
             batch.append(slot)
