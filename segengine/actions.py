@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .events import Event
 
-__all__ = ["ParamsTemplate", "render"]
+__all__ = ["ParamsTemplate", "render", "format_value"]
 
 
 class ParamsTemplate:
@@ -64,7 +64,7 @@ class ParamsTemplate:
             elif mode == 1:
                 out[key] = lookup(arg)
             elif mode == 2:
-                out[key] = PLACEHOLDER_RE.sub(lambda m: _fmt(lookup(m.group(1))), arg)
+                out[key] = PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), arg)
             else:
                 values = {text: lookup(text) for text in self.index}
                 out[key] = render({key: arg}, values, event)[key]
@@ -92,12 +92,13 @@ def render(params: dict[str, Any], values: dict[str, Any], event: Event | dict |
         m = PLACEHOLDER_RE.fullmatch(value)
         if m:
             return lookup(m.group(1))
-        return PLACEHOLDER_RE.sub(lambda m: _fmt(lookup(m.group(1))), value)
+        return PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), value)
 
     return {k: fill(v) for k, v in params.items()}
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A value as placeholders inside text show it (and the CLI prints params): 3.5, true, text."""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, bool):

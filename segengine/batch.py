@@ -55,10 +55,6 @@ class Coded:
         code = int(self.codes[i])
         return self.uniques[code] if 0 <= code < len(self.uniques) else None
 
-    def decoded(self) -> np.ndarray:
-        """The plain object column (None where absent)."""
-        table = np.append(self.uniques, None)  # code -1 (and any other negative) reads the None at the end
-        return table[np.where((self.codes >= 0) & (self.codes < len(self.uniques)), self.codes, -1)]
 
 
 def _column(values: Any, n: int, name: str) -> Any:

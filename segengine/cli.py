@@ -25,6 +25,7 @@ from typing import IO, Any
 import msgspec
 
 from . import __version__
+from .actions import format_value
 from .engine import Engine
 from .errors import EventError, RulesError
 from .events import ROOM_TYPES, Action
@@ -80,13 +81,7 @@ def pct(part: float, whole: float) -> str:
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    def show(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:g}"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return str(v)
-    return " ".join(f"{k}={show(v)}" for k, v in params.items() if v != "")
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items() if v != "")
 
 
 class Progress:

@@ -96,7 +96,6 @@ class Engine:
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
         self._rule_by_index = list(rs.rules)
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
-        self._room_code_array = np.array(sorted(self._room_codes), np.int64)
         self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
         self._cat_codes_none = {None: 0, **self._cat_codes}
         self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
@@ -205,22 +204,12 @@ class Engine:
                     slot, vid = BY_VIEWER_ID, viewer
                 else:
                     slot, vid = self._viewer_ids.get(viewer), 0
-                if kind is dict and len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
-                    room = self._room_ids.get(room_id)
-                    item_id = self._string_ids.get("")
-                    if (room is None or slot is None or item_id is None or self._uses_text
-                            or ts >= self._retention.due):
-                        return self._ingest_one(t, viewer, room_id, ts, None, None, None, None, None, event)
-                    pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, 0, _NAN, _NAN, -1, 0)
-                    if not pending:
-                        return []
-                    if pending == UNKNOWN_VIEWER:
-                        return self._ingest_one(t, viewer, room_id, ts, None, None, None, None, None, event)
-                    return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, 0, _NAN, _NAN, -1)
-                if kind is dict:
-                    item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
-                else:
+                if kind is Event:
                     item, cat, price, amount, text = event.item, event.category, event.price, event.amount, event.text
+                elif len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
+                    item = cat = price = amount = text = None
+                else:
+                    item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
                 if ((item is None or type(item) is str) and (cat is None or type(cat) is str)
                         and (price is None or (type(price) is float and -_INF < price < _INF))
                         and (amount is None or (type(amount) is float and -_INF < amount < _INF))
@@ -342,7 +331,7 @@ class Engine:
         if batch.checked:  # its decoder validated every row
             bad, (row, field, message) = None, (-1, "", "")
         else:
-            bad, (row, field, message) = validity(batch, codes, self._room_code_array)
+            bad, (row, field, message) = validity(batch, codes, np.array(self._room_codes_pair))
         failure = None
         if row >= 0:
             if errors == "skip":

@@ -36,17 +36,15 @@ from __future__ import annotations
 import math
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import Diagnostic, EventError, RulesError
+from .errors import EventError, RulesError
 from .events import ROOM_TYPES, Action
-from .rules.load import RuleSet, load_rules_file
+from .rules.load import RuleSet, TomlLoader, load_rules_file
 from .rules.suggest import did_you_mean
-from .rules.tomlpos import TomlIndex, index_toml
 
 __all__ = ["Suite", "Case", "CaseResult", "Report", "load_suite", "run_suite", "run_file", "format_report",
            "parse_time", "format_time"]
@@ -186,38 +184,21 @@ class Report:
 
 
 # --- loading -------------------------------------------------------------------------------------
-class _Loader:
+class _Loader(TomlLoader):
     """Turns a test file into a :class:`Suite`, collecting every problem with its position."""
 
     def __init__(self, text: str, filename: str):
-        self.text = text
-        self.filename = filename
-        self.diags: list[Diagnostic] = []
-        self.index: TomlIndex | None = None
+        super().__init__(text, filename)
         self.rules: RuleSet | None = None
 
     def error(self, path: tuple, message: str, key: bool = False) -> None:
         """Report at the key (``key=True``) or the value of ``path``, else at its nearest ancestor."""
-        assert self.index is not None
-        idx = self.index
-        pos = (idx.key(path) if key else idx.value(path)) or idx.key(path) or idx.value(path)
-        width = len(str(path[-1])) if key and pos and pos == idx.key(path) else 1
-        for cut in range(len(path) - 1, 0, -1):
-            if pos:
-                break
-            pos = idx.value(path[:cut]) or idx.key(path[:cut])
-        line, col = pos or (1, 1)
-        self.diags.append(Diagnostic(self.filename, line, col, message, idx.line_text(line), width))
+        (self.error_key if key else self.error_value)(path, message)
 
     def line(self, path: tuple) -> int:
         assert self.index is not None
         pos = self.index.key(path) or self.index.value(path)
         return pos[0] if pos else 0
-
-    def keys(self, table: dict, path: tuple, allowed: tuple[str, ...], what: str) -> None:
-        for key in table:
-            if key not in allowed:
-                self.error((*path, key), f"unknown key {key!r} in {what}{did_you_mean(key, allowed)}", key=True)
 
     def time(self, value: Any, path: tuple) -> float | None:
         try:
@@ -226,12 +207,6 @@ class _Loader:
             self.error(path, str(err))
             return None
 
-    def table(self, value: Any, path: tuple, what: str) -> dict:
-        if not isinstance(value, dict):
-            self.error(path, f"{what} must be a table")
-            return {}
-        return value
-
     def array(self, value: Any, path: tuple, what: str) -> list:
         if not isinstance(value, list):
             self.error(path, f"{what} must be an array")
@@ -239,18 +214,8 @@ class _Loader:
         return value
 
     def load(self, rules_loader=load_rules_file) -> Suite:
-        try:
-            data = tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as err:
-            msg = str(err)
-            m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-            line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
-            lines = self.text.splitlines()
-            source = lines[line - 1] if 0 < line <= len(lines) else ""
-            text = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
-            raise RulesError([Diagnostic(self.filename, line, col, f"TOML syntax error: {text}", source)]) from None
-        self.index = index_toml(self.text)
-        self.keys(data, (), _TOP_KEYS, "the test file")
+        data = self.parse()
+        self.unknown_keys(data, (), _TOP_KEYS, "the test file")
         rules_path = data.get("rules")
         if not isinstance(rules_path, str) or not rules_path:
             self.error(("rules",), "the test file needs `rules = \"PATH\"`: the rules file to test, relative to this file")
@@ -291,7 +256,7 @@ class _Loader:
 
     def case(self, t: dict, i: int, room: str, start: float) -> Case | None:
         path = ("tests", i)
-        self.keys(t, path, _TEST_KEYS, "a test")
+        self.unknown_keys(t, path, _TEST_KEYS, "a test")
         name = t.get("name")
         if not isinstance(name, str) or not name:
             self.error(path, f"test {i + 1} has no 'name'")
@@ -364,7 +329,7 @@ class _Loader:
         if not isinstance(e, dict):
             self.error(path, "an event is an inline table, e.g. { at = \"0s\", type = \"enter\", viewer = \"u1\" }")
             return []
-        self.keys(e, path, _EVENT_KEYS, "an event")
+        self.unknown_keys(e, path, _EVENT_KEYS, "an event")
         line = self.line(path)
         if "at" not in e:
             self.error(path, "an event needs 'at' (its time from the start of the test, e.g. \"30s\")")
@@ -441,7 +406,7 @@ class _Loader:
         if not isinstance(a, dict):
             self.error(path, "an expected action is an inline table, e.g. { at = \"5m\", rule = \"cart_nudge\", viewer = \"u1\" }")
             return []
-        self.keys(a, path, _ACTION_KEYS, "an expected action")
+        self.unknown_keys(a, path, _ACTION_KEYS, "an expected action")
         line = self.line(path)
         at = self.time(a["at"], (*path, "at")) if "at" in a else None
         if "at" not in a:
@@ -483,7 +448,7 @@ class _Loader:
         if not isinstance(x, dict):
             self.error(path, "'expect' entries are tables: [[tests.expect]]")
             return None
-        self.keys(x, path, _EXPECT_KEYS, "an expect table")
+        self.unknown_keys(x, path, _EXPECT_KEYS, "an expect table")
         if "at" not in x:
             self.error(path, "an expect table needs 'at': the time at which to check")
             return None

@@ -28,12 +28,12 @@ from ..rules.load import Rule, RuleSet
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
 from .exprgen import VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
-VIEWS = "\n".join("    " + line for line in VIEW_LINES)  # as the first lines of an entry point
-
 
 def views_for(body: str) -> str:
     """The matrix-view lines a function body uses (fewer lines to type: Numba compiles faster)."""
     return "\n".join("    " + line for line in VIEW_LINES if re.search(rf"\b{line.split(' =')[0]}\b", body))
+
+
 INTEREST_WEIGHTS = {"view": 1.0, "click": 2.0, "cart": 4.0, "pay": 8.0}
 
 
@@ -292,6 +292,11 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit("return due")
         body = "\n".join(_indent(gen.lines, 1))
+        loop = f"""    for slot in range(n):
+        if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
+            continue
+        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), np.int64({self.vi('due')}), np.int64({self.vi('queued')}))
+    return DONE"""
         return f"""@njit(**KERNEL_FLAGS)
 def _due(VI, VF, VN, RI, LITS, slot, now):
 {body}
@@ -300,12 +305,8 @@ def _due(VI, VF, VN, RI, LITS, slot, now):
 @njit(**KERNEL_FLAGS)
 def rescan(tab, now, n):
     \"\"\"Reschedule slots 0..n-1 (the heap needs room for n more entries).\"\"\"
-{VIEWS}
-    for slot in range(n):
-        if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
-            continue
-        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), np.int64({self.vi('due')}), np.int64({self.vi('queued')}))
-    return DONE"""
+{views_for(loop)}
+{loop}"""
 
     def firing(self, rule: Rule, r: int, gen: ExprGen) -> list[str]:
         """Suppression checks, then the output row, counters and tag actions. Placeholder values

@@ -311,6 +311,16 @@ def _heap_less(H, i, j):
 
 
 @njit(**KERNEL_FLAGS)
+def _heap_swap(H, i, j):
+    t0 = H[i, 0]
+    t1 = H[i, 1]
+    H[i, 0] = H[j, 0]
+    H[i, 1] = H[j, 1]
+    H[j, 0] = t0
+    H[j, 1] = t1
+
+
+@njit(**KERNEL_FLAGS)
 def heap_push(H, meta, due, slot):
     n = meta[0, META_HEAP_N]
     H[n, 0] = due
@@ -319,12 +329,7 @@ def heap_push(H, meta, due, slot):
     while i > 0:
         parent = (i - 1) >> 1
         if _heap_less(H, i, parent):
-            t0 = H[i, 0]
-            t1 = H[i, 1]
-            H[i, 0] = H[parent, 0]
-            H[i, 1] = H[parent, 1]
-            H[parent, 0] = t0
-            H[parent, 1] = t1
+            _heap_swap(H, i, parent)
             i = parent
         else:
             break
@@ -344,12 +349,7 @@ def heap_sift_down(H, i, n):
             best = right
         if not _heap_less(H, best, i):
             return
-        t0 = H[i, 0]
-        t1 = H[i, 1]
-        H[i, 0] = H[best, 0]
-        H[i, 1] = H[best, 1]
-        H[best, 0] = t0
-        H[best, 1] = t1
+        _heap_swap(H, i, best)
         i = best
 
 

@@ -86,12 +86,25 @@ class RuleSet:
         return sorted((r for r in self.rules if r.enabled), key=lambda r: (-r.priority, r.index))
 
 
-class _Loader:
+class TomlLoader:
+    """A TOML text read with every problem collected as a positioned Diagnostic
+    (``FILE:LINE:COL`` and the source line); the rules loader and the rule-test loader share it."""
+
     def __init__(self, text: str, filename: str):
         self.text = text
         self.filename = filename
         self.diags: list[Diagnostic] = []
         self.index: TomlIndex | None = None
+
+    def parse(self) -> dict:
+        """The parsed TOML (and its position index); a syntax error raises RulesError at once."""
+        try:
+            data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as err:
+            self._toml_error(err)
+            raise RulesError(self.diags) from None
+        self.index = index_toml(self.text)
+        return data
 
     # error reporting ------------------------------------------------------------
     def error_at(self, pos: tuple[int, int] | None, message: str, width: int = 1) -> None:
@@ -110,16 +123,6 @@ class _Loader:
         pos = self.index.value(path) or self.index.key(path) or self._nearest(path)
         self.error_at(pos, message)
 
-    def error_expr(self, path: tuple, err: ExprError) -> None:
-        assert self.index is not None
-        start, end = err.span
-        pos = self.index.string_pos(path, start)
-        end_pos = self.index.string_pos(path, max(start, end - 1))
-        width = 1
-        if pos and end_pos and end_pos[0] == pos[0]:
-            width = end_pos[1] - pos[1] + 1
-        self.error_at(pos or self.index.value(path), err.message, width)
-
     def _nearest(self, path: tuple) -> tuple[int, int] | None:
         assert self.index is not None
         for cut in range(len(path) - 1, 0, -1):
@@ -134,14 +137,27 @@ class _Loader:
                 hint = did_you_mean(key, allowed)
                 self.error_key((*path, key), f"unknown key {key!r} in {what}{hint}")
 
-    # loading ---------------------------------------------------------------
+    def _toml_error(self, err: tomllib.TOMLDecodeError) -> None:
+        msg = str(err)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+        lines = self.text.splitlines()
+        source = lines[line - 1] if 0 < line <= len(lines) else ""
+        text = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
+        self.diags.append(Diagnostic(self.filename, line, col, f"TOML syntax error: {text}", source))
+
+    def table(self, value: Any, path: tuple, what: str) -> dict:
+        if not isinstance(value, dict):
+            self.error_key(path, f"{what} must be a table")
+            return {}
+        return value
+
+
+class _Loader(TomlLoader):
+    """The rules file: every problem at once, then a checked RuleSet."""
+
     def load(self) -> RuleSet:
-        try:
-            data = tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as err:
-            self._toml_error(err)
-            raise RulesError(self.diags) from None
-        self.index = index_toml(self.text)
+        data = self.parse()
         rs = RuleSet(self.filename, self.text)
         self.unknown_keys(data, (), TOP_KEYS, "the rules file")
         self._engine(data.get("engine", {}), rs)
@@ -155,20 +171,15 @@ class _Loader:
             raise RulesError(self.diags)
         return rs
 
-    def _toml_error(self, err: tomllib.TOMLDecodeError) -> None:
-        msg = str(err)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
-        lines = self.text.splitlines()
-        source = lines[line - 1] if 0 < line <= len(lines) else ""
-        text = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
-        self.diags.append(Diagnostic(self.filename, line, col, f"TOML syntax error: {text}", source))
-
-    def _table(self, value: Any, path: tuple, what: str) -> dict:
-        if not isinstance(value, dict):
-            self.error_key(path, f"{what} must be a table")
-            return {}
-        return value
+    def error_expr(self, path: tuple, err: ExprError) -> None:
+        assert self.index is not None
+        start, end = err.span
+        pos = self.index.string_pos(path, start)
+        end_pos = self.index.string_pos(path, max(start, end - 1))
+        width = 1
+        if pos and end_pos and end_pos[0] == pos[0]:
+            width = end_pos[1] - pos[1] + 1
+        self.error_at(pos or self.index.value(path), err.message, width)
 
     def _duration(self, value: Any, path: tuple) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -194,7 +205,7 @@ class _Loader:
         return value
 
     def _engine(self, raw: Any, rs: RuleSet) -> None:
-        table = self._table(raw, ("engine",), "[engine]")
+        table = self.table(raw, ("engine",), "[engine]")
         self.unknown_keys(table, ("engine",), ENGINE_KEYS, "[engine]")
         for key, attr in (("idle_timeout", "idle_timeout"), ("interest_half_life", "interest_half_life"), ("retention", "retention")):
             if key in table:
@@ -214,7 +225,7 @@ class _Loader:
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
 
     def _profile(self, raw: Any, rs: RuleSet) -> None:
-        table = self._table(raw, ("profile",), "[profile]")
+        table = self.table(raw, ("profile",), "[profile]")
         for name, spec in table.items():
             path = ("profile", name)
             if not self._ident(name, path, "profile attribute"):
@@ -236,7 +247,7 @@ class _Loader:
         return False
 
     def _segments(self, raw: Any, rs: RuleSet, ctx: CheckContext) -> None:
-        table = self._table(raw, ("segments",), "[segments]")
+        table = self.table(raw, ("segments",), "[segments]")
         parsed: dict[str, ast.Node] = {}
         for name, text in table.items():
             path = ("segments", name)
