@@ -3,21 +3,36 @@
 A rule's ``params`` may hold ``{event.FIELD}`` and ``{FEATURE}`` placeholders. They are
 parsed when the rules load (not per firing): constants are copied, a lone placeholder keeps
 its value's type (``item = "{event.item}"`` gives the item id itself), placeholders inside
-text are formatted.
+text are formatted. A firing reads the event's field straight from its batch (or event
+list) by row index: no per-firing event object is built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .batch import BatchRow
+from .batch import BatchView
 from .rules.load import PLACEHOLDER_RE
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .events import Event
 
-__all__ = ["ParamsTemplate", "render", "format_value"]
+__all__ = ["ParamsTemplate", "event_field", "format_value"]
+
+CONSTANT, LONE, TEXT, NESTED = range(4)
+
+
+def event_field(events: Sequence[Any], index: int, name: str) -> Any:
+    """Field ``name`` of the event at ``index`` ("" where absent or with no event: a timer)."""
+    if index < 0:
+        return ""
+    if type(events) is BatchView:
+        value = events.field(index, name)
+    else:
+        event = events[index]
+        value = event.get(name) if type(event) is dict else getattr(event, name, None)
+    return "" if value is None else value
 
 
 class ParamsTemplate:
@@ -28,73 +43,56 @@ class ParamsTemplate:
 
     def __init__(self, params: dict[str, Any], kinds: list[tuple[str, str]]):
         self.index = {text: i for i, (text, _) in enumerate(kinds)}  # feature placeholder -> OUTF column
-        self.steps: list[tuple[str, int, Any]] = []  # (key, mode, arg): 0 constant, 1 lone, 2 text, 3 nested
+        self.steps: list[tuple[str, int, Any]] = []  # (key, mode, arg)
         for key, value in params.items():
             if isinstance(value, (dict, list)):
-                self.steps.append((key, 3, value))
+                self.steps.append((key, NESTED, value))
             elif isinstance(value, str) and (m := PLACEHOLDER_RE.fullmatch(value)):
-                self.steps.append((key, 1, m.group(1)))
+                self.steps.append((key, LONE, m.group(1)))
             elif isinstance(value, str) and PLACEHOLDER_RE.search(value):
-                self.steps.append((key, 2, value))
+                self.steps.append((key, TEXT, value))
             else:
-                self.steps.append((key, 0, value))
+                self.steps.append((key, CONSTANT, value))
 
     @property
     def dynamic(self) -> bool:
-        return any(mode for _, mode, _ in self.steps)
+        return any(mode != CONSTANT for _, mode, _ in self.steps)
 
-    def render(self, engine: Engine, kinds: list[tuple[str, str]], vals: list[float], event: Any) -> dict[str, Any]:
+    def render(self, engine: Engine, kinds: list[tuple[str, str]], vals: list[float],
+               events: Sequence[Any], index: int) -> dict[str, Any]:
+        """The params of one firing; ``events[index]`` is its event (``index`` -1: a timer)."""
+
         def lookup(text: str) -> Any:
             if text.startswith("event."):
-                if event is None:
-                    return ""
-                kind = type(event)
-                if kind is BatchRow:
-                    value = event.field(text[6:])
-                else:
-                    value = event.get(text[6:]) if kind is dict else getattr(event, text[6:], None)
-                return "" if value is None else value
+                return event_field(events, index, text[6:])
             i = self.index.get(text)
             return "" if i is None else engine._decode(kinds[i][1], vals[i])
 
         out: dict[str, Any] = {}
         for key, mode, arg in self.steps:
-            if mode == 0:
+            if mode == CONSTANT:
                 out[key] = arg
-            elif mode == 1:
+            elif mode == LONE:
                 out[key] = lookup(arg)
-            elif mode == 2:
+            elif mode == TEXT:
                 out[key] = PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), arg)
             else:
-                values = {text: lookup(text) for text in self.index}
-                out[key] = render({key: arg}, values, event)[key]
+                out[key] = _fill(arg, lookup)
         return out
 
 
-def render(params: dict[str, Any], values: dict[str, Any], event: Event | dict | None) -> dict[str, Any]:
-    """Fill ``{event.FIELD}`` and ``{FEATURE}`` placeholders; a lone placeholder keeps its type."""
-
-    def lookup(text: str) -> Any:
-        if text.startswith("event."):
-            if event is None:
-                return ""
-            value = event.get(text[6:]) if isinstance(event, dict) else getattr(event, text[6:], None)
-            return "" if value is None else value
-        return values.get(text, "")
-
-    def fill(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(v) for v in value]
-        if not isinstance(value, str) or "{" not in value:
-            return value
-        m = PLACEHOLDER_RE.fullmatch(value)
-        if m:
-            return lookup(m.group(1))
-        return PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), value)
-
-    return {k: fill(v) for k, v in params.items()}
+def _fill(value: Any, lookup) -> Any:
+    """Placeholders inside nested params (dicts and lists), as at the top level."""
+    if isinstance(value, dict):
+        return {k: _fill(v, lookup) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, lookup) for v in value]
+    if not isinstance(value, str) or "{" not in value:
+        return value
+    m = PLACEHOLDER_RE.fullmatch(value)
+    if m:
+        return lookup(m.group(1))
+    return PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), value)
 
 
 def format_value(value: Any) -> str:

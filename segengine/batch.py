@@ -213,43 +213,24 @@ def _str_column(values: list, absent_is_blank: bool = False, none_if_all_absent:
         return np.array(values, dtype=object)
 
 
-class BatchRow:
-    """One row of a batch read field by field (``{event.item}`` placeholders): no Event is built."""
-
-    __slots__ = ("view", "index")
-
-    def __init__(self, view: "BatchView", index: int):
-        self.view, self.index = view, index
-
-    def field(self, name: str) -> Any:
-        batch = self.view.batch
-        value = batch.value(name, self.index)
-        if name == "category" and type(value) is int:  # an int code column: the category's name
-            names = self.view.categories
-            return names[value] if 0 <= value < len(names) else None
-        if name == "item" and type(value) is int and value < 0 and type(batch.item) is not Coded:
-            return None  # int item ids: negative means absent
-        return value
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in _FIELDS:
-            raise AttributeError(name)
-        return self.field(name)
-
-
-class BatchView(Sequence):
-    """Row access for placeholders: ``view[i]`` is the i-th event of the batch."""
+class BatchView:
+    """Row access for ``{event.FIELD}`` placeholders: fields are read from the columns by row."""
 
     __slots__ = ("batch", "categories")
 
     def __init__(self, batch: Batch, categories: Sequence[str] = ()):
         self.batch, self.categories = batch, categories
 
-    def __getitem__(self, i):  # type: ignore[override]
-        return BatchRow(self, i)
-
-    def __len__(self) -> int:
-        return len(self.batch)
+    def field(self, index: int, name: str) -> Any:
+        """Field ``name`` of row ``index`` as the event would carry it (None where absent)."""
+        batch = self.batch
+        value = batch.value(name, index)
+        if name == "category" and type(value) is int:  # an int code column: the category's name
+            names = self.categories
+            return names[value] if 0 <= value < len(names) else None
+        if name == "item" and type(value) is int and value < 0 and type(batch.item) is not Coded:
+            return None  # int item ids: negative means absent
+        return value
 
 
 def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[np.ndarray, tuple[int, str, str]]:

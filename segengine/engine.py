@@ -20,7 +20,7 @@ from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_poin
 from .errors import EventError
 from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
-from .interning import Interner
+from .interning import Interner, first_seen
 from .kernels.runtime import (
     BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
     UNKNOWN_VIEWER,
@@ -455,9 +455,7 @@ class Engine:
             slots = table[codes]
             unseen = slots < 0
             if unseen.any():
-                fresh = codes[unseen]
-                _, first = np.unique(fresh, return_index=True)
-                for code in fresh[np.sort(first)].tolist():  # first appearance order
+                for code in first_seen(codes[unseen]).tolist():  # first appearance order
                     table[code] = interner.intern(_py(uniques[code]))
                 if ensure is not None:
                     ensure(len(interner))
@@ -469,9 +467,7 @@ class Engine:
                 unseen = slots < 0
                 if not unseen.any():
                     return slots
-                fresh = values[unseen]
-                _, first = np.unique(fresh, return_index=True)
-                interner.intern_many_ints(fresh[np.sort(first)].astype(np.int64))  # in first appearance order
+                interner.intern_many_ints(first_seen(values[unseen].astype(np.int64, copy=False)))
                 if ensure is not None:
                     ensure(len(interner))
                 return interner.int_slots(values.astype(np.int64, copy=False))
@@ -499,28 +495,35 @@ class Engine:
         return actions
 
     # actions ---------------------------------------------------------------------------------
-    def _drain(self, events: Sequence[Event], actions: list[Action]) -> None:
-        """Turn the kernel's output rows into actions (the only place actions are built)."""
+    def _drain(self, events: Sequence[Event] | BatchView, actions: list[Action]) -> None:
+        """Turn the kernel's output rows into actions (the only place actions are built).
+
+        ``events[index]`` is the event a row fired on (index -1: a timer); params with
+        ``{event.FIELD}`` read the field from it, nothing else touches it.
+        """
         store = self._store
         n = int(store.META[0, META_OUT_N])
         rows = store.OUTI[:n].tolist()
         values = store.OUTF[:n].tolist() if self._needs_values else None
         store.META[0, META_OUT_N] = 0
         viewer_keys, room_keys, plans = self._viewers.keys, self._rooms.keys, self._plans
-        record = self._firings.record
+        fired = []
+        add = actions.append
         for j, (r, slot, ts_us, index, room) in enumerate(rows):
             name, then, params, kinds, template = plans[r]
             viewer = viewer_keys[slot]
             room_name = room_keys[room] if room >= 0 else ""
             ts = ts_us / 1e6
-            record(viewer, name, ts)
+            fired.append((viewer, name, ts))
             if template is not None:  # placeholders (or nested values): rendered, and copied per action
-                rendered = template.render(self, kinds, values[j] if kinds else (), events[index] if index >= 0 else None)
-                for i, action in enumerate(then):
-                    actions.append(Action(name, action, viewer, room_name, ts, rendered if i == 0 else dict(rendered)))
+                rendered = template.render(self, kinds, values[j] if kinds else (), events, index)
+                add(Action(name, then[0], viewer, room_name, ts, rendered))
+                for action in then[1:]:
+                    add(Action(name, action, viewer, room_name, ts, dict(rendered)))
             else:
                 for action in then:
-                    actions.append(Action(name, action, viewer, room_name, ts, dict(params)))
+                    add(Action(name, action, viewer, room_name, ts, dict(params)))
+        self._firings.record_many(fired)
 
     def _decode(self, kind: str, value: float) -> Any:
         if kind == "num":

@@ -115,14 +115,17 @@ class FiringLog:
         self.recorded: dict[str, int] = {}
         self.epoch: dict[str, int] = {}
 
-    def record(self, viewer: str | int, rule: str, ts: float) -> None:
-        entries = self.entries
-        key = (viewer, rule)
-        entries.pop(key, None)  # re-inserted last: most recently fired
-        entries[key] = (ts, self.epoch.get(rule, 0))
-        if len(entries) > self.maxsize:
+    def record_many(self, firings: list[tuple[str | int, str, float]]) -> None:
+        """Log firings (viewer, rule, ts) in order: one pass, evictions and counts once at the end."""
+        entries, epoch, recorded = self.entries, self.epoch, self.recorded
+        move = entries.move_to_end
+        for viewer, rule, ts in firings:
+            key = (viewer, rule)
+            entries[key] = (ts, epoch.get(rule, 0))
+            move(key)  # most recently fired last
+            recorded[rule] = recorded.get(rule, 0) + 1
+        while len(entries) > self.maxsize:
             self.evicted.add(entries.popitem(last=False)[0][1])
-        self.recorded[rule] = self.recorded.get(rule, 0) + 1
 
     def forget_rules(self, names) -> None:
         """Rules removed by a reload: a rule of the same name added later starts with no history."""

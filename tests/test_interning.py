@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from segengine import Engine
-from segengine.interning import Interner
+from segengine.interning import Interner, first_seen
 
 
 def agrees(interner: Interner) -> None:
@@ -97,3 +97,11 @@ def test_bulk_interning_gives_the_slots_of_one_by_one(before, batch, release_som
     bulk.intern_many_ints(np.array(fresh, dtype=np.int64))
     assert bulk.ids == one.ids and bulk.keys == one.keys and bulk.state == one.state
     agrees(bulk)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.integers(-50, 300), st.integers(-2**62, 2**62)), max_size=60))
+def test_first_seen_is_first_appearance_order(values):
+    arr = np.array(values, np.int64)
+    expected = list(dict.fromkeys(values))  # a dict keeps first-insertion order
+    assert first_seen(arr).tolist() == expected
