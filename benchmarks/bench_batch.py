@@ -15,6 +15,7 @@ from .common import Result, cli, median_of
 from .data import RULES, workload
 
 CHUNK = 100_000  # events per ingest_many call, as a server would batch them
+SMALL_CHUNK = 1_000  # a server flushing every few milliseconds: the fixed cost per call shows
 
 
 def _chunks(data: bytes, size: int) -> list[bytes]:
@@ -33,6 +34,7 @@ def run(quick: bool) -> list[Result]:
     n = data.count(b"\n")
     params = {"viewers": viewers, "hours": hours, "events": n, "chunk": CHUNK}
     chunks = _chunks(data, CHUNK)
+    small_chunks = _chunks(data, SMALL_CHUNK)
     batches = to_batches(data, CHUNK)
     # Batch columns as a columnar backend holds them (Arrow/Avro style): int type and category
     # codes, int viewer and item ids (negative = absent), one room, NaN for absent numbers
@@ -54,9 +56,14 @@ def run(quick: bool) -> list[Result]:
     repeat = 3
     ndjson = median_of(lambda: timed(lambda e: [e.ingest_many(c) for c in chunks]), repeat)
     columnar = median_of(lambda: timed(lambda e: [e.ingest_many(b) for b in batches]), repeat)
+    small = median_of(lambda: timed(lambda e: [e.ingest_many(c) for c in small_chunks]), repeat)
+    columnar_result = Result("bench_batch", "ingest_many(Batch)", columnar, "events/s",
+                             ">= 20 M events/s; >= 50x baseline", columnar >= 20e6, params=params)
     results = [
         Result("bench_batch", "ingest_many(NDJSON bytes)", ndjson, "events/s", ">= 2 M events/s", ndjson >= 2e6, params=params),
-        Result("bench_batch", "ingest_many(Batch)", columnar, "events/s", ">= 20 M events/s; >= 50x baseline", columnar >= 20e6, params=params),
+        Result("bench_batch", f"ingest_many(NDJSON bytes), {SMALL_CHUNK:,}-event calls", small, "events/s", "",
+               params={**params, "chunk": SMALL_CHUNK}),
+        columnar_result,
     ]
     try:
         from .baseline import BaselineEngine
@@ -69,7 +76,7 @@ def run(quick: bool) -> list[Result]:
     for r in results:
         r.baseline = baseline
         r.ratio = r.value / baseline
-    results[1].met = results[1].met and results[1].ratio >= 50
+    columnar_result.met = columnar_result.met and columnar_result.ratio >= 50
     return results
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .actions import ParamsTemplate
-from .batch import Batch, BatchView, Coded, _py, codes_of, validity
+from .batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
 from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, validate
@@ -415,7 +415,7 @@ class Engine:
         if col is None:
             return np.full(n, blank, np.int64)
         if isinstance(col, Coded):
-            table = np.fromiter((self._string_ids.get(_py(u), -2) for u in col.uniques), np.int64, len(col.uniques))
+            table = lookup_all(self._string_ids, col.uniques, -2)
             return np.append(table, blank)[np.where(col.codes >= 0, col.codes, -1)]
         return codes_of(_blank(col), self._strings.ids, -2)[0]
 
@@ -424,7 +424,7 @@ class Engine:
         if col is None:
             return np.zeros(n, np.int64)
         if isinstance(col, Coded):
-            table = np.fromiter((self._cat_codes_none.get(_py(u), -1) for u in col.uniques), np.int64, len(col.uniques))
+            table = lookup_all(self._cat_codes_none, col.uniques, -1)
             return np.append(table, 0)[np.where(col.codes >= 0, col.codes, -1)]
         if col.dtype.kind in "iu":  # codes: index into rules.categories, negative = absent
             c = col.astype(np.int64)
@@ -451,7 +451,7 @@ class Engine:
         """Slots for a column; unseen values are interned in order of first appearance."""
         if isinstance(values, Coded):  # one lookup per distinct value, then a gather
             uniques, codes = values.uniques, values.codes
-            table = np.fromiter((interner.ids.get(_py(u), -1) for u in uniques), np.int64, len(uniques))
+            table = lookup_all(interner.ids, uniques, -1)
             slots = table[codes]
             unseen = slots < 0
             if unseen.any():
