@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ParamsTemplate", "event_field", "format_value"]
 
-CONSTANT, LONE, TEXT, NESTED = range(4)
+#: How a params value is filled per firing: copied, one event field or one feature (keeping the
+#: value's type), or placeholders inside text or nested values (formatted).
+CONSTANT, EVENT_FIELD, FEATURE, TEXT, NESTED = range(5)
 
 
 def event_field(events: Sequence[Any], index: int, name: str) -> Any:
@@ -48,7 +50,11 @@ class ParamsTemplate:
             if isinstance(value, (dict, list)):
                 self.steps.append((key, NESTED, value))
             elif isinstance(value, str) and (m := PLACEHOLDER_RE.fullmatch(value)):
-                self.steps.append((key, LONE, m.group(1)))
+                text = m.group(1)
+                if text.startswith("event."):
+                    self.steps.append((key, EVENT_FIELD, text[6:]))
+                else:  # a feature: its OUTF column (absent from kinds: shows "")
+                    self.steps.append((key, FEATURE, self.index.get(text, -1)))
             elif isinstance(value, str) and PLACEHOLDER_RE.search(value):
                 self.steps.append((key, TEXT, value))
             else:
@@ -61,23 +67,25 @@ class ParamsTemplate:
     def render(self, engine: Engine, kinds: list[tuple[str, str]], vals: list[float],
                events: Sequence[Any], index: int) -> dict[str, Any]:
         """The params of one firing; ``events[index]`` is its event (``index`` -1: a timer)."""
-
-        def lookup(text: str) -> Any:
-            if text.startswith("event."):
-                return event_field(events, index, text[6:])
-            i = self.index.get(text)
-            return "" if i is None else engine._decode(kinds[i][1], vals[i])
-
         out: dict[str, Any] = {}
         for key, mode, arg in self.steps:
             if mode == CONSTANT:
                 out[key] = arg
-            elif mode == LONE:
-                out[key] = lookup(arg)
-            elif mode == TEXT:
-                out[key] = PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), arg)
+            elif mode == EVENT_FIELD:
+                out[key] = event_field(events, index, arg)
+            elif mode == FEATURE:
+                out[key] = "" if arg < 0 else engine._decode(kinds[arg][1], vals[arg])
             else:
-                out[key] = _fill(arg, lookup)
+                def lookup(text: str) -> Any:
+                    if text.startswith("event."):
+                        return event_field(events, index, text[6:])
+                    i = self.index.get(text)
+                    return "" if i is None else engine._decode(kinds[i][1], vals[i])
+
+                if mode == TEXT:
+                    out[key] = PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), arg)
+                else:
+                    out[key] = _fill(arg, lookup)
         return out
 
 
