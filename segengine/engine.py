@@ -467,7 +467,12 @@ class Engine:
                 unseen = slots < 0
                 if not unseen.any():
                     return slots
-                interner.intern_many_ints(first_seen(values[unseen].astype(np.int64, copy=False)))
+                fresh = values[unseen]
+                if len(fresh) <= 64:  # a few new ids (small batches): numpy's per-call cost would dominate
+                    for key in dict.fromkeys(fresh.tolist()):  # first appearance order
+                        interner.intern(key)
+                else:
+                    interner.intern_many_ints(first_seen(fresh.astype(np.int64, copy=False)))
                 if ensure is not None:
                     ensure(len(interner))
                 return interner.int_slots(values.astype(np.int64, copy=False))
