@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+import segengine.engine as engine_module
 from segengine.errors import EventError
 from segengine.events import BUILTIN_TYPES, Event, decode_ndjson, validate
 
@@ -88,8 +89,10 @@ def test_engine_fast_path_rejects_like_validate(live, patch, field):
     b'{"type":"comment","viewer":1,"room":"r","ts":1,"text":"a\nb"}',  # raw newline inside a string
     b'{"type":"like","viewer":1,"room":"r","ts":1,"x":' + b"[" * 3000 + b"]" * 3000 + b"}",  # absurd nesting
 ])
-def test_broken_json_is_an_event_error_in_every_form(live, data):
+@pytest.mark.parametrize("small_batch", [engine_module.SMALL_BATCH, 0], ids=["one-by-one", "batch-kernel"])
+def test_broken_json_is_an_event_error_in_every_form(live, data, small_batch, monkeypatch):
     """Not UnicodeDecodeError or RecursionError, and no line silently split or joined."""
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", small_batch)
     with pytest.raises(EventError) as err:
         live.ingest_many(data)
     assert err.value.index == 0

@@ -347,8 +347,12 @@ def test_inputs_event_struct_dict_and_json_bytes_agree(golden_rules):
     assert results[0] == results[1] == results[2]
 
 
-def test_ingest_many_matches_one_by_one_and_reports_bad_index(golden_rules):
+@pytest.mark.parametrize("small_batch", [None, 0], ids=["one-by-one", "batch-kernel"])
+def test_ingest_many_matches_one_by_one_and_reports_bad_index(golden_rules, small_batch, monkeypatch):
+    import segengine.engine as engine_module
     from segengine import Engine
+    if small_batch is not None:
+        monkeypatch.setattr(engine_module, "SMALL_BATCH", small_batch)
     events = [ev("enter", ts=1000), ev("like", ts=1001), ev("like", ts=1002), ev("like", ts=1003), ev("leave", ts=1004)]
     one = Engine(golden_rules)
     expected = [a for e in events for a in one.ingest(e)]

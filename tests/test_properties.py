@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 import numpy as np
 
+import segengine.engine as engine_module
 from segengine import Batch, Engine, EventError
 
 TYPES = ["enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
@@ -119,14 +122,20 @@ def test_rejected_events_change_nothing(rules, events, data):
     assert dirty.stats()["rejected"] == rejected
 
 
+#: Small ingest_many calls run one by one below SMALL_BATCH events; 0 forces the batch kernel.
+BOTH_PATHS = (engine_module.SMALL_BATCH, 0)
+
+
 @SETTINGS
 @given(events=streams())
 def test_ingest_many_equals_one_by_one(rules, events):
     one = Engine(rules)
     expected = [a for e in events for a in one.ingest(e)]
-    assert Engine(rules).ingest_many(events) == expected
-    assert Engine(rules).ingest_many(b"\n".join(msgspec.json.encode(e) for e in events)) == expected
-    assert Engine(rules).ingest_many(_columns(events)) == expected
+    for small_batch in BOTH_PATHS:
+        with mock.patch.object(engine_module, "SMALL_BATCH", small_batch):
+            assert Engine(rules).ingest_many(events) == expected
+            assert Engine(rules).ingest_many(b"\n".join(msgspec.json.encode(e) for e in events)) == expected
+            assert Engine(rules).ingest_many(_columns(events)) == expected
 
 
 def _columns(events) -> Batch:
@@ -148,15 +157,17 @@ def test_batch_errors_raise_applies_the_prefix_and_skip_counts(rules, events, da
     mixed = events[:bad_at] + [bad] + events[bad_at:]
     prefix = Engine(rules)
     expected_prefix = [a for e in events[:bad_at] for a in prefix.ingest(e)]
-    for form in (mixed, b"\n".join(msgspec.json.encode(e) for e in mixed)):
-        engine = Engine(rules)
-        with pytest.raises(EventError) as err:
-            engine.ingest_many(form)
-        assert err.value.index == bad_at and err.value.field == "ts"
-        assert err.value.actions == expected_prefix
-        assert engine.stats()["events"] == bad_at
     one = Engine(rules)
     expected = [a for e in events for a in one.ingest(e)]
-    skipper = Engine(rules)
-    assert skipper.ingest_many(mixed, errors="skip") == expected
-    assert skipper.stats()["rejected"] == 1
+    for small_batch in BOTH_PATHS:
+        with mock.patch.object(engine_module, "SMALL_BATCH", small_batch):
+            for form in (mixed, b"\n".join(msgspec.json.encode(e) for e in mixed)):
+                engine = Engine(rules)
+                with pytest.raises(EventError) as err:
+                    engine.ingest_many(form)
+                assert err.value.index == bad_at and err.value.field == "ts"
+                assert err.value.actions == expected_prefix
+                assert engine.stats()["events"] == bad_at
+            skipper = Engine(rules)
+            assert skipper.ingest_many(mixed, errors="skip") == expected
+            assert skipper.stats()["rejected"] == 1
