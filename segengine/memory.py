@@ -22,7 +22,7 @@ __all__ = ["Store"]
 def _vi_template(lay: Layout) -> np.ndarray:
     row = np.zeros(len(lay.vi), np.int64)
     for i, name in enumerate(lay.vi):
-        if name in ("clock", "last_ts") or name.startswith(("cooldown:", "head:", "since(")):
+        if name in ("clock", "last_ts") or name.startswith(("cooldown:", "head:", "since(", "deadline:")):
             row[i] = MISSING
         elif name in ("due", "queued"):
             row[i] = NEVER

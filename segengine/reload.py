@@ -89,7 +89,8 @@ def migrate(old: CompiledRules, store: Store, new: CompiledRules) -> Store:
 
     old_rules = {r.name: r for r in ors.rules}
     new_rules = {r.name: r for r in nrs.rules}
-    skip_vi = {name for name in nl.vi if name.startswith(("tags", "edges"))}
+    # deadlines start unknown (MISSING): the first pass after a reload evaluates every rule
+    skip_vi = {name for name in nl.vi if name.startswith(("tags", "edges", "deadline:"))}
     for name in nl.once_cols:  # a once flag means something else for the other kind
         if name not in old_rules or old_rules[name].once != new_rules[name].once:
             skip_vi.add(f"once:{name}")

@@ -4,7 +4,9 @@ Pure Python, no Numba. Only what the rules reference gets a column: a window the
 rules never read costs nothing. Three row-major matrices hold a viewer's state so
 that one viewer's columns share cache lines:
 
-* ``VI`` int64 -- times (microseconds), counters, flags, tag bits, edge bits;
+* ``VI`` int64 -- times (microseconds), counters, flags, tag bits, edge bits, and the
+  next deadline of each state rule with a window (a pass skips such a rule while no
+  event could have changed its inputs and that deadline has not come);
 * ``VF`` float64 -- money, interests, window sums, numeric profile values;
 * ``VN`` uint16 -- window count buckets, per-session counts, cart units, category codes
   (counters saturate at 65,535: far beyond one viewer's events in a bucket or session).
@@ -65,6 +67,10 @@ class Layout:
     profile_cols: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> ("vf"|"vn", column)
     interest_cols: dict[str, int] = field(default_factory=dict)  # category -> VF column
     has_cart: bool = False
+    # state rules evaluated only when their inputs may have changed (see rule_inputs):
+    # rule -> VI column of its next deadline, and the event types that can change its inputs
+    deadline_cols: dict[str, int] = field(default_factory=dict)
+    input_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def col(self, matrix: str, name: str) -> int:
         return getattr(self, matrix).index(name)
@@ -104,6 +110,56 @@ def _referenced(rs: RuleSet) -> list[ast.Node]:
     return nodes
 
 
+#: Which event types can change a built-in feature, besides a session starting or ending and
+#: time passing. None: something other than this viewer's events can (the room, other viewers).
+FEATURE_INPUTS: dict[str, tuple[str, ...] | None] = {
+    "present": (), "dwell": (), "total_dwell": (), "sessions": (), "now": (),
+    "carted": ("cart", "uncart", "pay"), "cart_items": ("cart", "uncart", "pay"),
+    "cart_value": ("cart", "uncart", "pay"), "paid": ("pay",),
+    "orders": ("pay",), "spend": ("pay", "refund"), "aov": ("pay", "refund"), "follows": ("follow",),
+    "top_interest": None, "stream_time": None, "audience": None,
+}
+
+
+def rule_inputs(rs: RuleSet, node: ast.Node) -> tuple[str, ...] | None:
+    """The event types whose events can change the value of condition ``node`` (besides a
+    session starting or ending, and time, whose effect its next-change time already gives).
+
+    None when something else can change it: tags (an earlier rule of the same pass may tag),
+    profile attributes (``set_profile``), the room (``audience``, ``stream_time``) and
+    interest (kept simple: every interest feature counts as changing with any event).
+    """
+    types: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            if n.kind == "segment":
+                inner = rule_inputs(rs, rs.segments[n.name])
+                if inner is None:
+                    return None
+                types.update(inner)
+            elif n.kind == "builtin" and n.name in FEATURE_INPUTS:
+                inputs = FEATURE_INPUTS[n.name]
+                if inputs is None:
+                    return None
+                types.update(inputs)
+            else:  # a profile attribute, or a name this table does not know: always evaluate
+                return None
+        elif isinstance(n, (ast.Count, ast.Agg, ast.Since)):
+            types.update(n.types)
+        elif isinstance(n, (ast.Tag, ast.Interest, ast.EventField)):
+            return None
+    return tuple(sorted(types))
+
+
+def _has_window(rs: RuleSet, node: ast.Node) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Count, ast.Agg)) and n.window is not None:
+            return True
+        if isinstance(n, ast.Name) and n.kind == "segment" and _has_window(rs, rs.segments[n.name]):
+            return True
+    return False
+
+
 def build_layout(rs: RuleSet) -> Layout:
     """Derive the columns from the rules: deterministic for a given rules text."""
     lay = Layout()
@@ -132,6 +188,15 @@ def build_layout(rs: RuleSet) -> Layout:
     lay.state_rules = [r.name for r in rs.rules if not r.is_event_rule and r.enabled]
     for i in range(max(1, (len(lay.state_rules) + 62) // 63)):
         lay.add("vi", f"edges{i}")
+    # A state rule with a sliding window costs tens of ns per evaluation: it keeps its next
+    # deadline, and a pass skips it while no event could have changed its inputs and the
+    # deadline has not come (8 bytes a viewer; cheaper rules are simply evaluated).
+    for rule in rs.rules:
+        if rule.enabled and not rule.is_event_rule and _has_window(rs, rule.when):
+            inputs = rule_inputs(rs, rule.when)
+            if inputs is not None:
+                lay.input_types[rule.name] = inputs
+                lay.deadline_cols[rule.name] = lay.add("vi", f"deadline:{rule.name}")
     for rule in rs.rules:
         if not rule.enabled:
             continue

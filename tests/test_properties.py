@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 import numpy as np
 
 import segengine.engine as engine_module
+import segengine.state as state_module
 from segengine import Batch, Engine, EventError
+from segengine.rules.load import load_rules
 
 TYPES = ["enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
          "cart", "uncart", "checkout", "pay", "refund"]
@@ -171,3 +173,33 @@ def test_batch_errors_raise_applies_the_prefix_and_skip_counts(rules, events, da
             skipper = Engine(rules)
             assert skipper.ingest_many(mixed, errors="skip") == expected
             assert skipper.stats()["rejected"] == 1
+
+
+@pytest.fixture(scope="module")
+def every_pass():
+    """The same rules compiled so that every pass evaluates every state rule (no cached deadlines)."""
+    made = {}
+
+    def make(rules) -> Engine:
+        if rules.text not in made:
+            with mock.patch.object(state_module, "_has_window", lambda rs, node: False):
+                made[rules.text] = load_rules(rules.text, rules.filename)
+                Engine(made[rules.text]).warmup()
+        return Engine(made[rules.text])
+    return make
+
+
+@SETTINGS
+@given(events=streams(max_events=60))
+def test_skipping_state_rules_with_unchanged_inputs_changes_nothing(rules, every_pass, events):
+    """A state rule with a window is skipped while no event could change its inputs and its
+    deadline has not come: the actions, counters (timers included) and state are those of an
+    engine that evaluates every rule at every pass."""
+    skipping, plain = Engine(rules), every_pass(rules)
+    assert skipping._compiled.layout.deadline_cols and not plain._compiled.layout.deadline_cols
+    assert _run(skipping, events) == _run(plain, events)
+    viewers = sorted({e["viewer"] for e in events}, key=str)
+    (stats, views), (plain_stats, plain_views) = _state(skipping, viewers), _state(plain, viewers)
+    for key in ("memory", "bytes_per_viewer"):  # the deadline columns themselves
+        stats.pop(key), plain_stats.pop(key)
+    assert (stats, views) == (plain_stats, plain_views)

@@ -31,7 +31,9 @@ BAD = '[[rules]]\nname = "x"\nwhen = "dwel > 5m"\nthen = "a"\n'
 def _arrays(engine: Engine) -> dict[str, np.ndarray]:
     store, lay = engine._store, engine._compiled.layout
     n = len(engine._viewers)
-    keep = [i for i, name in enumerate(lay.vi) if name not in ("due", "queued")]  # the heap is rebuilt lazily
+    # the heap is rebuilt lazily; a rule's cached deadline restarts unknown after a reload (its
+    # first pass recomputes it: a viewer with no event since still shows the unknown mark)
+    keep = [i for i, name in enumerate(lay.vi) if name not in ("due", "queued") and not name.startswith("deadline:")]
     return {"VI": store.VI[:n, keep], "VF": store.VF[:n], "VN": store.VN[:n], "RI": store.RI[:len(engine._rooms)]}
 
 

@@ -244,6 +244,9 @@ class ModuleGen:
         L = gen.lines
         gen.emit("room = VI[slot, %d]" % self.vi("room"))
         gen.emit("due = NEVER")
+        if lay.deadline_cols:
+            # a timer, or a session that started or ended at this event: evaluate every rule
+            gen.emit(f"every = timer or VI[slot, {self.vi('sess_start')}] == now or VI[slot, {self.vi('sess_end')}] == now")
         for rule in self.rs.evaluation_order():
             r = self.rule_index[rule.name]
             gen.emit(f"# rule {rule.name!r}: {rule.when_text}")
@@ -256,17 +259,16 @@ class ModuleGen:
                 test = " or ".join(f"ev_code == {self.codes[t]}" for t in rule.on)
                 gen.nest(f"if (not timer) and ({test}):", body)
                 continue
-            b, c = gen.boolean(desugar(rule.when))
-            col, mask = lay.edge_bit(rule.name)
-            gen.emit(f"fire = {b} and (VI[slot, {col}] & {mask}) == 0")
-            gen.emit(f"if {b}:")
-            gen.emit(f"    VI[slot, {col}] |= {mask}")
-            gen.emit("else:")
-            gen.emit(f"    VI[slot, {col}] &= ~{mask}")
-            if c != NEVER:
-                gen.emit(f"due = min(due, {c})")
-            gen.emit("if fire:")
-            L.extend(_indent(self.firing(rule, r, gen), 1))
+            deadline = lay.deadline_cols.get(rule.name)
+            if deadline is None:
+                self.state_rule(rule, r, gen)
+                continue
+            # unchanged inputs and its deadline not come: its value, edge and deadline stand
+            body = gen.child()
+            self.state_rule(rule, r, body, deadline)
+            touched = [f"ev_code == {self.codes[t]}" for t in lay.input_types[rule.name]]
+            gen.nest(f"if {' or '.join(['every', f'now >= VI[slot, {deadline}]', *touched])}:", body)
+            gen.emit(f"due = min(due, VI[slot, {deadline}])")
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}))")
@@ -277,6 +279,23 @@ class ModuleGen:
 def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
 {views_for(body)}
 {body}"""
+
+    def state_rule(self, rule: Rule, r: int, gen: ExprGen, deadline: int | None = None) -> None:
+        """Evaluate a state rule: its edge bit, its next change (into ``due``, or into its
+        ``deadline`` column), and its firing on a rising edge."""
+        col, mask = self.lay.edge_bit(rule.name)
+        b, c = gen.boolean(desugar(rule.when))
+        gen.emit(f"fire = {b} and (VI[slot, {col}] & {mask}) == 0")
+        gen.emit(f"if {b}:")
+        gen.emit(f"    VI[slot, {col}] |= {mask}")
+        gen.emit("else:")
+        gen.emit(f"    VI[slot, {col}] &= ~{mask}")
+        if deadline is not None:
+            gen.emit(f"VI[slot, {deadline}] = {c}")
+        elif c != NEVER:
+            gen.emit(f"due = min(due, {c})")
+        gen.emit("if fire:")
+        gen.lines.extend(_indent(self.firing(rule, r, gen), 1))
 
     def due_fn(self) -> str:
         """``rescan``: recompute every viewer's next timer without firing or touching edges (after reload)."""
