@@ -21,6 +21,7 @@ from .errors import EventError
 from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner, first_seen
+from .kernels.columns import category_codes, dense_slots
 from .kernels.runtime import (
     BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
     UNKNOWN_VIEWER,
@@ -154,7 +155,9 @@ class Engine:
         probe = Engine(self._rules, capacity=4)
         probe.ingest({"type": "enter", "viewer": "warmup", "room": "warmup", "ts": 1.0})
         probe.ingest({"type": "live_start", "room": "warmup", "ts": 1.0})
-        probe.ingest_many(b'{"type":"like","viewer":"warmup","room":"warmup","ts":1.5}\n')  # NDJSON scanner
+        probe.ingest_many(b'{"type":"like","viewer":"warmup","room":"warmup","ts":1.5}\n' * SMALL_BATCH)  # NDJSON scanner
+        probe.ingest_many(Batch(type=np.zeros(1, np.int64), viewer=np.ones(1, np.int64), room="warmup",
+                                ts=np.full(1, 1.6), item=np.ones(1, np.int64), category=np.ones(1, np.int64)))
         probe.advance(2.0)
         for name in self._rules.segments:
             probe.segment_size(name)
@@ -409,13 +412,11 @@ class Engine:
         if col is None:
             return np.full(n, self._intern(""), np.int64)
         if isinstance(col, Coded) or col.dtype.kind in "iu":
+            if not isinstance(col, Coded):  # the common case, every id seen before: one pass
+                out = np.empty(n, np.int64)
+                if dense_slots(col.astype(np.int64, copy=False), self._strings.index, self._intern(""), out):
+                    return out
             absent = (col.codes if isinstance(col, Coded) else col) < 0
-            if absent.any() and not isinstance(col, Coded):  # the common case, all ids seen: two gathers
-                seen = self._strings.int_slots(np.where(absent, 0, col).astype(np.int64, copy=False))
-                if seen is not None:
-                    slots = np.where(absent, self._intern(""), seen)
-                    if not (slots < 0).any():
-                        return slots
             if absent.any():
                 out = np.empty(n, np.int64)
                 out[absent] = self._intern("")
@@ -441,8 +442,9 @@ class Engine:
             table = lookup_all(self._cat_codes_none, col.uniques, -1)
             return np.append(table, 0)[np.where(col.codes >= 0, col.codes, -1)]
         if col.dtype.kind in "iu":  # codes: index into rules.categories, negative = absent
-            c = col.astype(np.int64)
-            return np.where(c < 0, 0, np.where(c < len(self._rules.categories), c + 1, -1))
+            out = np.empty(n, np.int64)
+            category_codes(col.astype(np.int64, copy=False), len(self._rules.categories), out)
+            return out
         if col.dtype.kind == "U" and self._rules.categories:
             declared = np.array(self._rules.categories)
             order = np.argsort(declared)
