@@ -109,8 +109,9 @@ class Engine:
         self._plans = []
         for r in rs.rules:
             template = ParamsTemplate(r.params, kinds.get(r.name, []))
-            self._plans.append((r.name, tuple(r.then), r.params, kinds.get(r.name, []), template if template.dynamic else None))
-        self._needs_values = any(plan[3] for plan in self._plans)
+            self._plans.append((r.name, r.then[0], tuple(r.then[1:]), r.params, kinds.get(r.name, []),
+                                template if template.dynamic else None))
+        self._needs_values = any(plan[4] for plan in self._plans)
         self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
 
     def _bind_literals(self) -> None:
@@ -524,27 +525,30 @@ class Engine:
         """
         store = self._store
         n = int(store.META[0, META_OUT_N])
-        rows = store.OUTI[:n].tolist()
+        out = store.OUTI[:n]
+        rows = out.tolist()
         values = store.OUTF[:n].tolist() if self._needs_values else None
         store.META[0, META_OUT_N] = 0
         viewer_keys, room_keys, plans = self._viewers.keys, self._rooms.keys, self._plans
         fired = []
         add = actions.append
         for j, (r, slot, ts_us, index, room) in enumerate(rows):
-            name, then, params, kinds, template = plans[r]
+            name, first, rest, params, kinds, template = plans[r]
             viewer = viewer_keys[slot]
             room_name = room_keys[room] if room >= 0 else ""
             ts = ts_us / 1e6
             fired.append((viewer, name, ts))
             if template is not None:  # placeholders (or nested values): rendered, and copied per action
                 rendered = template.render(self, kinds, values[j] if kinds else (), events, index)
-                add(Action(name, then[0], viewer, room_name, ts, rendered))
-                for action in then[1:]:
+                add(Action(name, first, viewer, room_name, ts, rendered))
+                for action in rest:
                     add(Action(name, action, viewer, room_name, ts, dict(rendered)))
             else:
-                for action in then:
+                add(Action(name, first, viewer, room_name, ts, dict(params)))
+                for action in rest:
                     add(Action(name, action, viewer, room_name, ts, dict(params)))
-        self._firings.record_many(fired)
+        counts = np.bincount(out[:, 0], minlength=len(plans)).tolist()
+        self._firings.record_many(fired, {plan[0]: k for plan, k in zip(plans, counts) if k})
 
     def _decode(self, kind: str, value: float) -> Any:
         if kind == "num":

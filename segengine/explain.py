@@ -115,15 +115,17 @@ class FiringLog:
         self.recorded: dict[str, int] = {}
         self.epoch: dict[str, int] = {}
 
-    def record_many(self, firings: list[tuple[str | int, str, float]]) -> None:
-        """Log firings (viewer, rule, ts) in order: one pass, evictions and counts once at the end."""
+    def record_many(self, firings: list[tuple[str | int, str, float]], counts: dict[str, int]) -> None:
+        """Log firings (viewer, rule, ts) in order; ``counts``: how many of them each rule has.
+        One pass; evictions once at the end."""
         entries, epoch, recorded = self.entries, self.epoch, self.recorded
         move = entries.move_to_end
         for viewer, rule, ts in firings:
             key = (viewer, rule)
             entries[key] = (ts, epoch.get(rule, 0))
             move(key)  # most recently fired last
-            recorded[rule] = recorded.get(rule, 0) + 1
+        for rule, k in counts.items():
+            recorded[rule] = recorded.get(rule, 0) + k
         while len(entries) > self.maxsize:
             self.evicted.add(entries.popitem(last=False)[0][1])
 
