@@ -241,6 +241,7 @@ class ModuleGen:
     def pass_fn(self) -> str:
         lay = self.lay
         gen = ExprGen(self.rs, lay, self.lits, with_timers=True, in_event="not timer")
+        gen.share_windows()
         L = gen.lines
         gen.emit("room = VI[slot, %d]" % self.vi("room"))
         gen.emit("due = NEVER")
@@ -272,6 +273,7 @@ class ModuleGen:
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}))")
+        L[0:0] = gen.memo_inits  # shared window values: unset until a rule needs them
         body = "\n".join(_indent(L, 1))
         # the matrices are re-derived from ``tab`` (a few loads) rather than passed: an array
         # argument is nine machine words, and _pass is called once per event and per timer
