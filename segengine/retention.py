@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .interning import SLOT_FREE, SLOT_PINNED, SLOT_USED, Interner
-from .kernels.runtime import DONE, META_OUT_N
+from .kernels.runtime import DONE, META_HEAP_N, META_NOW, META_OUT_N
 from .state import FLAG_PRESENT, FLAG_SEEN, us
 
 if TYPE_CHECKING:
@@ -85,11 +85,16 @@ class Retention:
         point = us(ts) // period * period
         if self.last is None or point > self.last:
             store = engine._store
-            while engine._mod.advance(store.tab, point) != DONE:
-                engine._drain((), actions)
-                store.make_room()
-            if store.META[0, META_OUT_N]:
-                engine._drain((), actions)
+            if store.META[0, META_HEAP_N] > 0 and store.HEAP[0, 0] <= point:  # timers are due
+                while engine._mod.advance(store.tab, point) != DONE:
+                    engine._drain((), actions)
+                    store.make_room()
+                if store.META[0, META_OUT_N]:
+                    engine._drain((), actions)
+            elif point > store.META[0, META_NOW]:
+                # nothing due: what the advance kernel would do, without loading it (the first
+                # ingest of a process then compiles or loads one kernel fewer)
+                store.META[0, META_NOW] = point
             self.sweep(engine, point)
             self.last = point
         self.due = (self.last + period - 2) / 1e6
