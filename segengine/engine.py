@@ -291,7 +291,8 @@ class Engine:
         """Apply a batch in order, in one kernel call; same actions as ingesting the events one by one.
 
         ``batch`` is a sequence of events (Event, dict or JSON bytes), NDJSON bytes, or a
-        columnar :class:`Batch`. ``errors="raise"``: the events before the first bad one are
+        columnar :class:`Batch`. A list or NDJSON of fewer than ``SMALL_BATCH`` (64) events
+        is applied one by one: a batch call's fixed cost (~150 us) would exceed it. ``errors="raise"``: the events before the first bad one are
         applied, then :class:`EventError` is raised with its ``index`` (and the applied part's
         actions on ``err.actions``). ``errors="skip"``: bad events are counted as rejected in
         :meth:`stats` and the rest are applied.
