@@ -199,8 +199,10 @@ class Engine:
             # fast path, fully inline (a Python call costs ~100 ns here): exact types need no
             # conversion; anything unusual (or a retention sweep point) takes the full path
             if kind is dict:
-                get = event.get
-                t, ts, room_id, viewer = get("type"), get("ts"), get("room"), get("viewer")
+                try:  # subscripts: ~65 ns less than four .get() calls
+                    t, ts, room_id, viewer = event["type"], event["ts"], event["room"], event["viewer"]
+                except KeyError:  # a required field is missing (or a room event): the full path
+                    t = None
             else:
                 t, ts, room_id, viewer = event.type, event.ts, event.room, event.viewer
             if (type(t) is str and type(ts) is float and -_INF < ts < _INF and type(room_id) is str
@@ -216,6 +218,7 @@ class Engine:
                 elif len(event) == 4:  # the four required keys only (like, heartbeat, enter...): nothing optional
                     item = cat = price = amount = text = None
                 else:
+                    get = event.get
                     item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
                 if ((item is None or type(item) is str) and (cat is None or type(cat) is str)
                         and (price is None or (type(price) is float and -_INF < price < _INF))
