@@ -34,6 +34,12 @@ in the benchmark).
 
 Actions are tuples ``(rule, action, viewer, room, ts)``; with ``BaselineEngine(with_params=True)``
 a sixth element holds the rule's rendered ``params`` dict.
+
+``BaselineEngine(variants=...)`` adds the generated rules of the 50-rule file
+(``benchmarks/bench_rules50.py``), table-driven, the way a developer would add 44 rules of five
+shapes: a loop over each shape's parameters, not 44 hand-written copies. The extra per-viewer
+state (a like window, a view|click window, the last like|comment, spend, cart value per item,
+cooldowns, lifetime marks) exists only then, so the 6-rule figures are unchanged.
 """
 
 from __future__ import annotations
@@ -70,8 +76,34 @@ STATE_RULES = (
 )
 WELCOME_PARAMS = {"template": "welcome_back"}
 
+# Shapes of the generated rules of the 50-rule file (bench_rules50.VARIANTS), with k, m, s:
+#   dwell:   present and dwell > {m}m and count(like, 1m) >= {k}        once = "session"  (state)
+#   likes:   on like: count(like, 1m) >= {k} and dwell > {s}s           cooldown = "10m"
+#   views:   on view, click: count(view|click, 10m) >= {k} and not carted   cooldown = "10m"
+#   quiet:   present and since(like|comment) > {s}s and dwell > {m}m    once = "session"  (state)
+#   spender: on pay: spend > {m}0 and orders >= {k}                    once = "lifetime"
+VARIANT_STATE = ("dwell", "quiet")
+VARIANT_ON = {"likes": ("like",), "views": ("view", "click"), "spender": ("pay",)}
+VARIANT_COOLDOWN = 600 * US
 
-def _new_viewer(seq: int) -> dict:
+
+def _new_viewer(seq: int, n_state: int = 3, variants: bool = False) -> dict:
+    v = _std_viewer(seq)
+    if n_state != 3:
+        v["prev"] = [False] * n_state
+        v["once"] = [0] * n_state
+    if variants:
+        v["likes"] = None          # deque of like times, for count(like, 1m)
+        v["views_clicks"] = None   # deque of view|click times, for count(view|click, 10m)
+        v["last_lc"] = None        # since(like|comment)
+        v["spend"] = 0.0
+        v["cart_value"] = {}       # item -> carted value (a pay without amount pays the cart)
+        v["cooldowns"] = {}        # rule -> last firing
+        v["lifetime"] = set()      # rules fired once = "lifetime"
+    return v
+
+
+def _std_viewer(seq: int) -> dict:
     return {
         "seq": seq,            # first-seen order (ties between timers due at the same instant)
         "room": None,          # current room, or last room when absent
@@ -103,7 +135,21 @@ def _new_viewer(seq: int) -> dict:
 class BaselineEngine:
     """The standard rules of ``examples/live_room.toml``, written by hand."""
 
-    def __init__(self, with_params: bool = False):
+    def __init__(self, with_params: bool = False, variants=()):
+        """``variants``: ``(shape, rule name, action, k, m, s)`` of each generated rule, in
+        file order (``bench_rules50.variants(n)``)."""
+        self.state_rules = list(STATE_RULES)
+        self.state_variants: list = []   # (shape, k, M us, S us), parallel to state_rules[3:]
+        self.on_variants: dict = {}      # event type -> [(shape, name, actions, k, m, S us)]
+        for shape, name, action, k, m, sec in variants:
+            if shape in VARIANT_STATE:
+                self.state_rules.append((name, (action,), {}))
+                self.state_variants.append((shape, k, m * 60 * US, sec * US))
+            else:
+                for typ in VARIANT_ON[shape]:
+                    self.on_variants.setdefault(typ, []).append((shape, name, (action,), k, m, sec * US))
+        self.n_state = len(self.state_rules)
+        self.has_variants = bool(variants)
         self.viewers: dict = {}    # viewer id -> state dict
         self.watch: dict = {}      # viewers advance() must look at (present, or a timer pending)
         self.budgets: dict = {}    # room -> deque of hot_interest_coupon firing times
@@ -119,7 +165,7 @@ class BaselineEngine:
     def set_profile(self, viewer, level: str = "") -> None:
         v = self.viewers.get(viewer)
         if v is None:
-            v = self.viewers[viewer] = _new_viewer(len(self.viewers))
+            v = self.viewers[viewer] = _new_viewer(len(self.viewers), self.n_state, self.has_variants)
         v["level"] = level
 
     def ingest(self, event: dict) -> list:
@@ -136,7 +182,7 @@ class BaselineEngine:
         room = event["room"]
         v = self.viewers.get(vid)
         if v is None:
-            v = self.viewers[vid] = _new_viewer(len(self.viewers))
+            v = self.viewers[vid] = _new_viewer(len(self.viewers), self.n_state, self.has_variants)
         if ts > self.now:
             self.now = ts
         out: list = []
@@ -165,6 +211,8 @@ class BaselineEngine:
         v["clock"] = t
 
         # 3. the event's effect on features
+        if self.has_variants:
+            self._variant_features(v, typ, t, event)
         if typ in INTERACTIONS:
             d = v["interactions"]
             if d is None:
@@ -250,9 +298,75 @@ class BaselineEngine:
             self._fire("welcome_back", ("welcome",), vid, vroom, t, WELCOME_PARAMS, out)
         # checkout_abandon (state)
         self._edge(vid, v, CHECKOUT_ABANDON, iv[2], t, out)
+        if self.has_variants:
+            self._variant_rules(vid, v, typ, t, iv, out)
         v["evald"] = t
         self._schedule(vid, v, iv)
         return out
+
+    def _variant_features(self, v: dict, typ: str, t: int, event: dict) -> None:
+        """What the generated rules read, updated before the standard features (an uncart
+        needs the item's units before they drop)."""
+        if typ == "like" or typ == "comment":
+            v["last_lc"] = t
+            if typ == "like":
+                d = v["likes"]
+                if d is None:
+                    d = v["likes"] = deque()
+                d.append(t)
+                self._count(d, BUCKET_1M, t)  # keep only the window
+        elif typ == "view" or typ == "click":
+            d = v["views_clicks"]
+            if d is None:
+                d = v["views_clicks"] = deque()
+            d.append(t)
+            self._count(d, BUCKET_10M, t)
+        elif typ == "cart":
+            item = event.get("item", "")
+            values = v["cart_value"]
+            values[item] = values.get(item, 0.0) + (event.get("price") or 0.0)
+        elif typ == "uncart":
+            item = event.get("item", "")
+            n = v["cart"].get(item, 0)
+            if n:
+                values = v["cart_value"]
+                values[item] = 0.0 if n == 1 else values[item] - values[item] / n
+        elif typ == "pay":
+            amount = event.get("amount")
+            v["spend"] += sum(v["cart_value"].values()) if amount is None else amount
+            v["cart_value"] = {}
+        elif typ == "refund":
+            amount = event.get("amount")
+            if amount is not None:
+                v["spend"] -= amount
+
+    def _variant_rules(self, vid, v: dict, typ: str, t: int, iv, out: list) -> None:
+        """The generated rules after the standard ones: event rules of ``typ``, then the
+        state rules' edges (their order within the pass does not change what fires)."""
+        room = v["room"]
+        for shape, name, actions, k, m, s_us in self.on_variants.get(typ, ()):
+            if shape == "likes":
+                ok = self._count(v["likes"], BUCKET_1M, t) >= k and t - v["start"] >= s_us  # dwell > s
+            elif shape == "views":
+                ok = self._count(v["views_clicks"], BUCKET_10M, t) >= k and not v["cart_units"]
+            else:  # spender
+                ok = v["spend"] > m * 10 and v["orders"] >= k
+            if not ok:
+                continue
+            if shape == "spender":
+                if name in v["lifetime"]:
+                    self._suppress(name, "once")
+                    continue
+                v["lifetime"].add(name)
+            else:
+                last = v["cooldowns"].get(name)
+                if last is not None and t - last < VARIANT_COOLDOWN:
+                    self._suppress(name, "cooldown")
+                    continue
+                v["cooldowns"][name] = t
+            self._fire(name, actions, vid, room, t, {}, out)
+        for k in range(3, self.n_state):
+            self._edge(vid, v, k, iv[k], t, out)
 
     def advance(self, now: float) -> list:
         """Fire the time-driven rules due up to ``now``, scanning every watched viewer."""
@@ -290,8 +404,7 @@ class BaselineEngine:
                 d.popleft()
         return len(d)
 
-    @staticmethod
-    def _intervals(v: dict) -> tuple:
+    def _intervals(self, v: dict) -> tuple:
         """For each state rule, the interval [R, F) of times at which it holds, given the
         viewer's state as left by its last event (nothing but the clock changes until the
         next event). R = INF: it does not hold. Strict thresholds hold from their instant."""
@@ -329,7 +442,30 @@ class BaselineEngine:
             abandon = (lc + CHECKOUT_SINCE, (lc // BUCKET_10M + 12) * BUCKET_10M)
         else:
             abandon = (INF, INF)
-        return nudge, exit_, abandon
+        if not self.state_variants:
+            return nudge, exit_, abandon
+        out = [nudge, exit_, abandon]
+        likes = v["likes"]
+        last_lc = v["last_lc"]
+        for shape, k, m_us, s_us in self.state_variants:
+            if not present:
+                out.append((INF, INF))
+                continue
+            r = start + m_us
+            if shape == "dwell":
+                # count(like, 1m) >= k holds until the k-th newest like leaves the window
+                if likes is None or len(likes) < k:
+                    out.append((INF, INF))
+                    continue
+                f = (likes[-k] // BUCKET_1M + 12) * BUCKET_1M
+                if f > expiry:
+                    f = expiry
+            else:  # quiet
+                if last_lc is not None and last_lc + s_us > r:
+                    r = last_lc + s_us
+                f = expiry
+            out.append((r, f) if r < f else (INF, INF))
+        return out
 
     def _edge(self, vid, v: dict, k: int, interval: tuple, t: int, out: list) -> None:
         """Evaluate state rule k at t (after an event): fire on a rising edge."""
@@ -340,7 +476,7 @@ class BaselineEngine:
         prev[k] = now_true
 
     def _rise(self, vid, v: dict, k: int, t: int, out: list) -> None:
-        name, actions, params = STATE_RULES[k]
+        name, actions, params = self.state_rules[k]
         if v["once"][k] == v["sessions"]:
             self._suppress(name, "once")
             return
@@ -355,14 +491,14 @@ class BaselineEngine:
             return
         iv = self._intervals(v)
         prev = v["prev"]
-        rises = [(iv[k][0], k) for k in (0, 1, 2) if not prev[k] and t0 < iv[k][0] <= now]
+        rises = [(iv[k][0], k) for k in range(self.n_state) if not prev[k] and t0 < iv[k][0] <= now]
         if rises:
             rises.sort()
             for r, k in rises:
                 self._rise(vid, v, k, r, out)
                 if r > v["clock"]:
                     v["clock"] = r
-        for k in (0, 1, 2):
+        for k in range(self.n_state):
             r, f = iv[k]
             prev[k] = r <= now < f
             # a condition that turned false in between was evaluated then: the viewer's
@@ -384,7 +520,7 @@ class BaselineEngine:
         t0 = v["evald"]
         prev = v["prev"]
         due = v["last"] + IDLE_TIMEOUT if v["present"] else INF
-        for k in (0, 1, 2):
+        for k in range(self.n_state):
             r = iv[k][0]
             if not prev[k] and t0 < r < due:
                 due = r

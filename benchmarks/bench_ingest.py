@@ -76,15 +76,16 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Result]:
     return results
 
 
-def _baseline(viewers: int | None, events: list[dict]) -> float | None:
-    """Median µs per event of the pure-Python baseline on the same events (None if unavailable)."""
+def _baseline(viewers: int | None, events: list[dict], variants=()) -> float | None:
+    """Median µs per event of the pure-Python baseline on the same events (None if unavailable);
+    ``variants``: the generated rules of the 50-rule file, when measuring that one."""
     if viewers is None:
         return None
     try:
         from .baseline import BaselineEngine
     except ImportError:
         return None
-    base = BaselineEngine()
+    base = BaselineEngine(variants=variants)
     for v in range(viewers):
         base.ingest({"type": "enter", "viewer": v, "room": "r1", "ts": events[0]["ts"] - 61.0 + v * (60.0 / viewers)})
     lat = latencies(base.ingest, events[: len(events) // 3], repeat=1)

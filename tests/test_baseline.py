@@ -20,6 +20,7 @@ import pytest
 
 from conftest import ev
 from segengine import Engine
+from segengine.rules.load import load_rules_file
 from segengine.simulate import iter_events
 
 try:
@@ -196,3 +197,42 @@ def test_advance_cadence_does_not_change_actions():
     every_second = run(1)
     assert sum(every_second.values()) > 50
     assert run(60) == every_second
+
+
+# The 50-rule file of bench_rules50: the baseline adds its 44 generated rules table-driven.
+@pytest.fixture(scope="module")
+def rules50(tmp_path_factory):
+    from benchmarks.bench_rules50 import rules_text, variants
+
+    path = tmp_path_factory.mktemp("rules50") / "rules50.toml"
+    path.write_text(rules_text(50))
+    return load_rules_file(path), variants(50)
+
+
+def _pair50(rules50) -> tuple[Engine, BaselineEngine]:
+    ruleset, variants = rules50
+    return Engine(ruleset), BaselineEngine(with_params=True, variants=variants)
+
+
+def test_fifty_rules_standard_workload_same_actions(rules50):
+    events = list(iter_events(viewers=300, hours=0.5, seed=1))
+    engine, base = _pair50(rules50)
+    for viewer in range(1, 301, 3):
+        engine.set_profile(viewer, level="high")
+        base.set_profile(viewer, level="high")
+    got_e, got_b, _ = replay_both(engine, base, events)
+    assert collections.Counter(got_e) == collections.Counter(got_b), _diff(got_e, got_b)
+    shapes = {a[0].split("_")[0] for a in got_e}
+    assert {"dwell", "likes", "views", "quiet", "spender"} <= shapes  # every generated shape fired
+
+
+def test_fifty_rules_random_streams_same_actions(rules50):
+    """Late events, room switches, refunds and pays without an amount (the cart is paid)."""
+    fired = collections.Counter()
+    for seed in range(25):
+        events = random_stream(random.Random(seed))
+        engine, base = _pair50(rules50)
+        got_e, got_b, _ = replay_both(engine, base, events, tail=700.0)
+        assert collections.Counter(got_e) == collections.Counter(got_b), f"seed {seed}\n" + _diff(got_e, got_b)
+        fired.update(a[0].split("_")[0] for a in got_e)
+    assert {"dwell", "likes", "views", "spender"} <= set(fired), fired
