@@ -43,6 +43,8 @@ _INF = float("inf")
 #: Below this many events an ``ingest_many`` call applies them one by one: a batch call has a
 #: fixed cost of ~150 us (about forty numpy operations on short columns), one event ~2 us.
 SMALL_BATCH = 64
+#: Output rows counted per row rather than with one bincount (whose fixed cost is ~1.5 us).
+_FEW_ROWS = 16
 
 
 class Engine:
@@ -551,8 +553,14 @@ class Engine:
                 add(Action(name, first, viewer, room_name, ts, dict(params)))
                 for action in rest:
                     add(Action(name, action, viewer, room_name, ts, dict(params)))
-        counts = np.bincount(out[:, 0], minlength=len(plans)).tolist()
-        self._firings.record_many(fired, {plan[0]: k for plan, k in zip(plans, counts) if k})
+        if n > _FEW_ROWS:  # batches: one bincount over the rule column
+            totals = np.bincount(out[:, 0], minlength=len(plans)).tolist()
+            counts = {plan[0]: k for plan, k in zip(plans, totals) if k}
+        else:  # single events: bincount and a pass over every rule cost ~4 us, this ~0.2 us
+            counts = {}
+            for _, name, _ in fired:
+                counts[name] = counts.get(name, 0) + 1
+        self._firings.record_many(fired, counts)
 
     def _decode(self, kind: str, value: float) -> Any:
         if kind == "num":
