@@ -51,6 +51,11 @@ when = "present and dwell > 5m"
 then = "long_stay"
 
 [[rules]]
+name = "longer_stay"
+when = "present and dwell > 20m"
+then = "long_stay"
+
+[[rules]]
 name = "on_like"
 on = ["like"]
 when = "count(like, 1m) >= 5"
@@ -80,11 +85,18 @@ def test_inputs_changed_from_outside_the_viewers_events_mean_always_evaluate(rs,
     assert rule_inputs(rs, _rule(rs, name).when) is None
 
 
-def test_only_state_rules_with_a_window_and_known_inputs_keep_a_deadline(rs):
+def test_state_rules_with_known_inputs_share_a_deadline_per_input_set(rs):
     lay = build_layout(rs)
-    assert set(lay.deadline_cols) == {"abandon", "hesitant_viewer"}
-    assert all(lay.vi[col] == f"deadline:{name}" for name, col in lay.deadline_cols.items())
+    assert set(lay.deadline_cols) == {name for name in lay.state_rules if rule_inputs(rs, _rule(rs, name).when) is not None}
+    assert {"abandon", "hesitant_viewer", "no_window", "longer_stay"} <= set(lay.deadline_cols)
+    assert "tagged" not in lay.deadline_cols and "profiled" not in lay.deadline_cols
     assert lay.input_types["abandon"] == ("checkout", "pay")
+    assert lay.input_types["longer_stay"] == lay.input_types["no_window"] == ()
+    assert lay.deadline_cols["longer_stay"] == lay.deadline_cols["no_window"] != lay.deadline_cols["abandon"]
+    # one column per distinct input set, named after it
+    groups = {lay.input_types[name]: col for name, col in lay.deadline_cols.items()}
+    assert len(set(lay.deadline_cols.values())) == len(groups)
+    assert all(lay.vi[col] == f"deadline:{'|'.join(inputs)}" for inputs, col in groups.items())
 
 
 def test_dense_slots_maps_through_the_index_and_reports_unseen_ids():

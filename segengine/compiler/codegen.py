@@ -93,11 +93,11 @@ class ModuleGen:
             "from numba import njit",
             "from segengine.config import BATCH_FLAGS, KERNEL_FLAGS",
             "from segengine.kernels.runtime import (",
-            "    NEVER, MISSING, DONE, NEED_ROOM, BY_VIEWER_ID, UNKNOWN_VIEWER, META_NOW, META_HEAP_N, META_OUT_N,",
+            "    NEVER, MISSING, DONE, NEED_ROOM, BY_VIEWER_ID, UNKNOWN_VIEWER, EVENT, TIMER, TIMER_ENDED, META_NOW, META_HEAP_N, META_OUT_N,",
             "    META_CART_N, META_EVENTS, META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK,",
             "    M_CARTV, M_OUTI, M_VIDS,",
             "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
-            "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, heap_push,",
+            "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, window_drop, heap_push,",
             "    heap_pop, schedule, cart_find, budget_allows, budget_take, prefetch_viewer)",
             "",
             f"IDLE_US = {us(rs.idle_timeout)}",
@@ -246,8 +246,12 @@ class ModuleGen:
         gen.emit("room = VI[slot, %d]" % self.vi("room"))
         gen.emit("due = NEVER")
         if lay.deadline_cols:
-            # a timer, or a session that started or ended at this event: evaluate every rule
-            gen.emit(f"every = timer or VI[slot, {self.vi('sess_start')}] == now or VI[slot, {self.vi('sess_end')}] == now")
+            # a session that started or ended at this pass (an event, or the idle timeout at a
+            # timer): evaluate every rule. A plain timer evaluates the groups whose deadline came.
+            gen.emit(f"every = timer == TIMER_ENDED or VI[slot, {self.vi('sess_start')}] == now or VI[slot, {self.vi('sess_end')}] == now")
+        opened: set[int] = set()
+        last_in_group = {lay.deadline_cols[rule.name]: rule.name for rule in self.rs.evaluation_order()
+                         if rule.name in lay.deadline_cols}
         for rule in self.rs.evaluation_order():
             r = self.rule_index[rule.name]
             gen.emit(f"# rule {rule.name!r}: {rule.when_text}")
@@ -264,12 +268,21 @@ class ModuleGen:
             if deadline is None:
                 self.state_rule(rule, r, gen)
                 continue
-            # unchanged inputs and its deadline not come: its value, edge and deadline stand
+            # a group of state rules with the same inputs: while no event could have changed
+            # them and the group's deadline has not come, their values, edges and deadline stand
+            run, earliest = f"run{deadline}", f"next{deadline}"
+            if deadline not in opened:
+                opened.add(deadline)
+                touched = [f"ev_code == {self.codes[t]}" for t in lay.input_types[rule.name]]
+                gen.emit(f"{run} = {' or '.join(['every', f'now >= VI[slot, {deadline}]', *touched])}")
+                gen.emit(f"{earliest} = NEVER")
             body = gen.child()
-            self.state_rule(rule, r, body, deadline)
-            touched = [f"ev_code == {self.codes[t]}" for t in lay.input_types[rule.name]]
-            gen.nest(f"if {' or '.join(['every', f'now >= VI[slot, {deadline}]', *touched])}:", body)
-            gen.emit(f"due = min(due, VI[slot, {deadline}])")
+            self.state_rule(rule, r, body, earliest)
+            gen.nest(f"if {run}:", body)
+            if rule.name == last_in_group[deadline]:
+                gen.emit(f"if {run}:")
+                gen.emit(f"    VI[slot, {deadline}] = {earliest}")
+                gen.emit(f"due = min(due, VI[slot, {deadline}])")
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}))")
@@ -282,9 +295,9 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
 {views_for(body)}
 {body}"""
 
-    def state_rule(self, rule: Rule, r: int, gen: ExprGen, deadline: int | None = None) -> None:
+    def state_rule(self, rule: Rule, r: int, gen: ExprGen, earliest: str | None = None) -> None:
         """Evaluate a state rule: its edge bit, its next change (into ``due``, or into its
-        ``deadline`` column), and its firing on a rising edge."""
+        group's ``earliest`` local), and its firing on a rising edge."""
         col, mask = self.lay.edge_bit(rule.name)
         b, c = gen.boolean(desugar(rule.when))
         gen.emit(f"fire = {b} and (VI[slot, {col}] & {mask}) == 0")
@@ -292,8 +305,9 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
         gen.emit(f"    VI[slot, {col}] |= {mask}")
         gen.emit("else:")
         gen.emit(f"    VI[slot, {col}] &= ~{mask}")
-        if deadline is not None:
-            gen.emit(f"VI[slot, {deadline}] = {c}")
+        if earliest is not None:
+            if c != NEVER:
+                gen.emit(f"{earliest} = min({earliest}, {c})")
         elif c != NEVER:
             gen.emit(f"due = min(due, {c})")
         gen.emit("if fire:")
@@ -410,12 +424,14 @@ def rescan(tab, now, n):
             "    meta[0, META_TIMERS] += 1",
             f"    tnow = max(t, VI[tslot, {v('clock')}])",
             f"    VI[tslot, {v('clock')}] = tnow",
+            # typed values, not literals: literal arguments would compile a second copy of _pass
+            "    tkind = np.int64(TIMER)",
             f"    if (VI[tslot, {v('flags')}] & {FLAG_PRESENT}) != 0 and VI[tslot, {v('last_ts')}] + IDLE_US <= tnow:",
             f"        last = VI[tslot, {v('last_ts')}]",
             *_indent(self.end_session_lines("tslot", "last"), 2),
-            # typed values, not literals: literal arguments would compile a second copy of _pass
+            "        tkind = np.int64(TIMER_ENDED)",
             "    none = np.int64(-1)",
-            "    _pass(tab, tslot, tnow, tslot >= 0, none, none, none + 1, none, none,",
+            "    _pass(tab, tslot, tnow, tkind, none, none, none + 1, none, none,",
             "          np.float64(0.0), np.float64(np.nan), np.float64(np.nan), none)",
         ]
 
@@ -450,7 +466,7 @@ def rescan(tab, now, n):
             "ev_price = price",
             "ev_amount = amount",
             *self.apply_lines(),
-            "_pass(tab, slot, now, slot < 0, code, item, cat, text, room, ts, price, amount, index)",
+            "_pass(tab, slot, now, np.int64(EVENT), code, item, cat, text, room, ts, price, amount, index)",
         ]
 
     def entry_fns(self) -> str:

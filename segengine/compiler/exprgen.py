@@ -18,6 +18,8 @@ bucket expires. Boolean nodes combine next-change times (see ``nc_and``).
 
 from __future__ import annotations
 
+import math
+
 from ..rules import ast
 from ..rules.load import RuleSet
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
@@ -450,6 +452,9 @@ class ExprGen:
             else:
                 self.emit(f"{b} = {left} {op} {right}")
             return b, NEVER
+        threshold = self.window_threshold(node, b)
+        if threshold is not None:
+            return b, threshold
         a, sa, ka, ha = self.num(node.left)
         r, sr, kr, hr = self.num(node.right)
         if op == ">":
@@ -472,6 +477,42 @@ class ExprGen:
         if horizon != NEVER:
             self.emit(f"{c} = min({c}, {horizon})")
         return b, c
+
+    def window_threshold(self, node: ast.Binary, b: str) -> str | None:
+        """``count(T, W) OP number`` (OP one of < <= > >=): emit ``b`` and return its exact next
+        change, or None for any other comparison.
+
+        Between events a window count only falls (buckets drop out), so the comparison changes
+        at most once: when the count falls below the threshold. That instant is when the bucket
+        holding the threshold-th newest event drops out, not when the oldest bucket does (the
+        window's horizon): a viewer with a full window gets one timer, not one per bucket.
+        """
+        op, left, right = node.op, node.left, node.right
+        if isinstance(left, ast.Num) and isinstance(right, ast.Count):  # 3 <= count(...)
+            left, right, op = right, left, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        if (op not in ("<", "<=", ">", ">=") or not isinstance(left, ast.Count) or left.window is None
+                or not isinstance(right, ast.Num)):
+            return None
+        win = self.lay.windows[(tuple(sorted(left.types)), us(left.window))]
+        k, head = self.bucket(win.window_us, win.head_col)
+        n = self.window_count(win.count_col, head, k)
+        limit = float(right.value)
+        self.emit(f"{b} = {n} {op} {limit!r}")
+        if not self.with_timers:
+            return NEVER
+        # the smallest count for which "count >= need" holds; the comparison is that test or its negation
+        need = math.ceil(limit) if op in (">=", "<") else math.floor(limit) + 1
+        if need <= 0:
+            return NEVER  # true (or false) whatever the count: time cannot change it
+        c = self.tmp("c")
+        self.emit(f"{c} = NEVER")
+        sub = self.child()  # only while "count >= need" holds can time change the comparison
+        drop = sub.shared(("drop", win.count_col, need),
+                          f"window_drop(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}), "
+                          f"np.int64({win.window_us}), np.int64({need}))", "MISSING", "{0} == MISSING")
+        sub.emit(f"{c} = {drop}")
+        self.nest(f"if {b}:" if op in (">", ">=") else f"if not {b}:", sub)
+        return c
 
     def value(self, node: ast.Node) -> tuple[str, str]:
         """A placeholder or readout value as a float, and its type."""

@@ -40,6 +40,10 @@ META_TIMERS = 6  # timers processed
 META_RULES = 8  # fired[r] at META_RULES + r, then suppressed[r, reason] at META_RULES + R + 3r + reason
 SUPPRESSED_REASONS = ("once", "cooldown", "budget")
 
+# What a pass is for (_pass's ``timer`` argument): an event, a timer, or a timer at which the
+# viewer's session ended by the idle timeout (every rule is evaluated then).
+EVENT, TIMER, TIMER_ENDED = 0, 1, 2
+
 # Kernel return codes.
 DONE = 0
 NEED_ROOM = 1  # out buffer, heap or cart table is full: drain / grow and call again
@@ -300,6 +304,28 @@ def window_expiry(VN, slot, col, head, k_now, w_us):
             # first microsecond t with t * 12 // w_us >= oldest + j + 12
             return ((oldest + j + 12) * w_us + 11) // 12
         pos = 0 if pos == 11 else pos + 1
+    return NEVER
+
+
+@njit(**KERNEL_FLAGS)
+def window_drop(VN, slot, col, head, k_now, w_us, need):
+    """When a count window's total falls below ``need`` (>= 1) as buckets drop out: the instant
+    the bucket holding the need-th newest event leaves the window (NEVER if below already)."""
+    if head == MISSING:
+        return NEVER
+    lag = k_now - head
+    if lag < 0:  # a head ahead of now (not reached by passes): the window's own horizon, conservative
+        return window_expiry(VN, slot, col, head, k_now, w_us)
+    if lag >= 12:
+        return NEVER
+    pos = head % 12
+    total = 0
+    for j in range(12 - lag):
+        total += VN[slot, col + pos]
+        if total >= need:
+            # first microsecond t with t * 12 // w_us >= bucket + 12
+            return ((head - j + 12) * w_us + 11) // 12
+        pos = 11 if pos == 0 else pos - 1
     return NEVER
 
 
