@@ -91,7 +91,7 @@ def _new_viewer(seq: int, n_state: int = 3, variants: bool = False) -> dict:
     v = _std_viewer(seq)
     if n_state != 3:
         v["prev"] = [False] * n_state
-        v["once"] = [0] * n_state
+        v["once"] = [-1] * n_state
     if variants:
         v["likes"] = None          # deque of like times, for count(like, 1m)
         v["views_clicks"] = None   # deque of view|click times, for count(view|click, 10m)
@@ -127,7 +127,8 @@ def _std_viewer(seq: int) -> dict:
         "tags": set(),
         "level": "",           # profile
         "prev": [False, False, False],  # last value of each state rule (rising edges)
-        "once": [0, 0, 0],     # session number in which each state rule fired (once = "session")
+        "once": [-1, -1, -1],  # session number in which each state rule fired (once = "session";
+                               # before the first session, "session 0" allows one firing too)
         "cooldown": None,      # last firing of hot_interest_coupon
     }
 

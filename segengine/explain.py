@@ -294,7 +294,8 @@ def _suppressors(engine: "Engine", rule, slot: int, room: int, now: int) -> list
     col = lay.vi.index
     out: list[Suppressor] = []
     if rule.once == "session":
-        used = VI[slot, lay.once_cols[rule.name]] == VI[slot, col("sessions")]
+        bit_col, mask = lay.once_bit(rule.name)
+        used = (VI[slot, bit_col] & mask) != 0
         session = int(VI[slot, col("sessions")])
         present = bool(VI[slot, col("flags")] & FLAG_PRESENT)
         if used:
@@ -305,7 +306,8 @@ def _suppressors(engine: "Engine", rule, slot: int, room: int, now: int) -> list
             detail = f"once per session: not used in this session (session {session})"
         out.append(Suppressor("once", "session", bool(used), detail))
     elif rule.once == "lifetime":
-        used = VI[slot, lay.once_cols[rule.name]] != 0
+        bit_col, mask = lay.once_bit(rule.name)
+        used = (VI[slot, bit_col] & mask) != 0
         detail = "once per lifetime: already fired for this viewer" if used else "once per lifetime: not used yet"
         out.append(Suppressor("once", "lifetime", bool(used), detail))
     if rule.cooldown is not None:

@@ -90,16 +90,16 @@ def migrate(old: CompiledRules, store: Store, new: CompiledRules) -> Store:
     old_rules = {r.name: r for r in ors.rules}
     new_rules = {r.name: r for r in nrs.rules}
     # deadlines start unknown (MISSING): the first pass after a reload evaluates every rule
-    skip_vi = {name for name in nl.vi if name.startswith(("tags", "edges", "deadline:"))}
-    for name in nl.once_cols:  # a once flag means something else for the other kind
-        if name not in old_rules or old_rules[name].once != new_rules[name].once:
-            skip_vi.add(f"once:{name}")
+    skip_vi = {name for name in nl.vi if name.startswith(("tags", "edges", "deadline:", "once_"))}
     skip_vn = _copy_profile_codes(ors, nrs, ol, nl, store.VN, out.VN)
     _copy_columns(store.VI, ol.vi, out.VI, nl.vi, skip_vi)
     _copy_columns(store.VF, ol.vf, out.VF, nl.vf, set())
     _copy_columns(store.VN, ol.vn, out.VN, nl.vn, skip_vn)
     _copy_bits(store.VI, ol, out.VI, nl, ol.state_rules, nl.state_rules, Layout.edge_bit)
     _copy_bits(store.VI, ol, out.VI, nl, ol.tags, nl.tags, Layout.tag_bit)
+    # a once mark means something else for the other kind ("session" / "lifetime"): dropped
+    same_once = [name for name in nl.once_bits if name in ol.once_bits and old_rules[name].once == new_rules[name].once]
+    _copy_bits(store.VI, ol, out.VI, nl, same_once, same_once, Layout.once_bit)
 
     budget_cols = {name for name in nl.ri if name.startswith("budget:")}
     _copy_columns(store.RI, ol.ri, out.RI, nl.ri, budget_cols)

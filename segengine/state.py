@@ -63,7 +63,10 @@ class Layout:
     tags: list[str] = field(default_factory=list)
     state_rules: list[str] = field(default_factory=list)  # rule names with an edge bit, in order
     cooldown_cols: dict[str, int] = field(default_factory=dict)
-    once_cols: dict[str, int] = field(default_factory=dict)
+    # rule -> (VI column, bit) of its once mark: "session" marks are cleared when a session
+    # starts (session_once_cols), "lifetime" marks never
+    once_bits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    session_once_cols: list[int] = field(default_factory=list)
     budget_cols: dict[str, int] = field(default_factory=dict)  # rule -> RI column of its ring head
     profile_cols: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> ("vf"|"vn", column)
     interest_cols: dict[str, int] = field(default_factory=dict)  # category -> VF column
@@ -91,6 +94,9 @@ class Layout:
         """(VI column, bit mask) of a tag."""
         i = self.tags.index(tag)
         return self.vi.index(f"tags{i // 63}"), 1 << (i % 63)
+
+    def once_bit(self, rule: str) -> tuple[int, int]:
+        return self.once_bits[rule]
 
     def edge_bit(self, rule: str) -> tuple[int, int]:
         i = self.state_rules.index(rule)
@@ -204,11 +210,20 @@ def build_layout(rs: RuleSet) -> Layout:
             continue
         if rule.cooldown is not None:
             lay.cooldown_cols[rule.name] = lay.add("vi", f"cooldown:{rule.name}")
-        if rule.once is not None:
-            lay.once_cols[rule.name] = lay.add("vi", f"once:{rule.name}")
         if rule.budget is not None:
             n, _ = rule.budget
             lay.budget_cols[rule.name] = lay.add("ri", f"budget:{rule.name}", 1 + n)
+
+    # once marks as bits, 63 rules a column: one column for the once = "session" rules (cleared
+    # when a session starts), one for the once = "lifetime" rules
+    for kind in ("session", "lifetime"):
+        marked = [r.name for r in rs.rules if r.enabled and r.once == kind]
+        for i in range(0, len(marked), 63):
+            col = lay.add("vi", f"once_{kind}{i // 63}")
+            if kind == "session":
+                lay.session_once_cols.append(col)
+            for j, name in enumerate(marked[i:i + 63]):
+                lay.once_bits[name] = (col, 1 << j)
 
     for n in nodes:
         if isinstance(n, ast.Since):

@@ -378,3 +378,38 @@ def test_missing_values_read_as_zero_or_empty_and_viewer_literals(golden):
     golden.set_profile("boss", level="high")
     assert named(golden.ingest(ev("gift", "boss", ts=1003, item="x")), "boss_gift") == []
     assert golden.stats()["viewers"] == 2  # the literal 'boss' did not count as a viewer before its event
+
+
+ONCE_RULES = """
+[[rules]]
+name = "left_recently"
+when = "not present and count(leave, 1m) >= 1"
+then = "follow_up"
+once = "session"
+
+[[rules]]
+name = "first_leave_ever"
+when = "not present and count(leave, 1m) >= 1"
+then = "survey"
+once = "lifetime"
+"""
+
+
+def test_once_marks_before_the_first_session_and_after_each_start():
+    """A leave before any session starts none (SPEC §8): the time before the first session
+    allows one firing of a once = "session" rule, like a session; each session start clears
+    the marks of once = "session" rules, never those of once = "lifetime" rules."""
+    from segengine import Engine
+    from segengine.rules.load import load_rules
+
+    engine = Engine(load_rules(ONCE_RULES, "once.toml"))
+    got = engine.ingest(ev("leave", ts=1000))  # no session: the rule holds at once
+    assert [(a.rule, a.ts) for a in got] == [("left_recently", 1000.0), ("first_leave_ever", 1000.0)]
+    got = engine.advance(1061)  # the leave drops out of the 1m window at 1060: false
+    got += engine.ingest(ev("leave", ts=1100))  # true again, still before any session
+    assert got == []
+    assert engine.stats()["suppressed"]["left_recently"]["once"] == 1
+    engine.ingest(ev("enter", ts=1200))  # session 1: present, false
+    got = engine.ingest(ev("leave", ts=1210))
+    assert [(a.rule, a.ts) for a in got] == [("left_recently", 1210.0)]  # lifetime: used up
+    assert engine.stats()["suppressed"]["first_leave_ever"]["once"] == 2

@@ -112,3 +112,14 @@ def test_category_codes_turn_batch_codes_into_kernel_codes():
     out = np.empty(5, np.int64)
     category_codes(np.array([-1, 0, 1, 2, 7], np.int64), 2, out)
     assert out.tolist() == [0, 1, 2, -1, -1]  # absent 0, declared i + 1, out of range -1
+
+
+def test_once_marks_are_bits_one_column_per_kind():
+    rules = "".join(f'\n[[rules]]\nname = "s{i}"\non = ["like"]\nwhen = "true"\nthen = "a"\nonce = "session"\n'
+                    for i in range(64))
+    rules += '\n[[rules]]\nname = "life"\non = ["like"]\nwhen = "true"\nthen = "a"\nonce = "lifetime"\n'
+    lay = build_layout(load_rules(rules))
+    assert [lay.vi[c] for c in lay.session_once_cols] == ["once_session0", "once_session1"]  # 63 rules a column
+    assert lay.once_bit("s0") == (lay.session_once_cols[0], 1) and lay.once_bit("s62") == (lay.session_once_cols[0], 1 << 62)
+    assert lay.once_bit("s63") == (lay.session_once_cols[1], 1)
+    assert lay.vi[lay.once_bit("life")[0]] == "once_lifetime0"  # never cleared: not a session column

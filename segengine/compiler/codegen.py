@@ -232,6 +232,7 @@ class ModuleGen:
                 f"VI[slot, {v('sessions')}] += 1",
                 f"VI[slot, {v('flags')}] = (VI[slot, {v('flags')}] | {FLAG_PRESENT}) & ~{FLAG_PAID}",
                 *(f"VN[slot, {col}] = 0" for col in self.lay.session_counts.values()),
+                *(f"VI[slot, {col}] = 0" for col in self.lay.session_once_cols),  # once = "session" marks
                 "RI[room, 1] += 1"]
 
     def type_test(self, types: tuple[str, ...]) -> str:
@@ -359,10 +360,9 @@ def rescan(tab, now, n):
         self.placeholder_kinds[rule.name] = kinds
         n_rules = len(self.rs.rules)
         L = ["supp = -1"]
-        if rule.once == "session":
-            L += [f"if VI[slot, {lay.once_cols[rule.name]}] == VI[slot, {self.vi('sessions')}]:", "    supp = 0"]
-        elif rule.once == "lifetime":
-            L += [f"if VI[slot, {lay.once_cols[rule.name]}] != 0:", "    supp = 0"]
+        if rule.once is not None:
+            col, mask = lay.once_bit(rule.name)
+            L += [f"if (VI[slot, {col}] & {mask}) != 0:", "    supp = 0"]
         if rule.cooldown is not None:
             col = lay.cooldown_cols[rule.name]
             L += [f"if supp < 0 and VI[slot, {col}] != MISSING and now - VI[slot, {col}] < {us(rule.cooldown)}:", "    supp = 1"]
@@ -380,10 +380,9 @@ def rescan(tab, now, n):
         ]
         F += [f"OF[n, {j}] = {val}" for j, val in enumerate(values)]
         F += ["meta[0, META_OUT_N] = n + 1", f"meta[0, META_RULES + {r}] += 1"]
-        if rule.once == "session":
-            F.append(f"VI[slot, {lay.once_cols[rule.name]}] = VI[slot, {self.vi('sessions')}]")
-        elif rule.once == "lifetime":
-            F.append(f"VI[slot, {lay.once_cols[rule.name]}] = 1")
+        if rule.once is not None:
+            col, mask = lay.once_bit(rule.name)
+            F.append(f"VI[slot, {col}] |= {mask}")
         if rule.cooldown is not None:
             F.append(f"VI[slot, {lay.cooldown_cols[rule.name]}] = now")
         if rule.budget is not None:
