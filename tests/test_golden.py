@@ -413,3 +413,44 @@ def test_once_marks_before_the_first_session_and_after_each_start():
     got = engine.ingest(ev("leave", ts=1210))
     assert [(a.rule, a.ts) for a in got] == [("left_recently", 1210.0)]  # lifetime: used up
     assert engine.stats()["suppressed"]["first_leave_ever"]["once"] == 2
+
+
+THRESHOLD_RULES = """
+[[rules]]
+name = "busy"
+when = "count(like, 1m) > 2"
+then = "busy"
+
+[[rules]]
+name = "cooling"
+when = "count(like, 1m) < 3 and count(like, 10m) >= 3"
+then = "cooling"
+
+[[rules]]
+name = "calm"
+when = "count(like, 1m) <= 2 and count(like, 10m) >= 4"
+then = "calm"
+"""
+
+
+def test_window_count_thresholds_change_when_the_count_crosses_them():
+    """A count only falls between events: ``count(like, 1m) > 2`` turns false when the bucket
+    holding the 3rd newest like drops out, not when the oldest one does. The viewer gets a
+    timer there and at its idle timeout; none at the buckets that leave the count above 2."""
+    from segengine import Engine
+    from segengine.rules.load import load_rules
+
+    engine = Engine(load_rules(THRESHOLD_RULES, "thresholds.toml"))
+    got = []
+    for t in (1000, 1010, 1020, 1030):  # 5 s buckets 200, 202, 204, 206
+        got += engine.ingest(ev("like", ts=t))
+    assert [(a.rule, a.ts) for a in got] == [("busy", 1020.0)]  # the 3rd like
+    timers = engine.stats()["timers"]
+    # bucket 200 drops out at 1060 (4 -> 3 likes: nothing changes), bucket 202 at 1070 (3 -> 2)
+    got = engine.advance(1069.9)
+    assert got == [] and engine.stats()["timers"] == timers  # no timer at 1060
+    got = engine.advance(1075)
+    assert [(a.rule, a.ts) for a in got] == [("cooling", 1070.0), ("calm", 1070.0)]
+    assert engine.stats()["timers"] == timers + 1
+    got = engine.ingest(ev("like", ts=1071))  # 1020, 1030 and 1071 in the window: 3 again
+    assert [(a.rule, a.ts) for a in got] == [("busy", 1071.0)]

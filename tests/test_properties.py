@@ -195,6 +195,10 @@ def test_skipping_state_rules_with_unchanged_inputs_changes_nothing(rules, every
     """A group of state rules is skipped while no event could change its inputs and its
     deadline has not come: the actions, counters (timers included) and state are those of an
     engine that evaluates every rule at every pass."""
+    _same_as_every_pass(rules, every_pass, events)
+
+
+def _same_as_every_pass(rules, every_pass, events) -> None:
     skipping, plain = Engine(rules), every_pass(rules)
     assert skipping._compiled.layout.deadline_cols and not plain._compiled.layout.deadline_cols
     assert _run(skipping, events) == _run(plain, events)
@@ -203,3 +207,51 @@ def test_skipping_state_rules_with_unchanged_inputs_changes_nothing(rules, every
     for key in ("memory", "bytes_per_viewer"):  # the deadline columns themselves
         stats.pop(key), plain_stats.pop(key)
     assert (stats, views) == (plain_stats, plain_views)
+
+
+#: The standard rules plus rules that share their input sets, so that groups of several
+#: rules share one deadline column (and window counts are compared with <, <= and >).
+GROUPED = """
+[[rules]]
+name = "cart_nudge_soon"
+when = "carted and not paid and dwell > 1m"
+then = "nudge_soon"
+
+[[rules]]
+name = "checkout_twice"
+when = "count(checkout, 10m) >= 2 and not paid and since(checkout) > 30s"
+then = "remind_twice"
+once = "session"
+
+[[rules]]
+name = "quiet_viewer"
+when = "present and dwell > 1m and since(like|comment|click|view) > 30s"
+then = "check_in"
+
+[[rules]]
+name = "cooling_down"
+when = "count(like|comment|click, 1m) < 2 and since(like|comment|click|view) > 20s"
+then = "wake_up"
+
+[[rules]]
+name = "browsing"
+when = "count(view, 10m) > 2 and count(view, 10m) <= 5 and not carted"
+then = "browse_offer"
+"""
+
+
+@pytest.fixture(scope="module")
+def grouped_rules(example_rules):
+    rules = load_rules(example_rules.text + GROUPED, "grouped.toml")
+    Engine(rules).warmup()
+    return rules
+
+
+@SETTINGS
+@given(events=streams(max_events=60))
+def test_skipping_groups_sharing_a_deadline_changes_nothing(grouped_rules, every_pass, events):
+    """Rules sharing an input set share one deadline: skipping the group is still exact."""
+    lay = Engine(grouped_rules)._compiled.layout
+    assert lay.deadline_cols["cart_nudge_soon"] == lay.deadline_cols["cart_nudge"]
+    assert lay.deadline_cols["cooling_down"] == lay.deadline_cols["quiet_viewer"] == lay.deadline_cols["early_exit_risk"]
+    _same_as_every_pass(grouped_rules, every_pass, events)
