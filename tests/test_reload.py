@@ -163,6 +163,23 @@ def test_a_removed_rule_loses_its_state(live, example_rules):
     assert named(acts, "hot_interest_coupon") == [("coupon", 1024.0), ("tag:engaged", 1024.0)]
 
 
+def test_once_marks_follow_the_rule_name_and_drop_when_the_kind_changes(live, example_rules):
+    live.ingest(ev("enter", ts=1000))
+    live.ingest(ev("cart", ts=1001, item="a", price=5.0))
+    acts = [a for t in range(1030, 1330, 30) for a in live.ingest(ev("heartbeat", ts=t))]
+    assert named(acts, "cart_nudge") == [("nudge", 1300.0)]
+    first = example_rules.text.index("[[rules]]")
+    before = ('[[rules]]\nname = "first"\non = ["share"]\nwhen = "true"\nthen = "thanks"\n'
+              'once = "session"\n\n')
+    live.reload(example_rules.text[:first] + before + example_rules.text[first:])  # cart_nudge's bit moves
+    assert live.explain("u1", "cart_nudge").suppressed_by == "once"
+    assert live.explain("u1", "first").suppressed_by is None
+    lifetime = example_rules.text.replace('once = "session"', 'once = "lifetime"', 1)  # cart_nudge's
+    assert lifetime != example_rules.text
+    live.reload(lifetime)  # a session mark means nothing for a lifetime rule: dropped
+    assert live.explain("u1", "cart_nudge").suppressed_by is None
+
+
 def test_new_state_rule_gets_its_timer_and_fires_on_a_true_condition(live):
     stream = [ev("enter", "early", ts=1000), ev("enter", "late", ts=1150)]
     stream += [ev("heartbeat", v, ts=t) for t in range(1030, 1700, 30) for v in ("early", "late") if v == "early" or t > 1150]
