@@ -39,7 +39,6 @@ from .state import FLAG_SEEN
 __all__ = ["Engine"]
 
 _NAN = float("nan")
-_INF = float("inf")
 #: Below this many events an ``ingest_many`` call applies them one by one: a batch call has a
 #: fixed cost of ~150 us (about forty numpy operations on short columns), one event ~2 us.
 SMALL_BATCH = 64
@@ -207,7 +206,9 @@ class Engine:
                     t = None
             else:
                 t, ts, room_id, viewer = event.type, event.ts, event.room, event.viewer
-            if (type(t) is str and type(ts) is float and -_INF < ts < _INF and type(room_id) is str
+            # ``x - x == 0.0`` holds for a finite float only (inf - inf and nan - nan are nan): ~20 ns
+            # less than a chained comparison with infinities
+            if (type(t) is str and type(ts) is float and ts - ts == 0.0 and type(room_id) is str
                     and (type(viewer) is str or type(viewer) is int)
                     and (code := self._viewer_codes.get(t)) is not None):
                 # int viewer ids are looked up by the kernel (BY_VIEWER_ID): no Python dict lookup
@@ -223,8 +224,8 @@ class Engine:
                     get = event.get
                     item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
                 if ((item is None or type(item) is str) and (cat is None or type(cat) is str)
-                        and (price is None or (type(price) is float and -_INF < price < _INF))
-                        and (amount is None or (type(amount) is float and -_INF < amount < _INF))
+                        and (price is None or (type(price) is float and price - price == 0.0))
+                        and (amount is None or (type(amount) is float and amount - amount == 0.0))
                         and (text is None or type(text) is str)):
                     room = self._room_ids.get(room_id)
                     item_id = self._string_ids.get("" if item is None else item)
