@@ -430,6 +430,11 @@ then = "cooling"
 name = "calm"
 when = "count(like, 1m) <= 2 and count(like, 10m) >= 4"
 then = "calm"
+
+[[rules]]
+name = "beyond_any_count"
+when = "count(like, 1m) >= 100000000000000000000"
+then = "never"
 """
 
 
@@ -454,3 +459,4 @@ def test_window_count_thresholds_change_when_the_count_crosses_them():
     assert engine.stats()["timers"] == timers + 1
     got = engine.ingest(ev("like", ts=1071))  # 1020, 1030 and 1071 in the window: 3 again
     assert [(a.rule, a.ts) for a in got] == [("busy", 1071.0)]
+    assert engine.stats()["fired"]["beyond_any_count"] == 0  # compiled, never true, no timer

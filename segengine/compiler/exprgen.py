@@ -22,6 +22,7 @@ import math
 
 from ..rules import ast
 from ..rules.load import RuleSet
+from ..kernels.runtime import COUNT_MAX
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
 
 CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
@@ -502,8 +503,8 @@ class ExprGen:
             return NEVER
         # the smallest count for which "count >= need" holds; the comparison is that test or its negation
         need = math.ceil(limit) if op in (">=", "<") else math.floor(limit) + 1
-        if need <= 0:
-            return NEVER  # true (or false) whatever the count: time cannot change it
+        if need <= 0 or need > 12 * COUNT_MAX:
+            return NEVER  # true (or false) whatever the count can be: time cannot change it
         c = self.tmp("c")
         self.emit(f"{c} = NEVER")
         sub = self.child()  # only while "count >= need" holds can time change the comparison
