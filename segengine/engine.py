@@ -549,11 +549,15 @@ class Engine:
                 rendered = template.render(self, kinds, values[j] if kinds else (), events, index)
                 add(Action(name, first, viewer, room_name, ts, rendered))
                 for action in rest:
-                    add(Action(name, action, viewer, room_name, ts, dict(rendered)))
-            else:
-                add(Action(name, first, viewer, room_name, ts, dict(params)))
+                    add(Action(name, action, viewer, room_name, ts, rendered.copy()))
+            elif params:  # each action gets its own copy: callers may change their params
+                add(Action(name, first, viewer, room_name, ts, params.copy()))
                 for action in rest:
-                    add(Action(name, action, viewer, room_name, ts, dict(params)))
+                    add(Action(name, action, viewer, room_name, ts, params.copy()))
+            else:  # no params: msgspec gives each action a fresh empty dict (~50 ns less)
+                add(Action(name, first, viewer, room_name, ts))
+                for action in rest:
+                    add(Action(name, action, viewer, room_name, ts))
         if n > _FEW_ROWS:  # batches: one bincount over the rule column
             totals = np.bincount(out[:, 0], minlength=len(plans)).tolist()
             counts = {plan[0]: k for plan, k in zip(plans, totals) if k}

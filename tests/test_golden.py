@@ -460,3 +460,35 @@ def test_window_count_thresholds_change_when_the_count_crosses_them():
     got = engine.ingest(ev("like", ts=1071))  # 1020, 1030 and 1071 in the window: 3 again
     assert [(a.rule, a.ts) for a in got] == [("busy", 1071.0)]
     assert engine.stats()["fired"]["beyond_any_count"] == 0  # compiled, never true, no timer
+
+
+PARAMS_RULES = """
+[[rules]]
+name = "static"
+on = ["like"]
+when = "true"
+then = ["a", "b"]
+params = { k = 1 }
+
+[[rules]]
+name = "bare"
+on = ["like"]
+when = "true"
+then = "c"
+"""
+
+
+def test_every_action_owns_its_params():
+    """Callers may change an action's params: no other action (of this firing or a later one,
+    with params or without) sees it."""
+    from segengine import Engine
+    from segengine.rules.load import load_rules
+
+    engine = Engine(load_rules(PARAMS_RULES, "params.toml"))
+    first = engine.ingest(ev("like", ts=1000))
+    assert [(a.action, a.params) for a in first] == [("a", {"k": 1}), ("b", {"k": 1}), ("c", {})]
+    for a in first:
+        a.params["changed"] = True
+    assert first[0].params is not first[1].params
+    later = engine.ingest(ev("like", "u2", ts=1001))
+    assert [(a.action, a.params) for a in later] == [("a", {"k": 1}), ("b", {"k": 1}), ("c", {})]
