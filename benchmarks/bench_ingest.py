@@ -67,7 +67,7 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Result]:
             results.append(Result("bench_ingest", f"ingest({form}) p99 @{viewers:,}", p99, "µs",
                                   f"<= {limit_p99} µs @1M" if at_target else "", (p99 <= limit_p99) if at_target else None, params=params))
             del engine
-        base = _baseline(viewers if viewers <= 1_000_000 else None, events)
+        base = baseline_median(viewers if viewers <= 1_000_000 else None, events)
         if base is not None:
             ours = [r for r in results if r.name == f"ingest(dict) median @{viewers:,}"][0]
             ours.baseline = base
@@ -76,7 +76,7 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Result]:
     return results
 
 
-def _baseline(viewers: int | None, events: list[dict], variants=()) -> float | None:
+def baseline_median(viewers: int | None, events: list[dict], variants=()) -> float | None:
     """Median µs per event of the pure-Python baseline on the same events (None if unavailable);
     ``variants``: the generated rules of the 50-rule file, when measuring that one."""
     if viewers is None:

@@ -115,8 +115,9 @@ class FiringLog:
         self.recorded: dict[str, int] = {}
         self.epoch: dict[str, int] = {}
 
-    def record_many(self, firings: list[tuple[str | int, str, float]], counts: dict[str, int]) -> None:
-        """Log firings (viewer, rule, ts) in order; ``counts``: how many of them each rule has.
+    def record_many(self, firings: list[tuple[str | int, str, float]], counts: dict[str, int] | None = None) -> None:
+        """Log firings (viewer, rule, ts) in order; ``counts``: how many of them each rule has,
+        when the caller has them already (a batch's bincount), else counted here, per firing.
         One pass; evictions once at the end."""
         entries, epoch, recorded = self.entries, self.epoch, self.recorded
         move = entries.move_to_end
@@ -124,7 +125,9 @@ class FiringLog:
             key = (viewer, rule)
             entries[key] = (ts, epoch.get(rule, 0))
             move(key)  # most recently fired last
-        for rule, k in counts.items():
+            if counts is None:
+                recorded[rule] = recorded.get(rule, 0) + 1
+        for rule, k in (counts or {}).items():
             recorded[rule] = recorded.get(rule, 0) + k
         while len(entries) > self.maxsize:
             self.evicted.add(entries.popitem(last=False)[0][1])
@@ -293,9 +296,10 @@ def _suppressors(engine: "Engine", rule, slot: int, room: int, now: int) -> list
     VI, RI = engine._store.VI, engine._store.RI
     col = lay.vi.index
     out: list[Suppressor] = []
-    if rule.once == "session":
+    if rule.once is not None:
         bit_col, mask = lay.once_bit(rule.name)
         used = (VI[slot, bit_col] & mask) != 0
+    if rule.once == "session":
         session = int(VI[slot, col("sessions")])
         present = bool(VI[slot, col("flags")] & FLAG_PRESENT)
         if used:
@@ -306,8 +310,6 @@ def _suppressors(engine: "Engine", rule, slot: int, room: int, now: int) -> list
             detail = f"once per session: not used in this session (session {session})"
         out.append(Suppressor("once", "session", bool(used), detail))
     elif rule.once == "lifetime":
-        bit_col, mask = lay.once_bit(rule.name)
-        used = (VI[slot, bit_col] & mask) != 0
         detail = "once per lifetime: already fired for this viewer" if used else "once per lifetime: not used yet"
         out.append(Suppressor("once", "lifetime", bool(used), detail))
     if rule.cooldown is not None:

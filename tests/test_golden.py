@@ -9,7 +9,8 @@ import math
 import pytest
 
 from conftest import ev, heartbeats, named
-from segengine import Action, EventError
+import segengine.engine as engine_module
+from segengine import Action, Engine, EventError
 
 
 # --- time-driven state rules -------------------------------------------------------------
@@ -347,12 +348,9 @@ def test_inputs_event_struct_dict_and_json_bytes_agree(golden_rules):
     assert results[0] == results[1] == results[2]
 
 
-@pytest.mark.parametrize("small_batch", [None, 0], ids=["one-by-one", "batch-kernel"])
+@pytest.mark.parametrize("small_batch", [engine_module.SMALL_BATCH, 0], ids=["one-by-one", "batch-kernel"])
 def test_ingest_many_matches_one_by_one_and_reports_bad_index(golden_rules, small_batch, monkeypatch):
-    import segengine.engine as engine_module
-    from segengine import Engine
-    if small_batch is not None:
-        monkeypatch.setattr(engine_module, "SMALL_BATCH", small_batch)
+    monkeypatch.setattr(engine_module, "SMALL_BATCH", small_batch)
     events = [ev("enter", ts=1000), ev("like", ts=1001), ev("like", ts=1002), ev("like", ts=1003), ev("leave", ts=1004)]
     one = Engine(golden_rules)
     expected = [a for e in events for a in one.ingest(e)]
@@ -399,10 +397,7 @@ def test_once_marks_before_the_first_session_and_after_each_start():
     """A leave before any session starts none (SPEC §8): the time before the first session
     allows one firing of a once = "session" rule, like a session; each session start clears
     the marks of once = "session" rules, never those of once = "lifetime" rules."""
-    from segengine import Engine
-    from segengine.rules.load import load_rules
-
-    engine = Engine(load_rules(ONCE_RULES, "once.toml"))
+    engine = Engine.from_toml(ONCE_RULES)
     got = engine.ingest(ev("leave", ts=1000))  # no session: the rule holds at once
     assert [(a.rule, a.ts) for a in got] == [("left_recently", 1000.0), ("first_leave_ever", 1000.0)]
     got = engine.advance(1061)  # the leave drops out of the 1m window at 1060: false
@@ -442,10 +437,7 @@ def test_window_count_thresholds_change_when_the_count_crosses_them():
     """A count only falls between events: ``count(like, 1m) > 2`` turns false when the bucket
     holding the 3rd newest like drops out, not when the oldest one does. The viewer gets a
     timer there and at its idle timeout; none at the buckets that leave the count above 2."""
-    from segengine import Engine
-    from segengine.rules.load import load_rules
-
-    engine = Engine(load_rules(THRESHOLD_RULES, "thresholds.toml"))
+    engine = Engine.from_toml(THRESHOLD_RULES)
     got = []
     for t in (1000, 1010, 1020, 1030):  # 5 s buckets 200, 202, 204, 206
         got += engine.ingest(ev("like", ts=t))
@@ -481,10 +473,7 @@ then = "c"
 def test_every_action_owns_its_params():
     """Callers may change an action's params: no other action (of this firing or a later one,
     with params or without) sees it."""
-    from segengine import Engine
-    from segengine.rules.load import load_rules
-
-    engine = Engine(load_rules(PARAMS_RULES, "params.toml"))
+    engine = Engine.from_toml(PARAMS_RULES)
     first = engine.ingest(ev("like", ts=1000))
     assert [(a.action, a.params) for a in first] == [("a", {"k": 1}), ("b", {"k": 1}), ("c", {})]
     for a in first:

@@ -306,11 +306,9 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
         gen.emit(f"    VI[slot, {col}] |= {mask}")
         gen.emit("else:")
         gen.emit(f"    VI[slot, {col}] &= ~{mask}")
-        if earliest is not None:
-            if c != NEVER:
-                gen.emit(f"{earliest} = min({earliest}, {c})")
-        elif c != NEVER:
-            gen.emit(f"due = min(due, {c})")
+        if c != NEVER:
+            target = earliest or "due"
+            gen.emit(f"{target} = min({target}, {c})")
         gen.emit("if fire:")
         gen.lines.extend(_indent(self.firing(rule, r, gen), 1))
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import math
 
+from ..kernels.runtime import COUNT_MAX
 from ..rules import ast
 from ..rules.load import RuleSet
-from ..kernels.runtime import COUNT_MAX
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
 
 CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
