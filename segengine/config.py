@@ -19,3 +19,9 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "segengine"
+
+
+def c_fast_path_enabled() -> bool:
+    """Whether engines use the C fast path of ``ingest`` when it is built (``segengine._fastpath``).
+    ``SEGENGINE_PURE_PYTHON=1`` turns it off: the same checks then run in Python."""
+    return os.environ.get("SEGENGINE_PURE_PYTHON", "") in ("", "0")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,13 @@ from .actions import ParamsTemplate
 from .batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, validate
+from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, json_decoder, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.runtime import (
-    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, SUPPRESSED_REASONS,
-    UNKNOWN_VIEWER,
+    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, M_VIDS,
+    SUPPRESSED_REASONS, UNKNOWN_VIEWER,
 )
 from .memory import Store
 from .ndjson import scan_ndjson
@@ -35,6 +36,12 @@ from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
 from .state import FLAG_SEEN
+from . import config
+
+try:  # the optional C fast path of ingest (setup.py builds it where a C compiler is)
+    from . import _fastpath
+except ImportError:  # pragma: no cover - a build without a compiler
+    _fastpath = None
 
 __all__ = ["Engine"]
 
@@ -83,6 +90,7 @@ class Engine:
         self._on_viewer_index(self._viewers.index)  # kernels look int viewer ids up themselves
         self._viewers.on_index = self._on_viewer_index
         self._bind_literals()
+        self._bind_kernel()
 
     def _on_viewer_index(self, index: np.ndarray) -> None:
         """The viewer interner replaced its int-id index: point the kernels at the new one."""
@@ -103,7 +111,6 @@ class Engine:
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
         self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
         self._cat_codes_none = {None: 0, **self._cat_codes}
-        self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
         self._viewer_codes = {t: c for t, c in self._codes.items() if t not in ROOM_TYPES}
         # per rule: what _drain needs to build its actions, decided once
         kinds = compiled.generated.placeholder_kinds
@@ -114,6 +121,36 @@ class Engine:
                                 template if template.dynamic else None))
         self._needs_values = any(plan[4] for plan in self._plans)
         self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
+
+    def _bind_kernel(self) -> None:
+        """Choose how ``ingest`` calls the event kernel (after ``_setup`` and a new store).
+
+        With ``segengine._fastpath`` built: a ``FastPath`` does the common event in one C call
+        and ``_k_event`` is its generic call; Numba's ``ingest_event`` is then never compiled.
+        Without it (or with ``SEGENGINE_PURE_PYTHON=1``): Numba's entry point, and the same
+        checks in Python. Rules that compare ``event.text`` keep the Python checks (they intern
+        texts); their kernel is still the C function when it is there.
+        """
+        self._fast = None
+        self.__dict__.pop("ingest", None)  # back to the class's Python ingest
+        if _fastpath is None or not config.c_fast_path_enabled():
+            self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
+            return
+        kernel = self._compiled.event_cfunc()
+        store = self._store
+        fast = _fastpath.FastPath(
+            kernel=kernel.address, tab_addr=store.tab_addr, vids_len_at=3 * M_VIDS + 1, keep=(store.tab, kernel),
+            viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
+            string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
+            decode=json_decoder.decode, full_path=MethodType(Engine.ingest, self), finish=self._finish_fast)
+        self._k_event = fast.call
+        if not self._uses_text:
+            self._fast = fast
+            self.ingest = fast.ingest  # an instance attribute: engine.ingest(e) is one C call
+
+    def _finish_fast(self, pending: int, event) -> list[Action]:
+        """FastPath.ingest's kernel call reported actions (or no room): build them here."""
+        return self._finish(pending, [], event, *self._fast.last_args())
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -187,6 +224,11 @@ class Engine:
 
         Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
         :class:`EventError` (state untouched) on a malformed event.
+
+        Where ``segengine._fastpath`` is built, an engine's ``ingest`` is its ``FastPath``'s
+        (see :meth:`_bind_kernel`): the common event in one C call, which hands everything
+        else (new ids, unusual or malformed events, sweep points, actions) to this method's
+        code. Same results either way; this is the code without a C compiler.
         """
         kind = type(event)
         if kind is bytes:  # JSON: decoded with msgspec's typed decoder, then read like an Event
@@ -235,7 +277,7 @@ class Engine:
                     cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
                     fprice = _NAN if price is None else price
                     famount = _NAN if amount is None else amount
-                    pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1, 0)
+                    pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1, 0)
                     if not pending:
                         return []
                     if pending == UNKNOWN_VIEWER:
@@ -274,10 +316,10 @@ class Engine:
             text_id = self._string_ids.get("" if text is None else text, -2) if self._uses_text else -1
         price = _NAN if price is None else price
         amount = _NAN if amount is None else amount
-        pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+        pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
         if pending == UNKNOWN_VIEWER:  # a new viewer (nothing was changed): intern it, then apply
             slot, vid = self._viewer_slot(viewer), 0
-            pending = self._k_event(self._store.tab, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
+            pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
         if not pending:
             return actions
         return self._finish(pending, actions, source, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id)
@@ -288,7 +330,7 @@ class Engine:
         while pending < 0:
             self._drain(events, actions)
             self._store.make_room()
-            pending = self._k_event(self._store.tab, *args, 0)
+            pending = self._k_event(self._store.tab_addr, *args, 0)
         if pending:
             self._drain(events, actions)
         return actions

@@ -60,7 +60,7 @@ class Action(msgspec.Struct, gc=False):
     params: dict[str, Any] = {}
 
 
-_json_decoder = msgspec.json.Decoder(Event)
+json_decoder = msgspec.json.Decoder(Event)  # also used by the C fast path (engine.py)
 _ndjson_decoder = msgspec.json.Decoder(list[Event])
 _STR_FIELDS = ("item", "category", "text")
 _NUM_FIELDS = ("price", "amount")
@@ -186,7 +186,7 @@ _INF = float("inf")
 def decode_json(data: bytes | bytearray | memoryview | str) -> Event:
     """Decode one JSON object into an :class:`Event` (types checked, values not yet)."""
     try:
-        return _json_decoder.decode(data)
+        return json_decoder.decode(data)
     except msgspec.ValidationError as err:
         raise EventError(str(err).split(" - at ")[0], _field_from_msgspec(err)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as err:

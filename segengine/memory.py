@@ -61,6 +61,7 @@ class Store:
         self.VIDS = np.full((1, 1), -1, np.int64)  # int viewer id -> slot (the viewer interner's index)
         self.n_rules = n_rules
         self.tab = np.zeros(3 * N_MATRICES, np.int64)
+        self.tab_addr = self.tab.ctypes.data  # what the event kernel takes (the table never moves)
         self.refresh()
 
     def matrices(self) -> dict[int, np.ndarray]:

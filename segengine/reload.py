@@ -71,6 +71,7 @@ def reload(engine: "Engine", source: str | Path, *, warmup: bool = True) -> bool
     engine._compiled = compiled
     engine._setup(compiled)
     engine._bind_literals()
+    engine._bind_kernel()  # the new kernel, on the new store
     engine._retention.due = -math.inf  # the sweep period follows [engine] retention: recompute it
     gone = {r.name for r in old.rules} - {r.name for r in rs.rules}
     engine._firings.forget_rules(gone)

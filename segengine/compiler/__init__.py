@@ -31,12 +31,13 @@ from ..state import Layout, build_layout
 from .codegen import Generated, generate
 from .explaingen import add_explain
 
-__all__ = ["CompiledRules", "compile_rules", "entry_point", "INGEST_EVENT_SIG"]
+__all__ = ["CompiledRules", "compile_rules", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
 
-_TAB = numba.types.Array(numba.types.int64, 1, "C")
 _I, _F = numba.types.int64, numba.types.float64
-#: ingest_event(tab, slot, vid, room, code, ts, item, cat, price, amount, text, index)
-INGEST_EVENT_SIG = (_TAB, _I, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
+#: ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)
+INGEST_EVENT_SIG = (_I, _I, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
+#: the same as a C function returning int64 (segengine/_fastpath.c declares it as ``kernel_t``)
+INGEST_EVENT_CSIG = _I(*INGEST_EVENT_SIG)
 
 
 def entry_point(dispatcher, signature: tuple):
@@ -60,6 +61,18 @@ class CompiledRules:
     generated: Generated
     module: ModuleType
     key: str
+
+    def event_cfunc(self):
+        """The event kernel compiled as a C function (Numba ``cfunc``), for the C fast path of
+        ``Engine.ingest``: compiled or loaded from the disk cache once per process and rules.
+        It replaces the Numba-callable ``ingest_event``, which is then never compiled."""
+        with _lock:
+            fn = getattr(self.module, "_event_cfunc", None)
+            if fn is None:
+                options = {k: v for k, v in config.KERNEL_FLAGS.items() if k not in ("cache", "nogil")}
+                fn = numba.cfunc(INGEST_EVENT_CSIG, cache=True, **options)(self.module.ingest_event_c)
+                self.module._event_cfunc = fn
+        return fn
 
 
 def _runtime_fingerprint() -> str:

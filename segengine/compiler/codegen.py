@@ -2,8 +2,9 @@
 
 The generated module exports (each takes the pointer table ``tab`` of :mod:`..memory`):
 
-* ``ingest_event(tab, slot, room, code, ts, item, cat, price, amount, text, index)``
-  -- fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
+* ``ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)``
+  -- (``tab_addr``: the table's address; also as ``ingest_event_c``, compiled to a C function
+  by :func:`..compiler.event_cfunc`) fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
   pass; returns the number of pending output rows, or -1 when the output buffer, heap or
   cart table needs room (drain or grow, then call again: work done is not repeated);
 * ``ingest_batch(tab, slots, rooms, codes, ts, ...)`` -- the same over columns, in one call;
@@ -98,7 +99,7 @@ class ModuleGen:
             "    M_CARTV, M_OUTI, M_VIDS,",
             "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
             "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, window_drop, heap_push,",
-            "    heap_pop, schedule, cart_find, budget_allows, budget_take, prefetch_viewer)",
+            "    heap_pop, schedule, cart_find, budget_allows, budget_take, prefetch_viewer, table_at)",
             "",
             f"IDLE_US = {us(rs.idle_timeout)}",
             f"HALF_LIFE_US = {float(hl_us)!r}",
@@ -471,10 +472,13 @@ def rescan(tab, now, n):
         batch = "\n".join(_indent(self.event_lines("return i", "continue"), 2))
         timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
         views = views_for(one)
-        return f"""@njit(**KERNEL_FLAGS)
-def ingest_event(tab, slot, vid, room, code, ts, item, cat, price, amount, text, index):
+        # the event kernel's body, emitted twice: as a Numba function, and undecorated as
+        # ingest_event_c, which compile_rules compiles to a C function for segengine._fastpath
+        # (distinct names: the two compiled forms never share a cache entry)
+        event_body = f"""(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index):
     # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)
     # or the number of actions waiting in the output buffer (Python reads it only if > 0)
+    tab = table_at(tab_addr)
     if slot == BY_VIEWER_ID:  # an int viewer id: one array read here instead of a Python dict lookup
         VIDS = mat_i64(tab, M_VIDS)
         slot = VIDS[vid, 0] if 0 <= vid < VIDS.shape[0] else np.int64(-1)
@@ -483,6 +487,11 @@ def ingest_event(tab, slot, vid, room, code, ts, item, cat, price, amount, text,
 {views}
 {one}
     return meta[0, META_OUT_N]
+"""
+        return f"""@njit(**KERNEL_FLAGS)
+def ingest_event{event_body}
+
+def ingest_event_c{event_body}
 
 
 @njit(**BATCH_FLAGS)

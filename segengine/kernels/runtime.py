@@ -104,6 +104,13 @@ def _prefetch(typingctx, addr):
 
 
 @njit(**KERNEL_FLAGS)
+def table_at(addr):
+    """The pointer table at address ``addr`` (``Store.tab_addr``) as an array: the event
+    kernel takes one int instead of an array, which a C caller can pass as it is."""
+    return carray(_i64_ptr(addr), (3 * N_MATRICES,))
+
+
+@njit(**KERNEL_FLAGS)
 def mat_i64(tab, k):
     return carray(_i64_ptr(tab[3 * k]), (tab[3 * k + 1], tab[3 * k + 2]))
 

@@ -1,0 +1,369 @@
+/* segengine._fastpath: the common case of Engine.ingest in one C call.
+ *
+ * Why C: a single event through Python and Numba's argument unboxing costs ~1.8 us, of
+ * which the rule kernel itself is ~0.2-0.3 us. Here the checks and id lookups that
+ * engine.py's fast path does in Python run in C, and the event kernel (compiled by Numba
+ * as a C function, see CompiledRules.event_cfunc) is called directly.
+ *
+ * Contract: an engine's ``ingest`` is FastPath.ingest (engine.py, Engine._bind_kernel).
+ * It decodes JSON bytes with msgspec's decoder, checks the event exactly as engine.py's
+ * Python ingest does, looks the ids up in the engine's own dicts and calls the kernel. It
+ * returns [] when the kernel reports no actions, and hands everything else to Python:
+ * ``finish(pending, event)`` builds the actions (or makes room and calls again with
+ * last_args()); ``full_path(event)`` -- Engine.ingest's Python code -- takes every event
+ * that is unusual in any way (a missing or mistyped field, a new viewer, room or item, a
+ * retention sweep point, undecodable bytes), before anything changed. So this file
+ * decides nothing that engine.py does not also decide.
+ *
+ * Optional: setup.py builds it when a C compiler is there; without it engine.py runs the
+ * same checks in Python (slower, same results; tests/test_fastpath.py compares the two).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+
+/* the event kernel, as INGEST_EVENT_CSIG in segengine/compiler/__init__.py */
+typedef int64_t (*kernel_t)(int64_t tab_addr, int64_t slot, int64_t vid, int64_t room, int64_t code,
+                            double ts, int64_t item, int64_t cat, double price, double amount,
+                            int64_t text, int64_t index);
+
+#define FULL_PATH (-2)    /* == kernels.runtime.UNKNOWN_VIEWER: Python's full path takes both */
+#define BY_VIEWER_ID (-2) /* slot value: the kernel looks the int viewer id up itself */
+
+typedef struct {
+    PyObject_HEAD
+    kernel_t kernel;
+    int64_t tab_addr;
+    int64_t *tab;
+    Py_ssize_t vids_len_at; /* tab[vids_len_at]: length of the int viewer id index */
+    PyObject *keep;         /* what the two addresses above point into: kept alive */
+    PyObject *viewer_codes, *viewer_ids, *room_ids, *string_ids, *cat_codes, *retention, *event_type;
+    PyObject *decode, *full_path, *finish; /* Python callables (see the contract above) */
+    /* the arguments of the last kernel call, for a retry once the output buffer is drained */
+    int64_t a_slot, a_vid, a_room, a_code, a_item, a_cat;
+    double a_ts, a_price, a_amount;
+} FastPath;
+
+static PyObject *s_type, *s_ts, *s_room, *s_viewer, *s_item, *s_category, *s_price, *s_amount, *s_text;
+static PyObject *s_due, *s_empty;
+
+/* The engine holds its FastPath and the FastPath holds the engine's methods: a cycle, so
+ * the type takes part in garbage collection. */
+static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
+    Py_VISIT(self->keep);
+    Py_VISIT(self->viewer_codes);
+    Py_VISIT(self->viewer_ids);
+    Py_VISIT(self->room_ids);
+    Py_VISIT(self->string_ids);
+    Py_VISIT(self->cat_codes);
+    Py_VISIT(self->retention);
+    Py_VISIT(self->event_type);
+    Py_VISIT(self->decode);
+    Py_VISIT(self->full_path);
+    Py_VISIT(self->finish);
+    return 0;
+}
+
+static int FastPath_clear(FastPath *self) {
+    self->kernel = NULL; /* what it points into may go with `keep` */
+    Py_CLEAR(self->keep);
+    Py_CLEAR(self->viewer_codes);
+    Py_CLEAR(self->viewer_ids);
+    Py_CLEAR(self->room_ids);
+    Py_CLEAR(self->string_ids);
+    Py_CLEAR(self->cat_codes);
+    Py_CLEAR(self->retention);
+    Py_CLEAR(self->event_type);
+    Py_CLEAR(self->decode);
+    Py_CLEAR(self->full_path);
+    Py_CLEAR(self->finish);
+    return 0;
+}
+
+static void FastPath_dealloc(FastPath *self) {
+    PyObject_GC_UnTrack(self);
+    FastPath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
+    unsigned long long kernel, tab_addr;
+    Py_ssize_t vids_len_at;
+    PyObject *keep, *vc, *vi, *ri, *si, *cc, *ret, *et, *dec, *full, *fin;
+    static char *kwlist[] = {"kernel", "tab_addr", "vids_len_at", "keep", "viewer_codes", "viewer_ids",
+                             "room_ids", "string_ids", "cat_codes", "retention", "event_type", "decode",
+                             "full_path", "finish", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKnOOOOOOOOOOO", kwlist, &kernel, &tab_addr, &vids_len_at, &keep,
+                                     &vc, &vi, &ri, &si, &cc, &ret, &et, &dec, &full, &fin))
+        return -1;
+    if (!PyDict_CheckExact(vc) || !PyDict_CheckExact(vi) || !PyDict_CheckExact(ri) || !PyDict_CheckExact(si) ||
+        !PyDict_CheckExact(cc)) {
+        PyErr_SetString(PyExc_TypeError, "FastPath: the lookup tables must be dicts");
+        return -1;
+    }
+    if (!PyCallable_Check(dec) || !PyCallable_Check(full) || !PyCallable_Check(fin)) {
+        PyErr_SetString(PyExc_TypeError, "FastPath: decode, full_path and finish must be callable");
+        return -1;
+    }
+    if (kernel == 0 || tab_addr == 0 || vids_len_at < 0) {
+        PyErr_SetString(PyExc_ValueError, "FastPath: null kernel or table");
+        return -1;
+    }
+    self->kernel = (kernel_t)(uintptr_t)kernel;
+    self->tab_addr = (int64_t)tab_addr;
+    self->tab = (int64_t *)(uintptr_t)tab_addr;
+    self->vids_len_at = vids_len_at;
+#define KEEP(field, value) Py_INCREF(value); Py_XSETREF(self->field, value);
+    KEEP(keep, keep)
+    KEEP(viewer_codes, vc)
+    KEEP(viewer_ids, vi)
+    KEEP(room_ids, ri)
+    KEEP(string_ids, si)
+    KEEP(cat_codes, cc)
+    KEEP(retention, ret)
+    KEEP(event_type, et)
+    KEEP(decode, dec)
+    KEEP(full_path, full)
+    KEEP(finish, fin)
+#undef KEEP
+    return 0;
+}
+
+/* a float (exactly: no subclass, as engine.py's ``type(x) is float``) that is finite */
+static inline int finite_float(PyObject *o, double *out) {
+    if (!PyFloat_CheckExact(o))
+        return 0;
+    *out = PyFloat_AS_DOUBLE(o);
+    return isfinite(*out);
+}
+
+/* absent or None -> NULL; a str -> itself; anything else -> set *bad */
+static inline PyObject *optional_str(PyObject *o, int *bad) {
+    if (o == NULL || o == Py_None)
+        return NULL;
+    if (!PyUnicode_CheckExact(o))
+        *bad = 1;
+    return o;
+}
+
+static int64_t fast_ingest(FastPath *self, PyObject *event) {
+    PyObject *t, *ts_o, *room_o, *viewer;
+    PyObject *item = NULL, *cat = NULL, *price_o = NULL, *amount_o = NULL, *text = NULL;
+    PyObject *owned[9];
+    int n_owned = 0, bad = 0;
+    int64_t result = FULL_PATH;
+
+    if (PyDict_CheckExact(event)) { /* borrowed references: nothing below runs Python code */
+        t = PyDict_GetItemWithError(event, s_type);
+        ts_o = PyDict_GetItemWithError(event, s_ts);
+        room_o = PyDict_GetItemWithError(event, s_room);
+        viewer = PyDict_GetItemWithError(event, s_viewer);
+        if (!t || !ts_o || !room_o || !viewer)
+            goto done;
+        if (PyDict_Size(event) != 4) { /* the four required keys only: nothing optional */
+            item = PyDict_GetItemWithError(event, s_item);
+            cat = PyDict_GetItemWithError(event, s_category);
+            price_o = PyDict_GetItemWithError(event, s_price);
+            amount_o = PyDict_GetItemWithError(event, s_amount);
+            text = PyDict_GetItemWithError(event, s_text);
+        }
+    } else if ((PyObject *)Py_TYPE(event) == self->event_type) { /* an Event (msgspec Struct) */
+        PyObject *names[9] = {s_type, s_ts, s_room, s_viewer, s_item, s_category, s_price, s_amount, s_text};
+        for (int i = 0; i < 9; i++) {
+            PyObject *v = PyObject_GetAttr(event, names[i]);
+            if (!v)
+                goto done;
+            owned[n_owned++] = v;
+        }
+        t = owned[0], ts_o = owned[1], room_o = owned[2], viewer = owned[3];
+        item = owned[4], cat = owned[5], price_o = owned[6], amount_o = owned[7], text = owned[8];
+    } else {
+        return FULL_PATH;
+    }
+    if (PyErr_Occurred())
+        goto done;
+
+    double ts, price = NAN, amount = NAN;
+    if (!PyUnicode_CheckExact(t) || !finite_float(ts_o, &ts) || !PyUnicode_CheckExact(room_o))
+        goto done;
+    item = optional_str(item, &bad);
+    cat = optional_str(cat, &bad);
+    optional_str(text, &bad); /* checked only: engine.py builds no FastPath for rules that read it */
+    if (bad)
+        goto done;
+    if (price_o != NULL && price_o != Py_None && !finite_float(price_o, &price))
+        goto done;
+    if (amount_o != NULL && amount_o != Py_None && !finite_float(amount_o, &amount))
+        goto done;
+
+    PyObject *code_o = PyDict_GetItemWithError(self->viewer_codes, t); /* room events: not there */
+    if (!code_o)
+        goto done;
+    int64_t code = PyLong_AsLongLong(code_o);
+    int64_t slot, vid = 0;
+    PyObject *slot_o = NULL;
+    if (PyLong_CheckExact(viewer)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(viewer, &overflow);
+        if (!overflow && v >= 0 && v < self->tab[self->vids_len_at])
+            slot = BY_VIEWER_ID, vid = v;
+        else if (!(slot_o = PyDict_GetItemWithError(self->viewer_ids, viewer)))
+            goto done;
+    } else if (PyUnicode_CheckExact(viewer)) {
+        if (!(slot_o = PyDict_GetItemWithError(self->viewer_ids, viewer)))
+            goto done;
+    } else {
+        goto done;
+    }
+    if (slot_o)
+        slot = PyLong_AsLongLong(slot_o);
+    PyObject *room_s = PyDict_GetItemWithError(self->room_ids, room_o);
+    if (!room_s)
+        goto done;
+    PyObject *item_s = PyDict_GetItemWithError(self->string_ids, item ? item : s_empty);
+    if (!item_s)
+        goto done;
+    int64_t cat_code = 0;
+    if (cat) {
+        PyObject *c = PyDict_GetItemWithError(self->cat_codes, cat);
+        if (!c && PyErr_Occurred())
+            goto done;
+        cat_code = c ? PyLong_AsLongLong(c) : -1; /* undeclared category: -1 */
+    }
+    PyObject *due_o = PyObject_GetAttr(self->retention, s_due); /* a sweep point: the full path */
+    if (!due_o)
+        goto done;
+    double due = PyFloat_AsDouble(due_o);
+    Py_DECREF(due_o);
+    if (!(ts < due))
+        goto done;
+
+    self->a_slot = slot, self->a_vid = vid, self->a_code = code, self->a_ts = ts, self->a_cat = cat_code;
+    self->a_room = PyLong_AsLongLong(room_s), self->a_item = PyLong_AsLongLong(item_s);
+    self->a_price = price, self->a_amount = amount;
+    if (PyErr_Occurred())
+        goto done;
+    result = self->kernel(self->tab_addr, slot, vid, self->a_room, code, ts, self->a_item, cat_code, price, amount,
+                          -1, 0);
+done:
+    if (PyErr_Occurred())
+        PyErr_Clear();
+    for (int i = 0; i < n_owned; i++)
+        Py_DECREF(owned[i]);
+    return result;
+}
+
+static PyObject *FastPath_ingest(FastPath *self, PyObject *event) {
+    if (self->kernel == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPath: cleared");
+        return NULL;
+    }
+    PyObject *decoded = NULL;
+    if (PyBytes_CheckExact(event)) { /* JSON */
+        decoded = PyObject_CallOneArg(self->decode, event);
+        if (decoded == NULL) { /* not a valid event: Python raises the EventError and counts it */
+            PyErr_Clear();
+            return PyObject_CallOneArg(self->full_path, event);
+        }
+        event = decoded;
+    }
+    int64_t pending = fast_ingest(self, event);
+    PyObject *result;
+    if (pending == 0)
+        result = PyList_New(0);
+    else if (pending == FULL_PATH)
+        result = PyObject_CallOneArg(self->full_path, event);
+    else {
+        PyObject *p = PyLong_FromLongLong(pending);
+        result = p ? PyObject_CallFunctionObjArgs(self->finish, p, event, NULL) : NULL;
+        Py_XDECREF(p);
+    }
+    Py_XDECREF(decoded);
+    return result;
+}
+
+static PyObject *FastPath_last_args(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("LLLLdLLddL", (long long)self->a_slot, (long long)self->a_vid, (long long)self->a_room,
+                         (long long)self->a_code, self->a_ts, (long long)self->a_item, (long long)self->a_cat,
+                         self->a_price, self->a_amount, -1LL);
+}
+
+/* call(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index): the kernel
+ * with explicit arguments (the full path's calls), as Numba's ingest_event takes them */
+static PyObject *FastPath_call(FastPath *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (self->kernel == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPath: cleared");
+        return NULL;
+    }
+    if (nargs != 12) {
+        PyErr_Format(PyExc_TypeError, "call() takes 12 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int64_t n[12];
+    double f[12];
+    for (int i = 0; i < 12; i++) {
+        if (i == 5 || i == 8 || i == 9) {
+            f[i] = PyFloat_AsDouble(args[i]);
+        } else {
+            n[i] = PyLong_AsLongLong(args[i]);
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    if (n[0] != self->tab_addr) {
+        PyErr_SetString(PyExc_ValueError, "call(): not this engine's table");
+        return NULL;
+    }
+    return PyLong_FromLongLong(self->kernel(n[0], n[1], n[2], n[3], n[4], f[5], n[6], n[7], f[8], f[9], n[10], n[11]));
+}
+
+static PyMethodDef FastPath_methods[] = {
+    {"ingest", (PyCFunction)FastPath_ingest, METH_O, "ingest(event) -> actions: Engine.ingest, in C"},
+    {"last_args", (PyCFunction)FastPath_last_args, METH_NOARGS,
+     "the last kernel call's (slot, vid, room, code, ts, item, cat, price, amount, text)"},
+    {"call", (PyCFunction)(void (*)(void))FastPath_call, METH_FASTCALL,
+     "call(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index) -> kernel result"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "segengine._fastpath.FastPath",
+    .tp_doc = "One engine's C fast path: its kernel, its table and its lookup dicts.",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)FastPath_traverse,
+    .tp_clear = (inquiry)FastPath_clear,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_methods = FastPath_methods,
+};
+
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "segengine._fastpath",
+    .m_doc = "Engine.ingest's common case in one C call.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+#define INTERN(var, text) if (!(var = PyUnicode_InternFromString(text))) return NULL;
+    INTERN(s_type, "type") INTERN(s_ts, "ts") INTERN(s_room, "room") INTERN(s_viewer, "viewer")
+    INTERN(s_item, "item") INTERN(s_category, "category") INTERN(s_price, "price") INTERN(s_amount, "amount")
+    INTERN(s_text, "text") INTERN(s_due, "due") INTERN(s_empty, "")
+#undef INTERN
+    if (PyType_Ready(&FastPathType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&fastpath_module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&FastPathType);
+    if (PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0) {
+        Py_DECREF(&FastPathType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
