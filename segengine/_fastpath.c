@@ -31,15 +31,22 @@ typedef int64_t (*kernel_t)(int64_t tab_addr, int64_t slot, int64_t vid, int64_t
 #define FULL_PATH (-2)    /* == kernels.runtime.UNKNOWN_VIEWER: Python's full path takes both */
 #define BY_VIEWER_ID (-2) /* slot value: the kernel looks the int viewer id up itself */
 
+/* Every Python object a FastPath holds (also its constructor's keyword arguments, in order,
+ * after kernel, tab_addr and vids_len_at): one list for init, traverse and clear. */
+#define FASTPATH_OBJECTS(X) X(keep) X(viewer_codes) X(viewer_ids) X(room_ids) X(string_ids) X(cat_codes) \
+    X(retention) X(event_type) X(decode) X(full_path) X(finish)
+
 typedef struct {
     PyObject_HEAD
     kernel_t kernel;
     int64_t tab_addr;
     int64_t *tab;
     Py_ssize_t vids_len_at; /* tab[vids_len_at]: length of the int viewer id index */
-    PyObject *keep;         /* what the two addresses above point into: kept alive */
-    PyObject *viewer_codes, *viewer_ids, *room_ids, *string_ids, *cat_codes, *retention, *event_type;
-    PyObject *decode, *full_path, *finish; /* Python callables (see the contract above) */
+    /* keep: what the two addresses above point into, kept alive; the engine's lookup dicts
+     * and retention schedule; Event; the Python callables of the contract above */
+#define DECLARE(name) PyObject *name;
+    FASTPATH_OBJECTS(DECLARE)
+#undef DECLARE
     /* the arguments of the last kernel call, for a retry once the output buffer is drained */
     int64_t a_slot, a_vid, a_room, a_code, a_item, a_cat;
     double a_ts, a_price, a_amount;
@@ -51,33 +58,17 @@ static PyObject *s_due, *s_empty;
 /* The engine holds its FastPath and the FastPath holds the engine's methods: a cycle, so
  * the type takes part in garbage collection. */
 static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
-    Py_VISIT(self->keep);
-    Py_VISIT(self->viewer_codes);
-    Py_VISIT(self->viewer_ids);
-    Py_VISIT(self->room_ids);
-    Py_VISIT(self->string_ids);
-    Py_VISIT(self->cat_codes);
-    Py_VISIT(self->retention);
-    Py_VISIT(self->event_type);
-    Py_VISIT(self->decode);
-    Py_VISIT(self->full_path);
-    Py_VISIT(self->finish);
+#define VISIT(name) Py_VISIT(self->name);
+    FASTPATH_OBJECTS(VISIT)
+#undef VISIT
     return 0;
 }
 
 static int FastPath_clear(FastPath *self) {
     self->kernel = NULL; /* what it points into may go with `keep` */
-    Py_CLEAR(self->keep);
-    Py_CLEAR(self->viewer_codes);
-    Py_CLEAR(self->viewer_ids);
-    Py_CLEAR(self->room_ids);
-    Py_CLEAR(self->string_ids);
-    Py_CLEAR(self->cat_codes);
-    Py_CLEAR(self->retention);
-    Py_CLEAR(self->event_type);
-    Py_CLEAR(self->decode);
-    Py_CLEAR(self->full_path);
-    Py_CLEAR(self->finish);
+#define CLEAR(name) Py_CLEAR(self->name);
+    FASTPATH_OBJECTS(CLEAR)
+#undef CLEAR
     return 0;
 }
 
@@ -90,19 +81,23 @@ static void FastPath_dealloc(FastPath *self) {
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     unsigned long long kernel, tab_addr;
     Py_ssize_t vids_len_at;
-    PyObject *keep, *vc, *vi, *ri, *si, *cc, *ret, *et, *dec, *full, *fin;
-    static char *kwlist[] = {"kernel", "tab_addr", "vids_len_at", "keep", "viewer_codes", "viewer_ids",
-                             "room_ids", "string_ids", "cat_codes", "retention", "event_type", "decode",
-                             "full_path", "finish", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKnOOOOOOOOOOO", kwlist, &kernel, &tab_addr, &vids_len_at, &keep,
-                                     &vc, &vi, &ri, &si, &cc, &ret, &et, &dec, &full, &fin))
+#define LOCAL(name) PyObject *name;
+#define NAME(name) #name,
+#define ADDRESS(name) , &name
+    FASTPATH_OBJECTS(LOCAL)
+    static char *kwlist[] = {"kernel", "tab_addr", "vids_len_at", FASTPATH_OBJECTS(NAME) NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKnOOOOOOOOOOO", kwlist, &kernel, &tab_addr,
+                                     &vids_len_at FASTPATH_OBJECTS(ADDRESS)))
         return -1;
-    if (!PyDict_CheckExact(vc) || !PyDict_CheckExact(vi) || !PyDict_CheckExact(ri) || !PyDict_CheckExact(si) ||
-        !PyDict_CheckExact(cc)) {
+#undef LOCAL
+#undef NAME
+#undef ADDRESS
+    if (!PyDict_CheckExact(viewer_codes) || !PyDict_CheckExact(viewer_ids) || !PyDict_CheckExact(room_ids) ||
+        !PyDict_CheckExact(string_ids) || !PyDict_CheckExact(cat_codes)) {
         PyErr_SetString(PyExc_TypeError, "FastPath: the lookup tables must be dicts");
         return -1;
     }
-    if (!PyCallable_Check(dec) || !PyCallable_Check(full) || !PyCallable_Check(fin)) {
+    if (!PyCallable_Check(decode) || !PyCallable_Check(full_path) || !PyCallable_Check(finish)) {
         PyErr_SetString(PyExc_TypeError, "FastPath: decode, full_path and finish must be callable");
         return -1;
     }
@@ -114,18 +109,8 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->tab_addr = (int64_t)tab_addr;
     self->tab = (int64_t *)(uintptr_t)tab_addr;
     self->vids_len_at = vids_len_at;
-#define KEEP(field, value) Py_INCREF(value); Py_XSETREF(self->field, value);
-    KEEP(keep, keep)
-    KEEP(viewer_codes, vc)
-    KEEP(viewer_ids, vi)
-    KEEP(room_ids, ri)
-    KEEP(string_ids, si)
-    KEEP(cat_codes, cc)
-    KEEP(retention, ret)
-    KEEP(event_type, et)
-    KEEP(decode, dec)
-    KEEP(full_path, full)
-    KEEP(finish, fin)
+#define KEEP(name) Py_INCREF(name); Py_XSETREF(self->name, name);
+    FASTPATH_OBJECTS(KEEP)
 #undef KEEP
     return 0;
 }
