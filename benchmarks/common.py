@@ -85,7 +85,20 @@ def machine() -> dict:
         "python": platform.python_version(), "numba": numba.__version__, "numpy": numpy.__version__,
         "msgspec": msgspec.__version__, "segengine": __version__, "platform": platform.platform(),
         "load_average": [round(x, 2) for x in os.getloadavg()],  # others' work on a shared VM
+        "c_fast_path": _c_fast_path(),
     }
+
+
+def _c_fast_path() -> str:
+    """Whether single ingests ran through segengine._fastpath (built at install where a C
+    compiler is) or the pure-Python path: the single-event figures differ by about 2x."""
+    from segengine import config
+
+    try:
+        from segengine import _fastpath  # noqa: F401
+    except ImportError:
+        return "not built: pure-Python ingest"
+    return "built" if config.c_fast_path_enabled() else "built, off (SEGENGINE_PURE_PYTHON=1)"
 
 
 def fmt(value: float, unit: str) -> str:

@@ -20,6 +20,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -47,6 +48,9 @@ typedef struct {
 #define DECLARE(name) PyObject *name;
     FASTPATH_OBJECTS(DECLARE)
 #undef DECLARE
+    /* where an Event keeps its nine fields and the retention schedule its ``due`` (both are
+     * __slots__ classes: reading a slot is a load, a getattr ~15 ns); -1: use no fast path */
+    Py_ssize_t event_slots[9], due_slot;
     /* the arguments of the last kernel call, for a retry once the output buffer is drained */
     int64_t a_slot, a_vid, a_room, a_code, a_item, a_cat;
     double a_ts, a_price, a_amount;
@@ -54,6 +58,30 @@ typedef struct {
 
 static PyObject *s_type, *s_ts, *s_room, *s_viewer, *s_item, *s_category, *s_price, *s_amount, *s_text;
 static PyObject *s_due, *s_empty;
+
+/* The offset of attribute ``name`` of ``type`` if it is a plain object slot (a member
+ * descriptor, as __slots__ and msgspec Struct fields are), else -1. */
+static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
+    PyObject *descr = PyObject_GetAttr((PyObject *)type, name);
+    Py_ssize_t offset = -1;
+    if (descr == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+        if ((m->type == T_OBJECT_EX || m->type == T_OBJECT) && m->offset > 0 &&
+            m->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize)
+            offset = m->offset;
+    }
+    Py_DECREF(descr);
+    return offset;
+}
+
+/* the object in slot ``offset`` of ``obj`` (borrowed), or NULL when unset or unknown */
+static inline PyObject *read_slot(PyObject *obj, Py_ssize_t offset) {
+    return offset < 0 ? NULL : *(PyObject **)((char *)obj + offset);
+}
 
 /* The engine holds its FastPath and the FastPath holds the engine's methods: a cycle, so
  * the type takes part in garbage collection. */
@@ -109,6 +137,10 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->tab_addr = (int64_t)tab_addr;
     self->tab = (int64_t *)(uintptr_t)tab_addr;
     self->vids_len_at = vids_len_at;
+    PyObject *field_names[9] = {s_type, s_ts, s_room, s_viewer, s_item, s_category, s_price, s_amount, s_text};
+    for (int i = 0; i < 9; i++)
+        self->event_slots[i] = PyType_Check(event_type) ? slot_offset((PyTypeObject *)event_type, field_names[i]) : -1;
+    self->due_slot = slot_offset(Py_TYPE(retention), s_due);
 #define KEEP(name) Py_INCREF(name); Py_XSETREF(self->name, name);
     FASTPATH_OBJECTS(KEEP)
 #undef KEEP
@@ -135,8 +167,7 @@ static inline PyObject *optional_str(PyObject *o, int *bad) {
 static int64_t fast_ingest(FastPath *self, PyObject *event) {
     PyObject *t, *ts_o, *room_o, *viewer;
     PyObject *item = NULL, *cat = NULL, *price_o = NULL, *amount_o = NULL, *text = NULL;
-    PyObject *owned[9];
-    int n_owned = 0, bad = 0;
+    int bad = 0;
     int64_t result = FULL_PATH;
 
     if (PyDict_CheckExact(event)) { /* borrowed references: nothing below runs Python code */
@@ -154,15 +185,13 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
             text = PyDict_GetItemWithError(event, s_text);
         }
     } else if ((PyObject *)Py_TYPE(event) == self->event_type) { /* an Event (msgspec Struct) */
-        PyObject *names[9] = {s_type, s_ts, s_room, s_viewer, s_item, s_category, s_price, s_amount, s_text};
+        PyObject *fields[9]; /* borrowed, like the dict's */
         for (int i = 0; i < 9; i++) {
-            PyObject *v = PyObject_GetAttr(event, names[i]);
-            if (!v)
+            if (!(fields[i] = read_slot(event, self->event_slots[i])))
                 goto done;
-            owned[n_owned++] = v;
         }
-        t = owned[0], ts_o = owned[1], room_o = owned[2], viewer = owned[3];
-        item = owned[4], cat = owned[5], price_o = owned[6], amount_o = owned[7], text = owned[8];
+        t = fields[0], ts_o = fields[1], room_o = fields[2], viewer = fields[3];
+        item = fields[4], cat = fields[5], price_o = fields[6], amount_o = fields[7], text = fields[8];
     } else {
         return FULL_PATH;
     }
@@ -216,12 +245,8 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
             goto done;
         cat_code = c ? PyLong_AsLongLong(c) : -1; /* undeclared category: -1 */
     }
-    PyObject *due_o = PyObject_GetAttr(self->retention, s_due); /* a sweep point: the full path */
-    if (!due_o)
-        goto done;
-    double due = PyFloat_AsDouble(due_o);
-    Py_DECREF(due_o);
-    if (!(ts < due))
+    PyObject *due = read_slot(self->retention, self->due_slot); /* a sweep point: the full path */
+    if (!due || !PyFloat_CheckExact(due) || !(ts < PyFloat_AS_DOUBLE(due)))
         goto done;
 
     self->a_slot = slot, self->a_vid = vid, self->a_code = code, self->a_ts = ts, self->a_cat = cat_code;
@@ -234,8 +259,6 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
 done:
     if (PyErr_Occurred())
         PyErr_Clear();
-    for (int i = 0; i < n_owned; i++)
-        Py_DECREF(owned[i]);
     return result;
 }
 

@@ -49,6 +49,26 @@ def test_the_extension_is_built_and_used(example_rules):
     assert slow._fast is None and slow.ingest.__func__ is Engine.ingest
 
 
+def test_known_viewers_events_stay_in_c_in_every_form(example_rules):
+    """Only the new viewer's first event goes to Python; later ones (dict, Event, JSON) and an
+    event in a new room-free form do not (an Event's fields are read from its slots)."""
+    if PURE:
+        pytest.skip("pure-Python run")
+    python_ingest = Engine.ingest
+    with mock.patch.object(Engine, "ingest", autospec=True, side_effect=python_ingest) as full_path:
+        engine = Engine(example_rules)  # its FastPath hands over to the mock
+    engine.ingest({"type": "enter", "viewer": "u1", "room": "r1", "ts": 1000.0})
+    assert full_path.call_count == 1  # a new viewer: interned in Python
+    engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 1001.0})
+    engine.ingest(Event(type="like", viewer="u1", room="r1", ts=1002.0))
+    engine.ingest(b'{"type": "like", "viewer": "u1", "room": "r1", "ts": 1003.0}')
+    engine.ingest({"type": "view", "viewer": "u1", "room": "r1", "ts": 1004.0, "item": "", "price": 5.0})
+    assert full_path.call_count == 1
+    engine.ingest(Event(type="like", viewer="u1", room="r1", ts=1005.0, price=5))  # an int price: Python
+    assert full_path.call_count == 2
+    assert engine.stats()["events"] == 6
+
+
 def test_an_engine_and_its_fast_path_are_collected(example_rules):
     """The engine holds its FastPath, which holds the engine's methods: the cycle is collected."""
     engine = Engine(example_rules)
