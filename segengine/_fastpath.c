@@ -30,10 +30,9 @@ typedef int64_t (*kernel_t)(int64_t tab_addr, int64_t slot, int64_t vid, int64_t
                             int64_t text, int64_t index);
 
 #define FULL_PATH (-2)    /* == kernels.runtime.UNKNOWN_VIEWER: Python's full path takes both */
-#define BY_VIEWER_ID (-2) /* slot value: the kernel looks the int viewer id up itself */
 
 /* Every Python object a FastPath holds (also its constructor's keyword arguments, in order,
- * after kernel, tab_addr and vids_len_at): one list for init, traverse and clear. */
+ * after kernel, tab_addr and matrices): one list for init, traverse and clear. */
 #define FASTPATH_OBJECTS(X) X(keep) X(viewer_codes) X(viewer_ids) X(room_ids) X(string_ids) X(cat_codes) \
     X(retention) X(event_type) X(decode) X(full_path) X(finish)
 
@@ -42,7 +41,9 @@ typedef struct {
     kernel_t kernel;
     int64_t tab_addr;
     int64_t *tab;
-    Py_ssize_t vids_len_at; /* tab[vids_len_at]: length of the int viewer id index */
+    /* the pointer table's matrix numbers (kernels.runtime.M_*) of the viewer state (int, float,
+     * uint16 columns) and of the int viewer id index */
+    Py_ssize_t m_vi, m_vf, m_vn, m_vids;
     /* keep: what the two addresses above point into, kept alive; the engine's lookup dicts
      * and retention schedule; Event; the Python callables of the contract above */
 #define DECLARE(name) PyObject *name;
@@ -83,6 +84,16 @@ static inline PyObject *read_slot(PyObject *obj, Py_ssize_t offset) {
     return offset < 0 ? NULL : *(PyObject **)((char *)obj + offset);
 }
 
+/* Start loading row ``slot`` of matrix ``m`` (every cache line of it). At a million viewers
+ * each row is a cache miss; started together, the misses overlap instead of coming one by
+ * one as the kernel reaches each matrix. A hint only: nothing depends on it. */
+static inline void prefetch_row(const int64_t *tab, Py_ssize_t m, int64_t slot, Py_ssize_t itemsize) {
+    const char *row = (const char *)(uintptr_t)tab[3 * m] + slot * tab[3 * m + 2] * itemsize;
+    Py_ssize_t bytes = tab[3 * m + 2] * itemsize;
+    for (Py_ssize_t at = 0; at < bytes + 63; at += 64)
+        __builtin_prefetch(row + (at < bytes ? at : bytes - 1));
+}
+
 /* The engine holds its FastPath and the FastPath holds the engine's methods: a cycle, so
  * the type takes part in garbage collection. */
 static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
@@ -108,14 +119,14 @@ static void FastPath_dealloc(FastPath *self) {
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     unsigned long long kernel, tab_addr;
-    Py_ssize_t vids_len_at;
+    Py_ssize_t m_vi, m_vf, m_vn, m_vids;
 #define LOCAL(name) PyObject *name;
 #define NAME(name) #name,
 #define ADDRESS(name) , &name
     FASTPATH_OBJECTS(LOCAL)
-    static char *kwlist[] = {"kernel", "tab_addr", "vids_len_at", FASTPATH_OBJECTS(NAME) NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKnOOOOOOOOOOO", kwlist, &kernel, &tab_addr,
-                                     &vids_len_at FASTPATH_OBJECTS(ADDRESS)))
+    static char *kwlist[] = {"kernel", "tab_addr", "matrices", FASTPATH_OBJECTS(NAME) NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)OOOOOOOOOOO", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
+                                     &m_vn, &m_vids FASTPATH_OBJECTS(ADDRESS)))
         return -1;
 #undef LOCAL
 #undef NAME
@@ -129,14 +140,14 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_TypeError, "FastPath: decode, full_path and finish must be callable");
         return -1;
     }
-    if (kernel == 0 || tab_addr == 0 || vids_len_at < 0) {
+    if (kernel == 0 || tab_addr == 0 || m_vi < 0 || m_vf < 0 || m_vn < 0 || m_vids < 0) {
         PyErr_SetString(PyExc_ValueError, "FastPath: null kernel or table");
         return -1;
     }
     self->kernel = (kernel_t)(uintptr_t)kernel;
     self->tab_addr = (int64_t)tab_addr;
     self->tab = (int64_t *)(uintptr_t)tab_addr;
-    self->vids_len_at = vids_len_at;
+    self->m_vi = m_vi, self->m_vf = m_vf, self->m_vn = m_vn, self->m_vids = m_vids;
     PyObject *field_names[9] = {s_type, s_ts, s_room, s_viewer, s_item, s_category, s_price, s_amount, s_text};
     for (int i = 0; i < 9; i++)
         self->event_slots[i] = PyType_Check(event_type) ? slot_offset((PyTypeObject *)event_type, field_names[i]) : -1;
@@ -198,6 +209,19 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     if (PyErr_Occurred())
         goto done;
 
+    /* an int viewer id within the dense index: start loading its entry now (a cache miss at
+     * scale), the checks and lookups below run meanwhile */
+    const int64_t *vids = (const int64_t *)(uintptr_t)self->tab[3 * self->m_vids];
+    int64_t vid = -1;
+    if (PyLong_CheckExact(viewer)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(viewer, &overflow);
+        if (!overflow && v >= 0 && v < self->tab[3 * self->m_vids + 1]) {
+            vid = v;
+            __builtin_prefetch(vids + vid);
+        }
+    }
+
     double ts, price = NAN, amount = NAN;
     if (!PyUnicode_CheckExact(t) || !finite_float(ts_o, &ts) || !PyUnicode_CheckExact(room_o))
         goto done;
@@ -215,23 +239,6 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     if (!code_o)
         goto done;
     int64_t code = PyLong_AsLongLong(code_o);
-    int64_t slot, vid = 0;
-    PyObject *slot_o = NULL;
-    if (PyLong_CheckExact(viewer)) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(viewer, &overflow);
-        if (!overflow && v >= 0 && v < self->tab[self->vids_len_at])
-            slot = BY_VIEWER_ID, vid = v;
-        else if (!(slot_o = PyDict_GetItemWithError(self->viewer_ids, viewer)))
-            goto done;
-    } else if (PyUnicode_CheckExact(viewer)) {
-        if (!(slot_o = PyDict_GetItemWithError(self->viewer_ids, viewer)))
-            goto done;
-    } else {
-        goto done;
-    }
-    if (slot_o)
-        slot = PyLong_AsLongLong(slot_o);
     PyObject *room_s = PyDict_GetItemWithError(self->room_ids, room_o);
     if (!room_s)
         goto done;
@@ -248,6 +255,24 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     PyObject *due = read_slot(self->retention, self->due_slot); /* a sweep point: the full path */
     if (!due || !PyFloat_CheckExact(due) || !(ts < PyFloat_AS_DOUBLE(due)))
         goto done;
+
+    /* the viewer's slot: from the dense index for int ids in it (as the kernel's BY_VIEWER_ID
+     * lookup does), else from the dict; not there: a new viewer, which Python interns */
+    int64_t slot;
+    if (vid >= 0) {
+        slot = vids[vid];
+    } else if (PyLong_CheckExact(viewer) || PyUnicode_CheckExact(viewer)) {
+        PyObject *slot_o = PyDict_GetItemWithError(self->viewer_ids, viewer);
+        slot = slot_o ? PyLong_AsLongLong(slot_o) : -1;
+        vid = 0;
+    } else {
+        goto done;
+    }
+    if (slot < 0)
+        goto done;
+    prefetch_row(self->tab, self->m_vi, slot, sizeof(int64_t));
+    prefetch_row(self->tab, self->m_vn, slot, sizeof(uint16_t));
+    prefetch_row(self->tab, self->m_vf, slot, sizeof(double));
 
     self->a_slot = slot, self->a_vid = vid, self->a_code = code, self->a_ts = ts, self->a_cat = cat_code;
     self->a_room = PyLong_AsLongLong(room_s), self->a_item = PyLong_AsLongLong(item_s);

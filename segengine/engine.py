@@ -24,8 +24,8 @@ from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.runtime import (
-    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, M_VIDS,
-    SUPPRESSED_REASONS, UNKNOWN_VIEWER,
+    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, M_VF, M_VI,
+    M_VIDS, M_VN, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
 )
 from .memory import Store
 from .ndjson import scan_ndjson
@@ -139,7 +139,7 @@ class Engine:
         kernel = self._compiled.event_cfunc()
         store = self._store
         fast = _fastpath.FastPath(
-            kernel=kernel.address, tab_addr=store.tab_addr, vids_len_at=3 * M_VIDS + 1, keep=(store.tab, kernel),
+            kernel=kernel.address, tab_addr=store.tab_addr, matrices=(M_VI, M_VF, M_VN, M_VIDS), keep=(store.tab, kernel),
             viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
             decode=json_decoder.decode, full_path=MethodType(Engine.ingest, self), finish=self._finish_fast)
