@@ -93,10 +93,9 @@ def _c_fast_path() -> str:
     """Whether single ingests ran through segengine._fastpath (built at install where a C
     compiler is) or the pure-Python path: the single-event figures differ by about 2x."""
     from segengine import config
+    from segengine.engine import _fastpath  # the engine's own import: None when not built
 
-    try:
-        from segengine import _fastpath  # noqa: F401
-    except ImportError:
+    if _fastpath is None:
         return "not built: pure-Python ingest"
     return "built" if config.c_fast_path_enabled() else "built, off (SEGENGINE_PURE_PYTHON=1)"
 

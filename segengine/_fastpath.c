@@ -39,8 +39,7 @@ typedef int64_t (*kernel_t)(int64_t tab_addr, int64_t slot, int64_t vid, int64_t
 typedef struct {
     PyObject_HEAD
     kernel_t kernel;
-    int64_t tab_addr;
-    int64_t *tab;
+    int64_t *tab; /* the pointer table (Store.tab); the kernel takes its address as an int */
     /* the pointer table's matrix numbers (kernels.runtime.M_*) of the viewer state (int, float,
      * uint16 columns) and of the int viewer id index */
     Py_ssize_t m_vi, m_vf, m_vn, m_vids;
@@ -145,7 +144,6 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->kernel = (kernel_t)(uintptr_t)kernel;
-    self->tab_addr = (int64_t)tab_addr;
     self->tab = (int64_t *)(uintptr_t)tab_addr;
     self->m_vi = m_vi, self->m_vf = m_vf, self->m_vn = m_vn, self->m_vids = m_vids;
     PyObject *field_names[9] = {s_type, s_ts, s_room, s_viewer, s_item, s_category, s_price, s_amount, s_text};
@@ -279,7 +277,7 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     self->a_price = price, self->a_amount = amount;
     if (PyErr_Occurred())
         goto done;
-    result = self->kernel(self->tab_addr, slot, vid, self->a_room, code, ts, self->a_item, cat_code, price, amount,
+    result = self->kernel((int64_t)(uintptr_t)self->tab, slot, vid, self->a_room, code, ts, self->a_item, cat_code, price, amount,
                           -1, 0);
 done:
     if (PyErr_Occurred())
@@ -344,7 +342,7 @@ static PyObject *FastPath_call(FastPath *self, PyObject *const *args, Py_ssize_t
         if (PyErr_Occurred())
             return NULL;
     }
-    if (n[0] != self->tab_addr) {
+    if (n[0] != (int64_t)(uintptr_t)self->tab) {
         PyErr_SetString(PyExc_ValueError, "call(): not this engine's table");
         return NULL;
     }

@@ -212,6 +212,10 @@ def test_rules_that_read_the_text_keep_the_python_checks():
     fast = Engine.from_toml(TEXT_RULES)
     slow = pure_python(fast.rules)
     assert fast._fast is None
+    if not PURE:
+        from segengine import _fastpath
+
+        assert isinstance(fast._k_event.__self__, _fastpath.FastPath)
     stream = [{"type": "comment", "viewer": v % 3, "room": "r1", "ts": 1000.0 + v, "text": t}
               for v, t in enumerate(["hi", "buy", "buy", None, "buy", "nope"])]
     got = [a for e in stream for a in fast.ingest(e)]

@@ -1,12 +1,14 @@
 """Checked rules + layout -> the source of one Numba module.
 
-The generated module exports (each takes the pointer table ``tab`` of :mod:`..memory`):
+The generated module exports (each takes the pointer table ``tab`` of :mod:`..memory`, the
+event kernel its address ``tab_addr``, an int a C caller passes as it is):
 
 * ``ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)``
-  -- (``tab_addr``: the table's address; also as ``ingest_event_c``, compiled to a C function
-  by :func:`..compiler.event_cfunc`) fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
+  -- fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
   pass; returns the number of pending output rows, or -1 when the output buffer, heap or
-  cart table needs room (drain or grow, then call again: work done is not repeated);
+  cart table needs room (drain or grow, then call again: work done is not repeated). The
+  same body undecorated as ``ingest_event_c``, which ``CompiledRules.event_cfunc`` compiles
+  to a C function for ``segengine._fastpath``;
 * ``ingest_batch(tab, slots, rooms, codes, ts, ...)`` -- the same over columns, in one call;
 * ``advance(tab, until_us)`` -- fire timers due up to ``until_us``;
 * ``rescan(tab, now, n)`` -- recompute every viewer's next timer (after a reload);
@@ -473,8 +475,9 @@ def rescan(tab, now, n):
         timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
         views = views_for(one)
         # the event kernel's body, emitted twice: as a Numba function, and undecorated as
-        # ingest_event_c, which compile_rules compiles to a C function for segengine._fastpath
-        # (distinct names: the two compiled forms never share a cache entry)
+        # ingest_event_c, which CompiledRules.event_cfunc compiles to a C function for
+        # segengine._fastpath (distinct names: the two compiled forms never share a cache entry;
+        # a process compiles only one of them)
         event_body = f"""(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index):
     # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)
     # or the number of actions waiting in the output buffer (Python reads it only if > 0)
