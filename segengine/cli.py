@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +28,7 @@ from . import __version__
 from .actions import format_value
 from .engine import Engine
 from .errors import EventError, RulesError
-from .events import ROOM_TYPES, Action
+from .events import ROOM_TYPES, UTF8_BOM, Action
 from .rules.load import RuleSet, load_rules_file
 
 __all__ = ["main"]
@@ -41,6 +41,8 @@ CHUNK_LINES = 8192            # events per ingest_many call during replay
 DEMO_VIEWERS = 5_000          # keeps `segengine demo` at ~10 s once the rules are compiled
 KIND_LABELS = {"passerby": "passers-by", "watcher": "watchers", "fan": "fans"}
 MAX_DWELL_LOOKUPS = 200_000   # kind table: mean dwell costs one engine.viewer() call per viewer
+MAX_SKIPPED_LINES = 1_000     # line numbers of skipped events kept for the summary
+SKIPPED_SHOWN = 10            # ... of which the text summary shows this many
 
 
 class UsageError(Exception):
@@ -48,7 +50,17 @@ class UsageError(Exception):
 
 
 class DataError(Exception):
-    """A malformed event or file content: exit code 1. ``str`` is the full message."""
+    """A malformed event or file content: exit code 1. ``str`` is the full message.
+
+    ``info`` is the error as JSON (``kind``, ``message``, ``file``, ``line``, ``col``, ``field``,
+    ``source_line``); ``payload`` holds more keys for the ``--json`` output (the summary of
+    what was replayed before the stop).
+    """
+
+    def __init__(self, message: str, info: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.info = info or {"kind": "data", "message": message}
+        self.payload: dict[str, Any] = {}
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -76,8 +88,21 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def tenths(part: float, whole: float) -> int:
+    """``part / whole`` in tenths of a percent, rounded once, half up: 939/2000 -> 470."""
+    if isinstance(part, int) and isinstance(whole, int):
+        return (2000 * part + whole) // (2 * whole)     # exact integer arithmetic
+    return math.floor(1000.0 * part / whole + 0.5)
+
+
 def pct(part: float, whole: float) -> str:
-    return f"{100.0 * part / whole:.1f} %" if whole else "-"
+    """``46.9 %``: one rounding of the exact ratio (``-`` when ``whole`` is 0)."""
+    return f"{tenths(part, whole) / 10:.1f} %" if whole else "-"
+
+
+def _diagnostic_json(d: Any) -> dict[str, Any]:
+    return {"kind": "rules", "file": d.file, "line": d.line, "col": d.col, "message": d.message,
+            "source_line": d.source_line}
 
 
 def _params_text(params: dict[str, Any]) -> str:
@@ -200,6 +225,8 @@ class Replay:
         self.lines = 0
         self.rejected = 0
         self.warnings: list[str] = []
+        self.errors: list[dict[str, Any]] = []    # the first max_warnings bad events, as JSON
+        self.skipped_lines: list[int] = []        # line numbers of the first MAX_SKIPPED_LINES bad events
         self.started = time.perf_counter()
         self.seconds = 0.0
 
@@ -235,6 +262,8 @@ class Replay:
                 bad = start + (err.index or 0)
                 self._record(lite[start:bad])
                 self._actions(getattr(err, "actions", []))
+                if not self.skip_errors:  # the replay stops here: count the lines read up to this one
+                    self.lines += bad + 1
                 self._reject(lines[bad], line_nos[bad], err)
                 start = bad + 1
                 continue
@@ -254,10 +283,17 @@ class Replay:
         message = f"{self.source}:{line_no}:{col}: bad event: {err.reason}{where}"
         if len(text) <= 300:
             message += f"\n    {text}\n    {' ' * (col - 1)}^"
+        info = {"kind": "event", "message": err.reason, "file": self.source, "line": line_no, "col": col,
+                "field": err.field, "source_line": text if len(text) <= 300 else text[:300]}
         if not self.skip_errors:
-            raise DataError(message)
+            self.errors.append(info)
+            raise DataError(f"{message}\nreplay stopped at line {line_no}; with --skip-errors it reports bad "
+                            "events and goes on", info)
+        if len(self.skipped_lines) < MAX_SKIPPED_LINES:
+            self.skipped_lines.append(line_no)
         if len(self.warnings) < self.max_warnings:
             self.warnings.append(message)
+            self.errors.append(info)
             print(message, file=sys.stderr)
 
     def _record(self, lite: list[_Lite]) -> None:
@@ -324,15 +360,18 @@ class Replay:
             bit = _STEP_BIT[step]
             viewers = sum(1 for m in self.steps.values() if m & bit)
             row: dict[str, Any] = {"step": step, "viewers": viewers, "events": self.step_events[step]}
-            if i:
-                prev = funnel[-1]["viewers"]
-                row["of_previous"] = round(viewers / prev, 4) if prev else None
-                row["drop_off"] = round(1 - viewers / prev, 4) if prev else None
+            if i:  # exact ratios of the counts; the text report rounds each once (render_funnel)
+                prev, entered = funnel[-1]["viewers"], funnel[0]["viewers"]
+                row["of_previous"] = viewers / prev if prev else None
+                row["drop_off"] = (prev - viewers) / prev if prev else None
+                row["of_entered"] = viewers / entered if entered else None
             funnel.append(row)
         total_actions = sum(self.actions_per_rule.values())
         out: dict[str, Any] = {
+            "ok": not self.rejected, "errors": self.errors,
             "rules_file": rules.filename, "events_file": self.source,
             "events": stats["events"], "lines": self.lines, "rejected": self.rejected, "late": stats["late"],
+            "skipped": {"count": self.rejected if self.skip_errors else 0, "lines": self.skipped_lines},
             "viewers": stats["viewers"], "rooms": len(self.room_start),
             "stream_seconds": round((self.last_ts or 0) - (self.first_ts or 0), 3),
             "actions": total_actions,
@@ -379,11 +418,18 @@ class Replay:
 
 
 def iter_chunks(stream: IO[bytes], size: int, progress: Progress | None = None) -> Iterator[tuple[list[bytes], list[int]]]:
-    """Non-blank lines of ``stream`` in chunks of ``size``, with their 1-based line numbers."""
+    """Non-blank lines of ``stream`` in chunks of ``size``, with their 1-based line numbers.
+
+    A UTF-8 byte order mark opening the stream is dropped.
+    """
     lines: list[bytes] = []
     nos: list[int] = []
     done = 0
-    for no, line in enumerate(stream, 1):
+    rest = iter(stream)
+    first = next(rest, b"")
+    if first[:3] == UTF8_BOM:
+        first = first[3:]
+    for no, line in enumerate(chain((first,), rest), 1):
         done += len(line)
         if line.strip():
             lines.append(line)
@@ -432,15 +478,19 @@ def render_segments(summary: dict[str, Any]) -> list[str]:
 
 
 def render_funnel(summary: dict[str, Any]) -> list[str]:
+    """Each percentage from the viewer counts, rounded once; of previous + drop-off = 100.0 %."""
     out = ["Purchase funnel (distinct viewers reaching each step)",
            f"  {'step':<9} {'viewers':>8} {'events':>9}  {'of previous':>11}  {'drop-off':>8}  {'of entered':>10}"]
     entered = summary["funnel"][0]["viewers"]
+    prev = None
     for row in summary["funnel"]:
-        if "of_previous" in row and row["of_previous"] is not None:
-            rel = f"{row['of_previous'] * 100:10.1f} %  {row['drop_off'] * 100:6.1f} %"
+        if prev:
+            kept = tenths(row["viewers"], prev)
+            rel = f"{kept / 10:10.1f} %  {(1000 - kept) / 10:6.1f} %"
         else:
             rel = f"{'':>12}  {'':>8}"
         out.append(f"  {row['step']:<9} {row['viewers']:>8,} {row['events']:>9,}  {rel}  {pct(row['viewers'], entered):>10}")
+        prev = row["viewers"]
     return out
 
 
@@ -452,6 +502,12 @@ def render_replay(summary: dict[str, Any]) -> str:
     lines = [head]
     if summary["rejected"] or summary["late"]:
         lines.append(f"  rejected events: {summary['rejected']:,}   late events: {summary['late']:,}")
+    skipped = summary["skipped"]
+    if skipped["count"]:
+        shown = skipped["lines"][:SKIPPED_SHOWN]
+        more = f", ... (the first {len(shown)} of {skipped['count']:,})" if skipped["count"] > len(shown) else ""
+        lines.append(f"  skipped bad events at line{'s' if len(shown) > 1 else ''} "
+                     f"{', '.join(str(n) for n in shown)}{more}")
     lines.append(f"  {summary['actions']:,} actions to {summary['viewers_with_actions']:,} viewers")
     lines += [""] + render_rules(summary) + [""] + render_segments(summary) + [""] + render_funnel(summary)
     if "kinds" in summary:
@@ -473,32 +529,79 @@ def render_kinds(kinds: dict[str, dict[str, Any]]) -> list[str]:
 
 # --- commands ---------------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
+    """Check a rules file, a rule-test file (``*.test.toml``), or every ``*.toml`` in a directory."""
+    path = Path(args.rules)
+    if path.is_dir():
+        # rules files first, then rule-test files (which name a rules file, maybe one of these)
+        files = sorted((p for p in path.glob("*.toml") if p.is_file()), key=lambda p: (p.name.endswith(".test.toml"), p.name))
+        if not files:
+            raise UsageError(f"no *.toml files in directory {args.rules!r}")
+        names = [str(p) for p in files]
+    elif path.is_file():
+        names = [args.rules]
+    else:
+        raise UsageError(f"cannot read rules file {args.rules!r}: no such file or directory")
+    results, seen, failed = [], set(), 0
+    for name in names:
+        result, report = _check_file(name, args.compile)
+        results.append(result)
+        if result["ok"]:
+            if not args.json:
+                print(report)
+            continue
+        failed += 1
+        # a test file repeats the errors of its rules file: print each diagnostic once
+        fresh = [d for d in report if (d.file, d.line, d.col, d.message) not in seen]
+        seen.update((d.file, d.line, d.col, d.message) for d in report)
+        n = len(report)
+        text = "\n".join(str(d) for d in fresh)
+        if len(fresh) < n:
+            k = n - len(fresh)
+            text += ("\n" if text else "") + f"({plural(k, 'error')} of the rules file it names, reported above)"
+        print(f"{text}\n{n} error{'s' if n != 1 else ''} in {name}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results[0] if not path.is_dir() else results, indent=2))
+    elif len(names) > 1:
+        print(f"checked {plural(len(names), 'file')} in {args.rules}: {len(names) - failed} ok, {failed} with errors")
+    return EXIT_ERRORS if failed else EXIT_OK
+
+
+def _check_file(name: str, compile_: bool) -> tuple[dict[str, Any], Any]:
+    """(JSON result, the ok line or the list of diagnostics) for one file; prints nothing."""
+    if name.endswith(".test.toml"):
+        return _check_test_file(name)
     try:
-        rules = _load_rules(args.rules)
+        rules = load_rules_file(name)
     except RulesError as err:
-        if args.json:
-            print(json.dumps({"file": args.rules, "ok": False, "errors": [
-                {"file": d.file, "line": d.line, "col": d.col, "message": d.message, "source_line": d.source_line}
-                for d in err.diagnostics]}, indent=2))
-        n = len(err.diagnostics)
-        print(f"{err}\n{n} error{'s' if n != 1 else ''} in {args.rules}", file=sys.stderr)
-        return EXIT_ERRORS
-    if args.compile:
+        return {"file": name, "ok": False, "errors": [_diagnostic_json(d) for d in err.diagnostics]}, err.diagnostics
+    compiled = 0.0
+    if compile_:
         started = time.perf_counter()
         Engine(rules).warmup()
         compiled = time.perf_counter() - started
     n_event = sum(r.is_event_rule for r in rules.rules)
-    if args.json:
-        print(json.dumps({"file": args.rules, "ok": True, "errors": [],
-                          "rules": [r.name for r in rules.rules], "segments": list(rules.segments),
-                          "profile": list(rules.profile), "categories": list(rules.categories),
-                          "event_types": list(rules.event_types)}, indent=2))
-    else:
-        print(f"{args.rules}: ok: {plural(len(rules.rules), 'rule')} ({len(rules.rules) - n_event} state, "
-              f"{n_event} event), {plural(len(rules.segments), 'segment')}, "
-              f"{plural(len(rules.profile), 'profile attribute')}"
-              + (f"; compiled in {compiled:.1f} s" if args.compile else ""))
-    return EXIT_OK
+    result = {"file": name, "ok": True, "errors": [],
+              "rules": [r.name for r in rules.rules], "segments": list(rules.segments),
+              "profile": list(rules.profile), "categories": list(rules.categories),
+              "event_types": list(rules.event_types)}
+    line = (f"{name}: ok: {plural(len(rules.rules), 'rule')} ({len(rules.rules) - n_event} state, "
+            f"{n_event} event), {plural(len(rules.segments), 'segment')}, "
+            f"{plural(len(rules.profile), 'profile attribute')}"
+            + (f"; compiled in {compiled:.1f} s" if compile_ else ""))
+    return result, line
+
+
+def _check_test_file(name: str) -> tuple[dict[str, Any], Any]:
+    """A rule-test file is checked as one (its keys, times, names and its rules file), not run."""
+    from .ruletest import load_suite
+
+    try:
+        suite = load_suite(name)
+    except RulesError as err:
+        return {"file": name, "ok": False, "errors": [_diagnostic_json(d) for d in err.diagnostics]}, err.diagnostics
+    result = {"file": name, "ok": True, "errors": [], "rules_file": suite.rules_path,
+              "tests": [case.name for case in suite.cases]}
+    return result, f"{name}: ok: {plural(len(suite.cases), 'rule test')} of {suite.rules_path} (run them with segengine test)"
 
 
 def _open_events(path: str) -> tuple[IO[bytes], int | None]:
@@ -533,8 +636,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         progress = Progress("replay", size, _progress_enabled(args.progress))
         replay = Replay(engine, args.events if args.events != "-" else "<stdin>", skip_errors=args.skip_errors,
                         out=out, timeline_every=args.timeline)
-        for lines, nos in iter_chunks(stream, args.chunk, progress):
-            replay.feed(lines, nos)
+        try:
+            for lines, nos in iter_chunks(stream, args.chunk, progress):
+                replay.feed(lines, nos)
+        except DataError as err:  # stopped at a bad event: --json still tells what was replayed
+            progress.close(size or 0, replay.lines)
+            replay.seconds = time.perf_counter() - replay.started
+            err.payload = replay.summary()
+            raise
         replay.finish()
         progress.close(size or 0, replay.lines)
     finally:
@@ -568,6 +677,10 @@ def _simulate(viewers: int, hours: float, rooms: int, seed: int, with_kind: bool
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     _check_workload(args)
+    if args.output is None and sys.stdout.isatty():  # as gzip and zstd refuse to write to a terminal
+        raise UsageError("not writing NDJSON to a terminal (the default run is about 65 MB): write it to a file "
+                         "with -o FILE, or pipe it (segengine simulate | segengine replay RULES -); "
+                         "-o - writes to stdout anyway")
     progress = Progress("simulate", args.hours * 3600.0, _progress_enabled(args.progress))
     started = time.perf_counter()
     n = 0
@@ -689,7 +802,8 @@ def render_demo(summary: dict[str, Any], replay: Replay) -> str:
     out += render_kinds(kinds)
     out.append("")
     out += render_segments(summary)
-    out.append("  (passerby and watcher count viewers present at that moment; fan counts everyone who qualifies)")
+    if bundled:  # what the bundled rules' segments mean; a user's own segments may mean anything
+        out.append("  (passerby and watcher count viewers present at that moment; fan counts everyone who qualifies)")
     out.append("")
     out.append("What was sent to whom, and when (the first firing of each rule; time from stream start)")
     shown = summary["first_actions"] + [a for story in summary["stories"] for a in story["actions"]]
@@ -857,6 +971,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_failure(args: argparse.Namespace, errors: list[dict[str, Any]], payload: dict[str, Any] | None = None) -> None:
+    """With ``--json``, a command that fails still writes one JSON object on stdout."""
+    if getattr(args, "json", None) is not True:   # bench's --json is a path
+        return
+    print(json.dumps({**(payload or {}), "ok": False, "errors": errors}, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 rule or data errors, 2 usage)."""
     parser = build_parser()
@@ -868,13 +989,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UsageError as err:
         print(f"segengine {args.command}: error: {err}", file=sys.stderr)
+        _json_failure(args, [{"kind": "usage", "message": str(err)}])
         return EXIT_USAGE
     except RulesError as err:
         n = len(err.diagnostics)
         print(f"{err}\n{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        _json_failure(args, [_diagnostic_json(d) for d in err.diagnostics])
         return EXIT_ERRORS
     except DataError as err:
         print(str(err), file=sys.stderr)
+        _json_failure(args, [err.info], err.payload)
         return EXIT_ERRORS
     except BrokenPipeError:
         # The reader went away (`segengine simulate | head`): stop quietly.

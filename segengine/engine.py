@@ -19,7 +19,7 @@ from .actions import ParamsTemplate
 from .batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import EventError
-from .events import ROOM_TYPES, Action, Event, decode_json, decode_ndjson, json_decoder, validate
+from .events import ROOM_TYPES, UTF8_BOM, Action, Event, decode_json, decode_ndjson, json_decoder, type_problem, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
@@ -351,6 +351,8 @@ class Engine:
             return self._run_batch(batch, errors)
         if isinstance(batch, (bytes, bytearray, memoryview, str)):
             data = batch.encode() if isinstance(batch, str) else bytes(batch)
+            if data[:3] == UTF8_BOM:  # a byte order mark opening the input: ignored on every NDJSON path
+                data = data[3:]
             if data.count(b"\n") >= SMALL_BATCH:
                 scanned = scan_ndjson(data, self._rules.event_types, ROOM_TYPES, self._rules.categories)
                 # every line valid: straight from the bytes to columns (undeclared categories are
@@ -362,7 +364,14 @@ class Engine:
                 except EventError:
                     events = None  # some line does not decode: go line by line to find and locate it
                 if events is not None:
-                    return self._run_batch(Batch.from_events(events, self._codes), errors)
+                    try:
+                        return self._run_batch(Batch.from_events(events, self._codes), errors)
+                    except EventError as err:  # the types became codes: name the bad one as check() does
+                        if err.field != "type" or err.index is None:
+                            raise
+                        named = EventError(type_problem(events[err.index].type, self._types), "type", err.index)
+                        named.actions = err.actions  # type: ignore[attr-defined]
+                        raise named from None
             items: Iterable[Any] = (line for line in data.split(b"\n") if line.strip())
         else:
             items = batch
@@ -406,6 +415,8 @@ class Engine:
                 batch, codes = batch.take(~bad), codes[~bad]
             else:
                 self._rejected += 1
+                if field == "type" and batch.type.dtype.kind not in "iu":  # names, not codes: say which
+                    message = type_problem(batch.value("type", row), self._types)
                 failure = EventError(message, field, row)
                 batch, codes = batch.take(np.arange(row)), codes[:row]
         actions: list[Action] = []

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from .errors import EventError
+from .rules.suggest import closest
 
 __all__ = ["Event", "Action", "BUILTIN_TYPES", "ROOM_TYPES", "EVENT_FIELDS", "validate", "decode_json", "decode_ndjson"]
 
@@ -130,7 +131,7 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
     if not isinstance(t, str):
         raise EventError(f"Expected `str`, got `{type(t).__name__}`", "type")
     if t not in known_types:
-        raise EventError(f"unknown event type {t!r}", "type")
+        raise EventError(unknown_type_message(t, known_types), "type")
     ts = ev.ts
     if ts is None:
         raise EventError("Object missing required field `ts`", "ts")
@@ -170,6 +171,21 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
         ev.amount = float(ev.amount)
 
 
+def unknown_type_message(t: str, known_types: frozenset[str]) -> str:
+    """``unknown event type 'lik' (did you mean 'like'?)``: the one wording of every ingest path."""
+    best = closest(t, sorted(known_types))
+    return f"unknown event type {t!r}" + (f" (did you mean {best!r}?)" if best else "")
+
+
+def type_problem(t: Any, known_types: frozenset[str]) -> str:
+    """What is wrong with an event's ``type`` value (batch paths: the same words as :func:`check`)."""
+    if t is None:
+        return "Object missing required field `type`"
+    if not isinstance(t, str):
+        return f"Expected `str`, got `{type(t).__name__}`"
+    return unknown_type_message(t, known_types)
+
+
 def check_decoded(ev: Event, known_types: frozenset[str]) -> None:
     """The checks msgspec's typed decode leaves to us: presence, known type, finiteness."""
     t, ts, price, amount = ev.type, ev.ts, ev.price, ev.amount
@@ -181,6 +197,8 @@ def check_decoded(ev: Event, known_types: frozenset[str]) -> None:
 
 
 _INF = float("inf")
+#: A UTF-8 byte order mark: accepted (ignored) at the start of NDJSON input, on every path.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def decode_json(data: bytes | bytearray | memoryview | str) -> Event:
@@ -196,10 +214,15 @@ def decode_json(data: bytes | bytearray | memoryview | str) -> Event:
 def decode_ndjson(data: bytes, fallback: bool = True) -> list[Event]:
     """Decode NDJSON bytes (one object per line, blank lines skipped) into events.
 
+    A UTF-8 byte order mark at the very start is ignored.
+
     One batch decode when every line is valid; otherwise falls back line by line so
     the error names the offending line (``EventError.index``, 0-based among events).
     """
-    body = bytes(data).strip()
+    body = bytes(data)
+    if body[:3] == UTF8_BOM:  # a byte order mark opening the file (Windows editors write one)
+        body = body[3:]
+    body = body.strip()
     if not body:
         return []
     try:

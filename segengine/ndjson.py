@@ -29,6 +29,7 @@ Mirrors of ``decode_ndjson`` (which joins the lines into one JSON array): leadin
 trailing whitespace of the whole input (``bytes.strip``: space, \\t, \\n, \\r, \\x0b, \\x0c) is
 ignored, but a blank line *between* events makes that decode fail, so the scanner returns
 ``None`` for it too. Empty (or whitespace-only) input gives a ``Scanned`` with ``n == 0``.
+A UTF-8 byte order mark at the very start is ignored (as ``decode_ndjson`` ignores it).
 """
 
 from __future__ import annotations
@@ -744,6 +745,7 @@ def _name_tables(type_names: tuple[str, ...], room_types: frozenset[str], catego
 _str_list = msgspec.json.Decoder(list[str])
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_BOM = b"\xef\xbb\xbf"
 
 
 def scan_ndjson(data: bytes, type_names: Sequence[str], room_types: Collection[str],
@@ -768,6 +770,8 @@ def scan_ndjson(data: bytes, type_names: Sequence[str], room_types: Collection[s
         return None
     if not isinstance(data, bytes):
         data = bytes(data)
+    if data[:3] == _BOM:  # a UTF-8 byte order mark opening the input is ignored, as decode_ndjson does
+        data = data[3:]
     buf = np.frombuffer(data, np.uint8)
     nbuf, nmeta, ntab, cat_code = _name_tables(tuple(type_names), frozenset(room_types), tuple(categories))
     status, n, icol, fcol, ent, fix, st = _scan(buf, nbuf, nmeta, ntab)
