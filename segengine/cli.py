@@ -1,4 +1,4 @@
-"""The ``segengine`` command line (SPEC §6): check, replay, simulate, demo, bench, test.
+"""The ``segengine`` command line (docs/cli.md): check, replay, simulate, demo, bench, test.
 
 Exit codes: 0 ok; 1 rule or data errors (a bad rules file, a malformed event, a failing
 rule test); 2 usage (bad arguments, an unreadable input file). Errors go to stderr, rules
@@ -38,7 +38,7 @@ FUNNEL = ("enter", "view", "click", "cart", "checkout", "pay")
 _STEP_BIT = {t: 1 << i for i, t in enumerate(FUNNEL)}
 _ENTER_BIT = _STEP_BIT["enter"]
 CHUNK_LINES = 8192            # events per ingest_many call during replay
-DEMO_VIEWERS = 5_000          # keeps `segengine demo` at ~10 s once the rules are compiled
+DEMO_VIEWERS = 5_000          # keeps `segengine demo` at ~2 s once the rules are compiled (docs/cli.md)
 KIND_LABELS = {"passerby": "passers-by", "watcher": "watchers", "fan": "fans"}
 MAX_DWELL_LOOKUPS = 200_000   # kind table: mean dwell costs one engine.viewer() call per viewer
 MAX_SKIPPED_LINES = 1_000     # line numbers of skipped events kept for the summary
@@ -912,9 +912,11 @@ def build_parser() -> argparse.ArgumentParser:
     progress_flag.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                                help="progress bar on stderr (default: only when stderr is a terminal)")
 
-    p = sub.add_parser("check", parents=[json_flag], help="check a rules file; report every error with its position",
-                       description="Load and type-check a rules file. Errors: FILE:LINE:COL: message, source line, caret.")
-    p.add_argument("rules", metavar="RULES", help="rules file (TOML)")
+    p = sub.add_parser("check", parents=[json_flag],
+                       help="check a rules file (or every *.toml in a directory); report every error with its position",
+                       description="Load and type-check a rules file, a rule-test file (*.test.toml, checked, not run) "
+                                   "or every *.toml in a directory. Errors: FILE:LINE:COL: message, source line, caret.")
+    p.add_argument("rules", metavar="RULES", help="rules file (TOML), rule-test file, or a directory of them")
     p.add_argument("--compile", action="store_true", help="also compile the kernels (fills the cache)")
     p.set_defaults(func=cmd_check)
 
@@ -940,8 +942,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", parents=[workload, json_flag, progress_flag],
                        help="write the standard synthetic workload as NDJSON",
-                       description="Synthetic live-room events (SPEC §7), deterministic for a seed, streamed.")
-    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+                       description="Synthetic live-room events (the benchmark workload), deterministic for a seed, streamed. "
+                                   "Refuses to write to a terminal without -o.")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write here instead of stdout ('-': stdout, even a terminal)")
     p.add_argument("--with-kind", action="store_true", help="add the true viewer kind to enter events")
     p.add_argument("--string-ids", action="store_true", help="viewer ids 'u1', 'u2' ... instead of integers")
     p.set_defaults(func=cmd_simulate)
