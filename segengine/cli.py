@@ -533,7 +533,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     path = Path(args.rules)
     if path.is_dir():
         # rules files first, then rule-test files (which name a rules file, maybe one of these)
-        files = sorted((p for p in path.glob("*.toml") if p.is_file()), key=lambda p: (p.name.endswith(".test.toml"), p.name))
+        files = sorted((p for p in path.glob("*.toml") if p.is_file()),
+                       key=lambda p: (p.name.endswith(".test.toml"), p.name))
         if not files:
             raise UsageError(f"no *.toml files in directory {args.rules!r}")
         names = [str(p) for p in files]
@@ -601,7 +602,8 @@ def _check_test_file(name: str) -> tuple[dict[str, Any], Any]:
         return {"file": name, "ok": False, "errors": [_diagnostic_json(d) for d in err.diagnostics]}, err.diagnostics
     result = {"file": name, "ok": True, "errors": [], "rules_file": suite.rules_path,
               "tests": [case.name for case in suite.cases]}
-    return result, f"{name}: ok: {plural(len(suite.cases), 'rule test')} of {suite.rules_path} (run them with segengine test)"
+    line = f"{name}: ok: {plural(len(suite.cases), 'rule test')} of {suite.rules_path} (run them with segengine test)"
+    return result, line
 
 
 def _open_events(path: str) -> tuple[IO[bytes], int | None]:

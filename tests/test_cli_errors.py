@@ -14,6 +14,7 @@ import select
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import msgspec
@@ -193,7 +194,8 @@ def test_simulate_refuses_to_flood_a_terminal():
         proc = subprocess.Popen([sys.executable, "-m", "segengine", "simulate", "--viewers", "50", "--hours", "0.1"],
                                 stdout=follower, stderr=subprocess.PIPE, cwd=ROOT)
         os.close(follower)
-        while True:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             if select.select([leader], [], [], 0.05)[0]:
                 try:
                     chunk = os.read(leader, 65536)
@@ -204,6 +206,9 @@ def test_simulate_refuses_to_flood_a_terminal():
                     continue
             if proc.poll() is not None:
                 break
+        else:
+            proc.kill()
+            proc.wait()
         err = proc.stderr.read().decode()
         proc.stderr.close()
     finally:
