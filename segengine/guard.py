@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 __all__ = ["Guard", "exclusive"]
 
@@ -47,7 +47,7 @@ class Guard:
             self.owner = me
         self.depth += 1
 
-    def __exit__(self, *exc_info: object) -> bool:
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         self.depth -= 1
         if not self.depth:
             self.owner = 0
