@@ -2,8 +2,9 @@
 
 from .batch import Batch, Coded
 from .engine import Engine
-from .errors import Diagnostic, EventError, RulesError, SegengineError, SnapshotError
+from .errors import ConcurrentUseError, Diagnostic, EventError, RulesError, SegengineError, SnapshotError
 from .events import Action, Event
 
-__all__ = ["Engine", "Event", "Action", "Batch", "Coded", "EventError", "RulesError", "SnapshotError", "SegengineError", "Diagnostic"]
+__all__ = ["Engine", "Event", "Action", "Batch", "Coded", "EventError", "RulesError", "SnapshotError", "SegengineError", "Diagnostic",
+           "ConcurrentUseError"]
 __version__ = "0.1.0.dev0"

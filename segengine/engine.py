@@ -18,9 +18,10 @@ import numpy as np
 from .actions import ParamsTemplate
 from .batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
-from .errors import EventError
+from .errors import ConcurrentUseError, EventError
 from .events import ROOM_TYPES, UTF8_BOM, Action, Event, decode_json, decode_ndjson, json_decoder, type_problem, validate
 from .explain import Explanation, FiringLog, explain as explain_rule
+from .guard import Guard, exclusive
 from .interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.runtime import (
@@ -72,6 +73,8 @@ class Engine:
     """
 
     def __init__(self, rules: RuleSet, *, capacity: int = 1024):
+        # one thread at a time: every public call enters it (segengine/guard.py); the C one when built
+        self._guard = (_fastpath.Guard if _fastpath is not None else Guard)(ConcurrentUseError)
         self._compiled: CompiledRules = compile_rules(rules)
         self._setup(self._compiled)
         self._viewers: Interner = Interner()
@@ -142,7 +145,8 @@ class Engine:
             kernel=kernel.address, tab_addr=store.tab_addr, matrices=(M_VI, M_VF, M_VN, M_VIDS), keep=(store.tab, kernel),
             viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
-            decode=json_decoder.decode, full_path=MethodType(Engine.ingest, self), finish=self._finish_fast)
+            decode=json_decoder.decode, full_path=MethodType(Engine._ingest, self), finish=self._finish_fast,
+            guard=self._guard)  # FastPath.ingest holds the guard: its hand-overs need not enter it again
         self._k_event = fast.call
         if not self._uses_text:
             self._fast = fast
@@ -181,6 +185,7 @@ class Engine:
         """
         return _snapshot.load(cls, path)
 
+    @exclusive
     def snapshot(self, path: str | Path) -> int:
         """Save the whole state to ``path`` atomically (temp file, fsync, rename); returns its size in bytes."""
         return _snapshot.save(self, path)
@@ -220,6 +225,18 @@ class Engine:
 
     # ingestion -------------------------------------------------------------------------------
     def ingest(self, event: Event | dict | bytes | str) -> list[Action]:
+        """Apply one event; return the actions of due timers, then of the event's rules.
+
+        Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
+        :class:`EventError` (state untouched) on a malformed event, and
+        :class:`ConcurrentUseError` (state untouched) when another thread is inside a call
+        of this engine. Where ``segengine._fastpath`` is built this is one C call
+        (``FastPath.ingest``, see :meth:`_bind_kernel`).
+        """
+        with self._guard:
+            return self._ingest(event)
+
+    def _ingest(self, event: Event | dict | bytes | str) -> list[Action]:
         """Apply one event; return the actions of due timers, then of the event's rules.
 
         Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
@@ -335,6 +352,7 @@ class Engine:
             self._drain(events, actions)
         return actions
 
+    @exclusive
     def ingest_many(self, batch: Iterable[Event | dict] | bytes | str | Batch, errors: str = "raise") -> list[Action]:
         """Apply a batch in order, in one kernel call; same actions as ingesting the events one by one.
 
@@ -562,6 +580,7 @@ class Engine:
                 ensure(len(interner))
         return slots
 
+    @exclusive
     def advance(self, now: float) -> list[Action]:
         """Fire every timer due at or before ``now`` (event time, seconds). Cost: O(due timers x log n)."""
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
@@ -635,6 +654,7 @@ class Engine:
         return self._strings.keys[code] if 0 <= code < len(self._strings) else ""
 
     # profiles and queries -------------------------------------------------------------------
+    @exclusive
     def set_profile(self, viewer: str | int, **attrs: Any) -> None:
         """Set profile attributes declared in ``[profile]``; checked before anything changes."""
         if isinstance(viewer, bool) or not isinstance(viewer, (str, int)):
@@ -662,6 +682,7 @@ class Engine:
         now = int(self._store.META[0, META_NOW])
         return 0 if now == MISSING else now
 
+    @exclusive
     def segment_size(self, name: str, room: str | None = None) -> int:
         """Viewers (that sent an accepted event) in segment ``name`` at the engine's latest time. O(viewers)."""
         seg = self._segment_index.get(name)
@@ -674,6 +695,7 @@ class Engine:
                 return 0
         return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers)))
 
+    @exclusive
     def viewer(self, viewer: str | int) -> dict[str, Any]:
         """Features, profile, tags and segments of one viewer, at the engine's latest time."""
         slot = self._viewers.get(viewer)
@@ -692,6 +714,7 @@ class Engine:
         result["tags"] = [t for t in lay.tags if self._store.VI[slot, lay.tag_bit(t)[0]] & lay.tag_bit(t)[1]]
         return result
 
+    @exclusive
     def explain(self, viewer: str | int, rule: str) -> Explanation:
         """Why ``rule`` would or would not fire for ``viewer`` now (the engine's latest time).
 
@@ -704,6 +727,7 @@ class Engine:
         """
         return explain_rule(self, viewer, rule)
 
+    @exclusive
     def reload(self, rules: str | Path, *, warmup: bool = True) -> bool:
         """Run new rules from now on, keeping every viewer's and room's state.
 
@@ -715,6 +739,7 @@ class Engine:
         """
         return reload_rules(self, rules, warmup=warmup)
 
+    @exclusive
     def stats(self) -> dict[str, Any]:
         """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
         meta = self._store.META[0]

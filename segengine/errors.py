@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SegengineError", "EventError", "RulesError", "Diagnostic", "SnapshotError"]
+__all__ = ["SegengineError", "EventError", "RulesError", "Diagnostic", "SnapshotError", "ConcurrentUseError"]
 
 
 class SegengineError(Exception):
@@ -67,3 +67,25 @@ class RulesError(SegengineError, ValueError):
 
 class SnapshotError(SegengineError, ValueError):
     """A snapshot that cannot be read: truncated, corrupt, foreign or from another format version."""
+
+
+class ConcurrentUseError(SegengineError, RuntimeError):
+    """An engine was called from a second thread while a call from another thread was running.
+
+    Engines are single-threaded: such a call is refused before it reads or changes anything
+    (the running call is not disturbed). Use one engine per thread, or serialise the calls
+    with a lock.
+
+    Attributes
+    ----------
+    owner : int
+        ``threading.get_ident()`` of the thread whose call was running.
+    thread : int
+        ``threading.get_ident()`` of the refused caller.
+    """
+
+    def __init__(self, owner: int, thread: int):
+        self.owner = owner
+        self.thread = thread
+        super().__init__(f"segengine engines are single-threaded: called from thread {thread} while a call from "
+                         f"thread {owner} is running; use one engine per thread, or serialise calls with a lock")

@@ -18,7 +18,9 @@ Layout of a file (all integers little-endian)::
     checksum   32 bytes  sha256 of everything before it
 
 Only the rows in use are written (viewer and room rows handed out, live timer-heap
-entries); the capacities are in the header, so a restored engine has the same arrays.
+entries); the capacities are in the header, and so are the sizes of the int-id indexes
+(derived from the id maps, rebuilt on load), so a restored engine has the same arrays at
+the same sizes (``stats()["memory"]`` is equal).
 Writing goes to a temporary file in the target's directory, which is flushed, fsynced,
 renamed over the target with ``os.replace`` and followed by an fsync of the directory:
 a crash at any point leaves either the previous file or the new one, whole.
@@ -91,7 +93,9 @@ def _write(f: BinaryIO, hasher: Any, data: memoryview | bytes) -> None:
 
 
 def _interner_dict(interner: Interner, with_state: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {"keys": interner.keys}
+    # the int-key index is derived from the keys, but its size is kept: the restored engine's
+    # index (the viewers' one is a state array, in stats()["memory"]) is then the same size
+    out: dict[str, Any] = {"keys": interner.keys, "index": len(interner.index)}
     if with_state:
         out["free"] = interner.free
         out["state"] = bytes(interner.state)
@@ -328,7 +332,13 @@ def _fill_interner(interner: Interner, data: dict[str, Any]) -> None:
     interner.state = bytearray(data["state"]) if "state" in data else bytearray(len(keys))
     if len(interner.state) != len(keys) or len(interner.ids) + len(interner.free) != len(keys):
         raise ValueError("inconsistent id map")
-    interner.reindex()
+    size = data.get("index")
+    if size is None:  # written before the size was saved
+        interner.reindex()
+    elif type(size) is not int or not 0 < size <= min(2 * Interner.DENSE_LIMIT, 8 * (len(keys) + 4096)):
+        raise ValueError(f"bad index size {size!r}")  # an index grows to at most that (Interner._cover)
+    else:  # every int key below the size is in the index, as in the saved engine
+        interner.rebuild_index(size)
 
 
 def _fill_firings(engine: "Engine", data: dict[str, Any] | None) -> None:

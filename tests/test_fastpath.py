@@ -49,13 +49,23 @@ def test_the_extension_is_built_and_used(example_rules):
     assert slow._fast is None and slow.ingest.__func__ is Engine.ingest
 
 
+def test_ingest_has_a_signature_on_both_paths(example_rules):
+    """inspect.signature (IDEs, help(), typer-like tools) works on the C method too: a text signature."""
+    import inspect
+
+    for engine in (Engine(example_rules), pure_python(example_rules)):
+        sig = inspect.signature(engine.ingest)
+        assert list(sig.parameters) == ["event"]
+        assert "ConcurrentUseError" in engine.ingest.__doc__ and "EventError" in engine.ingest.__doc__
+
+
 def test_known_viewers_events_stay_in_c_in_every_form(example_rules):
     """Only the new viewer's first event goes to Python; later ones (dict, Event, JSON) and an
     event in a new room-free form do not (an Event's fields are read from its slots)."""
     if PURE:
         pytest.skip("pure-Python run")
-    python_ingest = Engine.ingest
-    with mock.patch.object(Engine, "ingest", autospec=True, side_effect=python_ingest) as full_path:
+    python_ingest = Engine._ingest  # Engine.ingest's code, which FastPath.ingest hands over to
+    with mock.patch.object(Engine, "_ingest", autospec=True, side_effect=python_ingest) as full_path:
         engine = Engine(example_rules)  # its FastPath hands over to the mock
     engine.ingest({"type": "enter", "viewer": "u1", "room": "r1", "ts": 1000.0})
     assert full_path.call_count == 1  # a new viewer: interned in Python

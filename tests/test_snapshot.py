@@ -109,6 +109,30 @@ def test_explain_history_round_trips(golden_rules, tmp_path):
     assert str(restored.explain("u1", "like3")) == str(engine.explain("u1", "like3"))
 
 
+def _sizes(engine: Engine) -> dict:
+    return {k: a.shape for k, a in engine._store.matrices().items()}
+
+
+def test_restored_engine_has_the_same_memory(golden_rules, tmp_path, monkeypatch):
+    """Every array, the int viewer-id index included, comes back at the saved size: stats()
+    are equal, "memory" too (the index used to be rebuilt at another size: 6000 rows, not 4108)."""
+    engine = Engine(golden_rules)
+    for i in range(3000):  # int ids grow the viewer-id index in steps: 1024, 2050, 4108 rows
+        engine.ingest(ev("enter", i if i % 2 else f"s{i}", 1000.0 + i, room=f"r{i % 7}"))
+    engine.snapshot(tmp_path / "s.seg")
+    restored = Engine.restore(tmp_path / "s.seg")
+    assert len(engine._viewers.index) == 4108
+    assert _sizes(restored) == _sizes(engine)
+    assert restored.stats()["memory"] == engine.stats()["memory"]
+    assert restored.stats() == engine.stats()
+    assert restored.ingest(ev("like", 2999, 5000.0)) == engine.ingest(ev("like", 2999, 5000.0))
+    # a file written before the index size was saved still loads (at the size its ids need)
+    real = snap._interner_dict
+    monkeypatch.setattr(snap, "_interner_dict", lambda *a, **k: {x: v for x, v in real(*a, **k).items() if x != "index"})
+    engine.snapshot(tmp_path / "old.seg")
+    assert Engine.restore(tmp_path / "old.seg").viewer(2999) == engine.viewer(2999)
+
+
 def test_snapshot_returns_its_size_and_overwrites(golden_rules, tmp_path):
     engine = Engine(golden_rules)
     path = tmp_path / "s.seg"
