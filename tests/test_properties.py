@@ -186,8 +186,9 @@ def every_pass():
         if rules.text not in made:
             with mock.patch.object(state_module, "SKIP_UNCHANGED", False):
                 made[rules.text] = load_rules(rules.text, rules.filename)
-                Engine(made[rules.text])  # fixes the layout; kernels compile on first use (not warmup():
-                # these tests never call the batch kernels)
+                # builds the layout under the patch; kernels compile on first use (no warmup(): these
+                # tests never call the batch kernels, which would cost a compile each)
+                Engine(made[rules.text])
         return Engine(made[rules.text])
     return make
 
