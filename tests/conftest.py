@@ -12,8 +12,49 @@ import pytest
 # Compile cache: reuse across runs, but never write into the user's home during CI.
 os.environ.setdefault("SEGENGINE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "segengine-test-cache"))
 
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+
 from segengine import Engine  # noqa: E402
 from segengine.rules.load import RuleSet, load_rules_file  # noqa: E402
+
+# --- hypothesis profiles ------------------------------------------------------------------------
+# "ci" (the default): derandomized, so every run of `python -m pytest -q` tries the same examples
+# on every machine, and no example database, so an old .hypothesis/ changes nothing.
+# "dev": random examples at the same counts, failures kept in .hypothesis/ and replayed first.
+# "thorough": ten times the examples, random, for hunting bugs (minutes per property test).
+# Pick one with HYPOTHESIS_PROFILE=NAME (or pytest --hypothesis-profile=NAME).
+#
+# Every profile prints a failing example, with the @reproduce_failure blob: one bug per test
+# (report_multiple_bugs=False), no explain phase (it re-runs slow tests many times), and shrinking
+# bounded by SHRINK_SECONDS (hypothesis' own bound is 5 minutes; it documents the constant as
+# monkeypatchable for this purpose).
+#
+# Tests state their example counts as ``examples(n)``: n under "ci" and "dev", 10 n under "thorough".
+SHRINK_SECONDS = 60
+_BASE_EXAMPLES = 100
+_COMMON = dict(deadline=None, print_blob=True, report_multiple_bugs=False,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                      HealthCheck.data_too_large])
+_NO_EXPLAIN = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+settings.register_profile("ci", derandomize=True, database=None, max_examples=_BASE_EXAMPLES,
+                          phases=_NO_EXPLAIN, **_COMMON)
+settings.register_profile("dev", max_examples=_BASE_EXAMPLES, phases=_NO_EXPLAIN, **_COMMON)
+settings.register_profile("thorough", max_examples=10 * _BASE_EXAMPLES, phases=_NO_EXPLAIN, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+try:  # hypothesis.internal is not public API: if the constant moves, keep hypothesis' own bound
+    from hypothesis.internal.conjecture import engine as _hypothesis_engine
+except ImportError:  # pragma: no cover
+    _hypothesis_engine = None
+if isinstance(getattr(_hypothesis_engine, "MAX_SHRINKING_SECONDS", None), (int, float)):
+    _hypothesis_engine.MAX_SHRINKING_SECONDS = min(_hypothesis_engine.MAX_SHRINKING_SECONDS, SHRINK_SECONDS)
+
+
+def examples(n: int) -> int:
+    """A test's example count under the loaded profile: ``n`` for "ci" and "dev", more for "thorough".
+
+    Read when the test module is imported, after pytest's --hypothesis-profile was applied."""
+    return max(1, n * settings.default.max_examples // _BASE_EXAMPLES)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "rules" / "golden.toml"

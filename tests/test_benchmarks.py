@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_quick_benchmark_suite_runs_and_reports_every_figure(tmp_path):
     out = tmp_path / "quick.json"
     env = {**os.environ, "SEGENGINE_BENCH_DATA": str(tmp_path)}

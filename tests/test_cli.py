@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -152,14 +153,23 @@ def test_simulate_progress_bar_only_when_asked(tmp_path, capsys):
     assert "simulate [" in err and "100%" in err and err.endswith("\n")
 
 
-def test_progress_bar_renders_and_throttles():
+def test_progress_bar_renders_and_throttles(monkeypatch):
+    import segengine.cli as cli
+
+    now = [1000.0]  # a fake clock: a busy machine must not decide what counts as "within 0.1 s"
+    monkeypatch.setattr(cli, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     buf = io.StringIO()
     bar = Progress("replay", 200.0, True, buf)
+    now[0] += 1.0
     bar.update(50.0, 10)
+    now[0] += 0.05
     bar.update(60.0, 12)                               # within 0.1 s: not redrawn
+    now[0] += 0.2
+    bar.update(70.0, 14)                               # 0.25 s after the last drawing: redrawn
     bar.close(200.0, 40)
     text = buf.getvalue()
-    assert text.count("\r") == 2 and "25%" in text and "100%" in text and "40 events" in text
+    assert text.count("\r") == 3 and "25%" in text and "30%" not in text and "35%" in text
+    assert "100%" in text and "40 events" in text
     off = io.StringIO()
     quiet = Progress("replay", None, False, off)
     quiet.update(1, 1)

@@ -47,6 +47,8 @@ from segengine.compiler import compile_rules
 from segengine.rules import ast
 from segengine.rules.expr import parse_expr
 
+from conftest import examples
+
 try:
     from tests.reference import ReferenceEngine
 except ImportError:  # pytest put tests/ itself on sys.path
@@ -241,8 +243,9 @@ class Compiled:
 
 @pytest.fixture(scope="module")
 def compiled() -> Compiled:
-    """The rules file, compiled once (~1 min cold, <1 s from numba's cache)."""
-    return Compiled(Engine.from_toml(RULES_TEXT, "differential.toml").warmup().rules)
+    """The rules file, compiled once (~1 min cold, <1 s from numba's cache). Not warmed up: the
+    kernels these tests call compile on first use, the batch kernels (never called here) not at all."""
+    return Compiled(Engine.from_toml(RULES_TEXT, "differential.toml").rules)
 
 
 # ---------------------------------------------------------------------------------------
@@ -417,7 +420,7 @@ def scenarios(draw) -> tuple[list[Op], list[str]]:
     return ops, rooms
 
 
-@settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_engine_matches_reference(compiled, scenario):
     ops, rooms = scenario

@@ -17,7 +17,7 @@ from segengine.rules import ast
 from segengine.rules.load import load_rules
 from segengine.state import build_layout
 
-from conftest import ev, heartbeats
+from conftest import ev, examples, heartbeats
 
 try:
     from tests.test_properties import streams
@@ -205,7 +205,7 @@ def rules(request, golden_rules, example_rules):
     return golden_rules if request.param == "golden" else example_rules
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(events=streams(max_events=30))
 def test_explain_agrees_with_the_kernels(rules, events):
     """After each event: a state rule's explained value is the value the rule pass just stored (its

@@ -23,7 +23,9 @@ import segengine.engine as engine_module
 from segengine import Engine, Event, EventError
 from segengine.kernels.runtime import META_HEAP_N
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+from conftest import examples
+
+SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])
 PURE = os.environ.get("SEGENGINE_PURE_PYTHON", "") not in ("", "0")
 

@@ -9,6 +9,8 @@ from hypothesis import given, settings, strategies as st
 from segengine import Engine
 from segengine.interning import Interner, first_seen
 
+from conftest import examples
+
 
 def agrees(interner: Interner) -> None:
     index = interner.index
@@ -21,7 +23,7 @@ def agrees(interner: Interner) -> None:
     assert interner._beyond == sum(1 for k in interner.ids if type(k) is int and k >= len(index))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.one_of(st.integers(0, 5000), st.integers(0, 40_000), st.integers(0, 2**40), st.integers(-5, -1),
                           st.text(max_size=3)),
                 max_size=80), st.data())
@@ -81,7 +83,7 @@ def test_snapshot_restore_rebuilds_the_index(example_rules, tmp_path):
     assert back.stats()["viewers"] == before  # found through the index, not interned again
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.integers(-3, 3000), max_size=40), st.lists(st.one_of(st.integers(-3, 3000), st.integers(0, 2**40)),
                                                                max_size=60, unique=True), st.booleans())
 def test_bulk_interning_gives_the_slots_of_one_by_one(before, batch, release_some):
@@ -99,7 +101,7 @@ def test_bulk_interning_gives_the_slots_of_one_by_one(before, batch, release_som
     agrees(bulk)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.lists(st.one_of(st.integers(-50, 300), st.integers(-2**62, 2**62)), max_size=60))
 def test_first_seen_is_first_appearance_order(values):
     arr = np.array(values, np.int64)

@@ -21,6 +21,8 @@ from segengine.events import BUILTIN_TYPES, ROOM_TYPES, decode_ndjson, check_dec
 from segengine.ndjson import Scanned, scan_ndjson
 from segengine.simulate import CATEGORIES, generate_ndjson
 
+from conftest import examples
+
 TYPES = list(BUILTIN_TYPES)
 CATS = list(CATEGORIES)
 KNOWN = frozenset(TYPES)
@@ -340,7 +342,7 @@ def valid_lines(draw, str_viewers: bool) -> bytes:
     return json.dumps(dict(items), ensure_ascii=False, separators=draw(st.sampled_from([(",", ":"), (", ", ": ")]))).encode()
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(st.booleans().flatmap(lambda s: st.lists(valid_lines(s), min_size=1, max_size=12)),
        st.sampled_from([b"\n", b"\r\n"]), st.booleans())
 def test_common_valid_forms_always_scan(lines, sep, trailing):
@@ -408,7 +410,7 @@ def any_line(draw, str_viewers: bool) -> bytes:
     return text
 
 
-@settings(max_examples=400, **SETTINGS)
+@settings(max_examples=examples(400), **SETTINGS)
 @given(st.booleans().flatmap(lambda s: st.lists(any_line(s), min_size=1, max_size=5)), st.sampled_from([b"\n"] * 4 + [b"\r\n"] * 2 + [b"\n\n", b"\n \n"]),
        _WS, st.sampled_from([b"", b"\n", b"\r\n", b" \n\t"]))
 def test_random_lines_follow_the_contract(lines, sep, head, tail):

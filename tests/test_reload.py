@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EXAMPLE, GOLDEN, ev, named
+from conftest import EXAMPLE, GOLDEN, ev, examples, named
 from segengine import Engine, RulesError
 from segengine.kernels.runtime import MISSING
 from segengine.reload import _copy_ring, read_source
@@ -48,7 +48,7 @@ def rules(request, golden_rules, example_rules):
     return golden_rules if request.param == "golden" else example_rules
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(events=streams(max_events=40), data=st.data())
 def test_reloading_the_same_rules_changes_nothing(rules, events, data):
     """Same rules, another text (a comment added): the full migration runs, and the remaining actions,
@@ -68,7 +68,7 @@ def test_reloading_the_same_rules_changes_nothing(rules, events, data):
     assert _stats(plain) == _stats(reloaded)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(events=streams(max_events=40), data=st.data())
 def test_rules_kept_by_name_carry_on_as_if_nothing_happened(example_rules, events, data):
     """Reload the example rules to v2 mid-stream: the five rules both files share fire exactly as
@@ -81,7 +81,7 @@ def test_rules_kept_by_name_carry_on_as_if_nothing_happened(example_rules, event
         engine.set_profile(3, level="mid")
     for e in events[:cut]:
         assert plain.ingest(e) == reloaded.ingest(e)
-    reloaded.reload(V2)
+    reloaded.reload(V2, warmup=False)  # kernels compile on first use: these examples never batch
     kept = {r.name for r in reloaded.rules.rules} & {r.name for r in example_rules.rules}
     assert len(kept) == 5
     end = events[-1]["ts"] + 3600
@@ -171,12 +171,13 @@ def test_once_marks_follow_the_rule_name_and_drop_when_the_kind_changes(live, ex
     first = example_rules.text.index("[[rules]]")
     before = ('[[rules]]\nname = "first"\non = ["share"]\nwhen = "true"\nthen = "thanks"\n'
               'once = "session"\n\n')
-    live.reload(example_rules.text[:first] + before + example_rules.text[first:])  # cart_nudge's bit moves
+    # warmup=False: one-off rules texts compile only the kernels this test calls
+    live.reload(example_rules.text[:first] + before + example_rules.text[first:], warmup=False)  # cart_nudge's bit moves
     assert live.explain("u1", "cart_nudge").suppressed_by == "once"
     assert live.explain("u1", "first").suppressed_by is None
     lifetime = example_rules.text.replace('once = "session"', 'once = "lifetime"', 1)  # cart_nudge's
     assert lifetime != example_rules.text
-    live.reload(lifetime)  # a session mark means nothing for a lifetime rule: dropped
+    live.reload(lifetime, warmup=False)  # a session mark means nothing for a lifetime rule: dropped
     assert live.explain("u1", "cart_nudge").suppressed_by is None
 
 

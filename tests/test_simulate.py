@@ -277,6 +277,7 @@ print(json.dumps({"events": n, "bytes": sink.bytes, "grown": grown}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB on Linux")
 def test_200k_viewers_stream_in_bounded_memory(standard):
     """Peak memory follows the viewers present at once, not the events generated."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from segengine import Engine
 from segengine.rules.load import load_rules
@@ -71,6 +72,7 @@ def _hourly_stream(seed: int = 7):
         pending = pending[cut:]
 
 
+@pytest.mark.slow
 def test_memory_is_flat_under_retention(example_rules):
     rules = load_rules(example_rules.text.replace("[engine]\n", '[engine]\nretention = "1h"\n', 1), "soak.toml")
     engine = Engine(rules)

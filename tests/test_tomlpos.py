@@ -7,6 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from segengine.rules.tomlpos import index_toml
 
+from conftest import examples
+
 SAMPLE = """\
 [engine]
 idle_timeout = "90s"            # optional
@@ -462,7 +464,7 @@ documents = st.dictionaries(
     keys, st.one_of(values, st.dictionaries(keys, values, max_size=4)), max_size=4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(documents, st.sampled_from(["\n", "\r\n"]), st.data())
 def test_string_positions_property(doc, newline, data):
     draw = data.draw
