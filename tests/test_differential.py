@@ -62,6 +62,8 @@ WINDOWS = ["12s", "1m", "10m"]
 N_RANDOM = 50
 #: Seed of the random expressions; another seed means another rules file (and a ~1 min compile).
 SEED = int(os.environ.get("SEGENGINE_DIFF_SEED", "20240611"))
+#: ``SEGENGINE_MAX_EXAMPLES=N`` caps hypothesis examples per test (tests/test_nojit.py: the plain Python run)
+MAX_EXAMPLES = int(os.environ.get("SEGENGINE_MAX_EXAMPLES", "600"))
 
 # ---------------------------------------------------------------------------------------
 # random expressions
@@ -417,7 +419,7 @@ def scenarios(draw) -> tuple[list[Op], list[str]]:
     return ops, rooms
 
 
-@settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=min(600, MAX_EXAMPLES), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_engine_matches_reference(compiled, scenario):
     ops, rooms = scenario

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from unittest import mock
 
 import msgspec
@@ -27,7 +28,9 @@ TYPES = ["enter", "leave", "heartbeat", "view", "click", "like", "comment", "sha
 ITEMS = ["a", "b", "tv"]
 CATEGORIES = ["snacks", "digital", "beauty", "nope"]
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+#: ``SEGENGINE_MAX_EXAMPLES=N`` caps the examples per test (tests/test_nojit.py: the plain Python run)
+MAX_EXAMPLES = int(os.environ.get("SEGENGINE_MAX_EXAMPLES", "60"))
+SETTINGS = settings(max_examples=min(60, MAX_EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])
 
 
