@@ -195,6 +195,17 @@ class Engine:
     def rules(self) -> RuleSet:
         return self._rules
 
+    @property
+    def kernel_source(self) -> str:
+        """The generated Python source of the running rules' kernels (one module).
+
+        The engine imports it from the compile cache (``$SEGENGINE_CACHE_DIR``, else
+        ``~/.cache/segengine``), where Numba compiles it; with ``NUMBA_DISABLE_JIT=1`` it runs
+        as plain Python, so a debugger can step through it. ``segengine compile RULES --emit
+        FILE`` writes the same text. After :meth:`reload`, the new rules' module.
+        """
+        return self._compiled.generated.source
+
     def warmup(self) -> "Engine":
         """Compile (or load from cache) every kernel now, so the first real event is fast."""
         probe = Engine(self._rules, capacity=4)

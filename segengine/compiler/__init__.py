@@ -33,7 +33,7 @@ from ..state import Layout, build_layout
 from .codegen import Generated, generate
 from .explaingen import add_explain
 
-__all__ = ["CompiledRules", "compile_rules", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
+__all__ = ["CompiledRules", "compile_rules", "module_source", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
 
 _I, _F = numba.types.int64, numba.types.float64
 #: ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)
@@ -66,6 +66,12 @@ class CompiledRules:
     generated: Generated
     module: ModuleType
     key: str
+
+    @property
+    def path(self) -> Path:
+        """The generated module's file: in the cache directory (``config.cache_dir()``), or in a
+        temporary directory when the cache was unusable."""
+        return Path(self.module.__file__ or "")
 
     def event_cfunc(self):
         """The event kernel compiled as a C function (Numba ``cfunc``), for the C fast path of
@@ -146,6 +152,22 @@ def _import(path: Path, name: str) -> ModuleType:
     return module
 
 
+def _generate(rs: RuleSet) -> tuple[Layout, Generated]:
+    layout = build_layout(rs)
+    gen = generate(rs, layout)
+    add_explain(gen, rs, layout)  # explain_values(): compiled lazily, on the first explain()
+    return layout, gen
+
+
+def module_source(rs: RuleSet) -> str:
+    """The Python source of the kernel module for ``rs`` (what :func:`compile_rules` writes to the
+    cache and imports), generated without importing or compiling anything."""
+    cached = _by_rules.get(id(rs))
+    if cached is not None and cached.rules is rs:
+        return cached.generated.source
+    return _generate(rs)[1].source
+
+
 _by_rules: LRUCache = LRUCache(maxsize=64)  # RuleSet object -> CompiledRules: new engines skip codegen
 
 
@@ -158,9 +180,7 @@ def compile_rules(rs: RuleSet) -> CompiledRules:
     cached = _by_rules.get(id(rs))
     if cached is not None and cached.rules is rs:
         return cached
-    layout = build_layout(rs)
-    gen = generate(rs, layout)
-    add_explain(gen, rs, layout)  # explain_values(): compiled lazily, on the first explain()
+    layout, gen = _generate(rs)
     key = hashlib.sha256((gen.source + _RUNTIME).encode()).hexdigest()[:20]
     with _lock:
         module = _modules.get(key)
