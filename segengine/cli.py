@@ -920,10 +920,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
                           "lines": lines, "cache_dir": str(config.cache_dir()), "jit": not PURE_PYTHON,
                           "cached": cached and not PURE_PYTHON}, indent=2))
     else:
+        where = "SEGENGINE_CACHE_DIR" if os.environ.get("SEGENGINE_CACHE_DIR") else "set SEGENGINE_CACHE_DIR to move it"
         print(f"{args.rules}: {how} in {seconds:.1f} s\n"
               f"  kernel module: {module} ({lines:,} lines)\n"
-              f"  cache directory: {config.cache_dir()} "
-              f"({'SEGENGINE_CACHE_DIR' if os.environ.get('SEGENGINE_CACHE_DIR') else 'set SEGENGINE_CACHE_DIR to move it'})")
+              f"  cache directory: {config.cache_dir()} ({where})")
     return EXIT_OK
 
 

@@ -147,17 +147,20 @@ else:
     @intrinsic
     def _u8p(typingctx, addr):
         sig = types.CPointer(types.uint8)(addr)
-        return sig, lambda context, builder, sig, args: builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
 
     @intrinsic
     def _i64p(typingctx, addr):
         sig = types.CPointer(types.int64)(addr)
-        return sig, lambda context, builder, sig, args: builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
 
     @intrinsic
     def _f64p(typingctx, addr):
         sig = types.CPointer(types.float64)(addr)
-        return sig, lambda context, builder, sig, args: builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
 
     @intrinsic
     def _ld64(typingctx, p, a):

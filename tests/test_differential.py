@@ -419,7 +419,8 @@ def scenarios(draw) -> tuple[list[Op], list[str]]:
     return ops, rooms
 
 
-@settings(max_examples=min(600, MAX_EXAMPLES), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=min(600, MAX_EXAMPLES), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_engine_matches_reference(compiled, scenario):
     ops, rooms = scenario

@@ -96,7 +96,8 @@ def scenario(tmp: Path) -> dict[str, Any]:
     acts += engine.ingest_many(batch)
     acts += engine.advance(T0 + 3600.0)
     out["viewer"] = engine.viewer("u1")
-    out["segments"] = {name: [engine.segment_size(name), engine.segment_size(name, "r1")] for name in engine.rules.segments}
+    out["segments"] = {name: [engine.segment_size(name), engine.segment_size(name, "r1")]
+                       for name in engine.rules.segments}
     out["explain"] = [str(engine.explain(v, r.name)) for v in ("u1", 7) for r in engine.rules.rules]
     size = engine.snapshot(tmp / "engine.snap")
     restored = Engine.restore(tmp / "engine.snap")
@@ -125,6 +126,28 @@ def test_kernels_run_compiled_unless_jit_is_disabled():
         assert not m["c_fast_path"]
 
 
+def test_plain_python_divides_like_the_compiled_kernels(tmp_path):
+    """x / 0 is inf or nan in a kernel (Numba's numpy error model), never ZeroDivisionError."""
+    import math
+
+    from segengine.compiler import _import  # the module loader (plain Python: rewrites every /)
+    from segengine.kernels.runtime import true_divide
+
+    assert true_divide(1.0, 0.0) == math.inf and true_divide(-2, 0) == -math.inf
+    assert true_divide(1.0, -0.0) == -math.inf and math.isnan(true_divide(0.0, 0.0))
+    assert math.isnan(true_divide(math.nan, 0.0)) and true_divide(3, 4) == 0.75
+    path = tmp_path / "divides.py"
+    path.write_text("def f(a, b):\n    x = a\n    x /= b\n    return (a / b, x)\n")
+    module = _import(path, "segengine_test_divides")
+    plain = bool(__import__("numba").config.DISABLE_JIT)
+    if plain:
+        assert module.f(1.0, 0.0) == (math.inf, math.inf)
+        assert module.f.__code__.co_filename == str(path)  # a debugger shows the file as written
+    else:
+        with pytest.raises(ZeroDivisionError):  # compiled kernels never run this module's Python
+            module.f(1.0, 0.0)
+
+
 needs_jit = pytest.mark.skipif(bool(__import__("numba").config.DISABLE_JIT),
                                reason="already plain Python: these tests start a plain Python run")
 
@@ -149,7 +172,8 @@ def test_plain_python_matches_compiled(example_rules, tmp_path):
 @needs_jit
 def test_suite_runs_as_plain_python():
     tests = ["tests/test_golden.py", "tests/test_properties.py", "tests/test_differential.py", "tests/test_batch.py",
-             "tests/test_explain.py", "tests/test_nojit.py::test_kernels_run_compiled_unless_jit_is_disabled"]
+             "tests/test_explain.py", "tests/test_nojit.py::test_kernels_run_compiled_unless_jit_is_disabled",
+             "tests/test_nojit.py::test_plain_python_divides_like_the_compiled_kernels"]
     env = {**_plain_env(), "SEGENGINE_MAX_EXAMPLES": str(EXAMPLES)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                            "--hypothesis-seed=0", *tests], capture_output=True, text=True, cwd=ROOT, env=env,

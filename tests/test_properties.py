@@ -30,8 +30,8 @@ CATEGORIES = ["snacks", "digital", "beauty", "nope"]
 
 #: ``SEGENGINE_MAX_EXAMPLES=N`` caps the examples per test (tests/test_nojit.py: the plain Python run)
 MAX_EXAMPLES = int(os.environ.get("SEGENGINE_MAX_EXAMPLES", "60"))
-SETTINGS = settings(max_examples=min(60, MAX_EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                          HealthCheck.too_slow])
+SETTINGS = settings(max_examples=min(60, MAX_EXAMPLES), deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @st.composite

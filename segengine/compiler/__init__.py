@@ -145,7 +145,7 @@ def _import(path: Path, name: str) -> ModuleType:
     sys.modules[name] = module
     if PURE_PYTHON:  # plain Python with Numba's division semantics (see _NumpyDivision)
         tree = _NumpyDivision().visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
-        module.true_divide = true_divide  # type: ignore[attr-defined]
+        module.__dict__["true_divide"] = true_divide
         exec(compile(ast.fix_missing_locations(tree), str(path), "exec"), module.__dict__)
     else:
         spec.loader.exec_module(module)
