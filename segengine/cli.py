@@ -882,6 +882,51 @@ def cmd_test(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Write the generated kernel module (``--emit``), or compile it and tell where it is cached."""
+    from . import config
+    from .compiler import compile_rules, module_source
+    from .kernels.runtime import PURE_PYTHON
+
+    if args.json and args.emit == "-":
+        raise UsageError("--json and --emit - both want stdout: emit to a file")
+    rules = _load_rules(args.rules)
+    if args.emit is not None:
+        source = module_source(rules)
+        lines = source.count("\n")
+        if args.emit == "-":
+            sys.stdout.write(source)
+            return EXIT_OK
+        try:
+            Path(args.emit).write_text(source, encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"cannot write {args.emit!r}: {err.strerror}") from None
+        if args.json:
+            print(json.dumps({"file": args.rules, "ok": True, "emit": args.emit, "lines": lines}, indent=2))
+        else:
+            print(f"{args.rules}: wrote the generated kernel module ({lines:,} lines) to {args.emit}")
+        return EXIT_OK
+    started = time.perf_counter()
+    module = compile_rules(rules).path  # generated and imported; Numba compiles at the first call
+    # Numba keeps the machine code next to the module, in __pycache__ (index files *.nbi)
+    cached = any((module.parent / "__pycache__").glob(f"{module.stem}.*.nbi"))
+    Engine(rules).warmup()  # every kernel an engine calls, compiled or loaded from the cache
+    seconds = time.perf_counter() - started
+    lines = module.read_text(encoding="utf-8").count("\n")
+    how = ("loaded as plain Python (NUMBA_DISABLE_JIT=1: nothing compiled)" if PURE_PYTHON
+           else "loaded from the compile cache" if cached else "compiled")
+    if args.json:
+        print(json.dumps({"file": args.rules, "ok": True, "seconds": round(seconds, 3), "module": str(module),
+                          "lines": lines, "cache_dir": str(config.cache_dir()), "jit": not PURE_PYTHON,
+                          "cached": cached and not PURE_PYTHON}, indent=2))
+    else:
+        where = "SEGENGINE_CACHE_DIR" if os.environ.get("SEGENGINE_CACHE_DIR") else "set SEGENGINE_CACHE_DIR to move it"
+        print(f"{args.rules}: {how} in {seconds:.1f} s\n"
+              f"  kernel module: {module} ({lines:,} lines)\n"
+              f"  cache directory: {config.cache_dir()} ({where})")
+    return EXIT_OK
+
+
 # --- the parser ----------------------------------------------------------------------------------------------
 def _duration(text: str) -> float:
     from .ruletest import parse_time
@@ -974,6 +1019,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", metavar="RULES_TEST.toml", nargs="+", help="test files")
     p.add_argument("-v", "--verbose", action="store_true", help="also show the action count of passing tests")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("compile", parents=[json_flag],
+                       help="compile rules and show where the kernel is cached, or write its source (--emit)",
+                       description="Compile the kernels of RULES (or load them from the compile cache) and report the "
+                                   "time and the generated module's path; with --emit, write the generated Python "
+                                   "module instead (nothing is compiled). See docs/cli.md.")
+    p.add_argument("rules", metavar="RULES", help="rules file (TOML)")
+    p.add_argument("--emit", metavar="FILE", help="write the generated kernel module to FILE ('-': stdout)")
+    p.set_defaults(func=cmd_compile)
     return parser
 
 

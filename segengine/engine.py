@@ -26,7 +26,7 @@ from .interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.runtime import (
     BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, M_VF, M_VI,
-    M_VIDS, M_VN, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
+    M_VIDS, M_VN, PURE_PYTHON, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
 )
 from .memory import Store
 from .ndjson import scan_ndjson
@@ -132,11 +132,12 @@ class Engine:
         and ``_k_event`` is its generic call; Numba's ``ingest_event`` is then never compiled.
         Without it (or with ``SEGENGINE_PURE_PYTHON=1``): Numba's entry point, and the same
         checks in Python. Rules that compare ``event.text`` keep the Python checks (they intern
-        texts); their kernel is still the C function when it is there.
+        texts); their kernel is still the C function when it is there. With ``NUMBA_DISABLE_JIT=1``
+        (kernels as plain Python, no C function to call) the kernel is the Python ``ingest_event``.
         """
         self._fast = None
         self.__dict__.pop("ingest", None)  # back to the class's Python ingest
-        if _fastpath is None or not config.c_fast_path_enabled():
+        if _fastpath is None or not config.c_fast_path_enabled() or PURE_PYTHON:
             self._k_event = entry_point(self._mod.ingest_event, INGEST_EVENT_SIG)
             return
         kernel = self._compiled.event_cfunc()
@@ -193,6 +194,17 @@ class Engine:
     @property
     def rules(self) -> RuleSet:
         return self._rules
+
+    @property
+    def kernel_source(self) -> str:
+        """The generated Python source of the running rules' kernels (one module).
+
+        The engine imports it from the compile cache (``$SEGENGINE_CACHE_DIR``, else
+        ``~/.cache/segengine``), where Numba compiles it; with ``NUMBA_DISABLE_JIT=1`` it runs
+        as plain Python, so a debugger can step through it. ``segengine compile RULES --emit
+        FILE`` writes the same text. After :meth:`reload`, the new rules' module.
+        """
+        return self._compiled.generated.source
 
     def warmup(self) -> "Engine":
         """Compile (or load from cache) every kernel now, so the first real event is fast."""

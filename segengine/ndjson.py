@@ -34,6 +34,7 @@ A UTF-8 byte order mark at the very start is ignored (as ``decode_ndjson`` ignor
 
 from __future__ import annotations
 
+import ctypes
 import math
 import sys
 from collections.abc import Collection, Sequence
@@ -47,6 +48,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .config import BATCH_FLAGS
+from .kernels.runtime import PURE_PYTHON
 
 __all__ = ["Scanned", "scan_ndjson"]
 
@@ -119,45 +121,67 @@ _VMODE_INT, _VMODE_STR = 1, 2
 # alwaysinline): compiled and typed once each, unlike inline="always" (Numba IR inlining,
 # typed again at every call site, about twice the compile time). Byte tricks assume a
 # little-endian machine (scan_ndjson returns None elsewhere).
-@intrinsic
-def _u8p(typingctx, addr):
-    sig = types.CPointer(types.uint8)(addr)
-    return sig, lambda context, builder, sig, args: builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+if PURE_PYTHON:
+    # NUMBA_DISABLE_JIT=1: the scanner runs as plain Python. A pointer is a ctypes pointer (its
+    # items are Python ints and floats); the int64 hash arithmetic, which wraps in the kernel,
+    # uses the Python twins (_hash and _mix are replaced below, after the kernel).
+    def _u8p(addr):
+        return ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_uint8))
 
+    def _i64p(addr):
+        return ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_int64))
 
-@intrinsic
-def _i64p(typingctx, addr):
-    sig = types.CPointer(types.int64)(addr)
-    return sig, lambda context, builder, sig, args: builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    def _f64p(addr):
+        return ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_double))
 
+    def _ld64(p, a):
+        """The 8 bytes at p + a as a little-endian int64 (unaligned load)."""
+        return ctypes.c_int64.from_address(ctypes.cast(p, ctypes.c_void_p).value + int(a)).value
 
-@intrinsic
-def _f64p(typingctx, addr):
-    sig = types.CPointer(types.float64)(addr)
-    return sig, lambda context, builder, sig, args: builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    def _ctz(x):
+        """Number of trailing zero bits of a nonzero int64."""
+        x = int(x)
+        return (x & -x).bit_length() - 1
 
+else:
+    @intrinsic
+    def _u8p(typingctx, addr):
+        sig = types.CPointer(types.uint8)(addr)
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
 
-@intrinsic
-def _ld64(typingctx, p, a):
-    """The 8 bytes at p + a as a little-endian int64 (unaligned load)."""
-    sig = types.int64(p, a)
+    @intrinsic
+    def _i64p(typingctx, addr):
+        sig = types.CPointer(types.int64)(addr)
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
 
-    def codegen(context, builder, sig, args):
-        ptr = builder.bitcast(builder.gep(args[0], [args[1]]), llvmir.IntType(64).as_pointer())
-        return builder.load(ptr, align=1)
+    @intrinsic
+    def _f64p(typingctx, addr):
+        sig = types.CPointer(types.float64)(addr)
+        return sig, lambda context, builder, sig, args: builder.inttoptr(
+            args[0], context.get_value_type(sig.return_type))
 
-    return sig, codegen
+    @intrinsic
+    def _ld64(typingctx, p, a):
+        """The 8 bytes at p + a as a little-endian int64 (unaligned load)."""
+        sig = types.int64(p, a)
 
+        def codegen(context, builder, sig, args):
+            ptr = builder.bitcast(builder.gep(args[0], [args[1]]), llvmir.IntType(64).as_pointer())
+            return builder.load(ptr, align=1)
 
-@intrinsic
-def _ctz(typingctx, x):
-    """Number of trailing zero bits of a nonzero int64."""
-    sig = types.int64(types.int64)
+        return sig, codegen
 
-    def codegen(context, builder, sig, args):
-        return builder.cttz(args[0], llvmir.Constant(llvmir.IntType(1), 1))
+    @intrinsic
+    def _ctz(typingctx, x):
+        """Number of trailing zero bits of a nonzero int64."""
+        sig = types.int64(types.int64)
 
-    return sig, codegen
+        def codegen(context, builder, sig, args):
+            return builder.cttz(args[0], llvmir.Constant(llvmir.IntType(1), 1))
+
+        return sig, codegen
 
 
 @njit(forceinline=True, **_FLAGS)
@@ -670,6 +694,16 @@ def _scan(buf, nbuf, nmeta, ntab):
             row += 1
             i += 1
     return -1 if ok else row, row, icol, fcol, ent, fix, st
+
+
+if PURE_PYTHON:
+    def _hash(p, s, e, size):
+        """Hash of the bytes p[s:e] (plain Python: the twin, whose int64 arithmetic wraps)."""
+        return _hash_py(bytes(p[s:e]))
+
+    def _mix(h, f):
+        """Slot hash of a string hash ``h`` in field ``f`` (plain Python: the twin)."""
+        return _mix_py(int(h), int(f))
 
 
 # --- Python side ---------------------------------------------------------------------------------

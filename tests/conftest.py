@@ -52,8 +52,11 @@ if isinstance(getattr(_hypothesis_engine, "MAX_SHRINKING_SECONDS", None), (int, 
 def examples(n: int) -> int:
     """A test's example count under the loaded profile: ``n`` for "ci" and "dev", more for "thorough".
 
-    Read when the test module is imported, after pytest's --hypothesis-profile was applied."""
-    return max(1, n * settings.default.max_examples // _BASE_EXAMPLES)
+    Read when the test module is imported, after pytest's --hypothesis-profile was applied.
+    ``SEGENGINE_MAX_EXAMPLES=N`` caps it (tests/test_nojit.py: the plain-Python run)."""
+    count = max(1, n * settings.default.max_examples // _BASE_EXAMPLES)
+    cap = os.environ.get("SEGENGINE_MAX_EXAMPLES")
+    return min(count, int(cap)) if cap else count
 
 
 ROOT = Path(__file__).resolve().parent.parent

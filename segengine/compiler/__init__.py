@@ -11,6 +11,7 @@ directory and carry on.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import logging
@@ -26,12 +27,13 @@ import numba
 from cachetools import LRUCache
 
 from .. import config
+from ..kernels.runtime import PURE_PYTHON, true_divide
 from ..rules.load import RuleSet
 from ..state import Layout, build_layout
 from .codegen import Generated, generate
 from .explaingen import add_explain
 
-__all__ = ["CompiledRules", "compile_rules", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
+__all__ = ["CompiledRules", "compile_rules", "module_source", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
 
 _I, _F = numba.types.int64, numba.types.float64
 #: ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)
@@ -44,8 +46,11 @@ def entry_point(dispatcher, signature: tuple):
     """The compiled function behind a Numba dispatcher, for one fixed signature.
 
     Calling it skips the dispatcher's per-call type resolution of every argument (about
-    half the cost of a single-event call). Callers must pass exactly these types.
+    half the cost of a single-event call). Callers must pass exactly these types. With
+    ``NUMBA_DISABLE_JIT=1`` the "dispatcher" is the plain Python function: returned as it is.
     """
+    if PURE_PYTHON:
+        return dispatcher
     dispatcher.compile(signature)
     return dispatcher.overloads[signature].entry_point
 
@@ -62,10 +67,19 @@ class CompiledRules:
     module: ModuleType
     key: str
 
+    @property
+    def path(self) -> Path:
+        """The generated module's file: in the cache directory (``config.cache_dir()``), or in a
+        temporary directory when the cache was unusable."""
+        return Path(self.module.__file__ or "")
+
     def event_cfunc(self):
         """The event kernel compiled as a C function (Numba ``cfunc``), for the C fast path of
         ``Engine.ingest``: compiled or loaded from the disk cache once per process and rules.
-        It replaces the Numba-callable ``ingest_event``, which is then never compiled."""
+        It replaces the Numba-callable ``ingest_event``, which is then never compiled.
+        Not available with ``NUMBA_DISABLE_JIT=1`` (no machine code: engines call the Python kernel)."""
+        if PURE_PYTHON:
+            raise RuntimeError("no C function with NUMBA_DISABLE_JIT=1: the kernels are plain Python")
         with _lock:
             fn = getattr(self.module, "_event_cfunc", None)
             if fn is None:
@@ -100,13 +114,58 @@ def _write_module(directory: Path, name: str, source: str) -> Path:
     return path
 
 
+class _NumpyDivision(ast.NodeTransformer):
+    """``a / b`` -> ``true_divide(a, b)``, keeping the line and column of the division.
+
+    Kernels compile with Numba's numpy error model, where ``x / 0`` is ``±inf`` or ``nan``;
+    a plain Python ``x / 0`` raises ``ZeroDivisionError``. With ``NUMBA_DISABLE_JIT=1`` the
+    generated module runs with every division replaced (the file on disk is unchanged:
+    a debugger and coverage show its lines as written)."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.Div):
+            return node
+        call = ast.Call(ast.Name("true_divide", ast.Load()), [node.left, node.right], [])
+        return ast.copy_location(call, node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.Div) or not isinstance(node.target, ast.Name):
+            return node
+        value = ast.copy_location(ast.Call(ast.Name("true_divide", ast.Load()),
+                                           [ast.Name(node.target.id, ast.Load()), node.value], []), node)
+        return ast.copy_location(ast.Assign([node.target], value), node)
+
+
 def _import(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    if PURE_PYTHON:  # plain Python with Numba's division semantics (see _NumpyDivision)
+        tree = _NumpyDivision().visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        module.__dict__["true_divide"] = true_divide
+        exec(compile(ast.fix_missing_locations(tree), str(path), "exec"), module.__dict__)
+    else:
+        spec.loader.exec_module(module)
     return module
+
+
+def _generate(rs: RuleSet) -> tuple[Layout, Generated]:
+    layout = build_layout(rs)
+    gen = generate(rs, layout)
+    add_explain(gen, rs, layout)  # explain_values(): compiled lazily, on the first explain()
+    return layout, gen
+
+
+def module_source(rs: RuleSet) -> str:
+    """The Python source of the kernel module for ``rs`` (what :func:`compile_rules` writes to the
+    cache and imports), generated without importing or compiling anything."""
+    cached = _by_rules.get(id(rs))
+    if cached is not None and cached.rules is rs:
+        return cached.generated.source
+    return _generate(rs)[1].source
 
 
 _by_rules: LRUCache = LRUCache(maxsize=64)  # RuleSet object -> CompiledRules: new engines skip codegen
@@ -121,9 +180,7 @@ def compile_rules(rs: RuleSet) -> CompiledRules:
     cached = _by_rules.get(id(rs))
     if cached is not None and cached.rules is rs:
         return cached
-    layout = build_layout(rs)
-    gen = generate(rs, layout)
-    add_explain(gen, rs, layout)  # explain_values(): compiled lazily, on the first explain()
+    layout, gen = _generate(rs)
     key = hashlib.sha256((gen.source + _RUNTIME).encode()).hexdigest()[:20]
     with _lock:
         module = _modules.get(key)

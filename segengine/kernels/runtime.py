@@ -12,8 +12,10 @@ boundaries); values seen by expressions are float64 seconds.
 
 from __future__ import annotations
 
+import ctypes
 import math
 
+import numba
 import numpy as np
 from numba import carray, njit, types
 from numba.core import cgutils
@@ -21,6 +23,9 @@ from numba.extending import intrinsic
 from llvmlite import ir
 
 from ..config import KERNEL_FLAGS
+
+#: ``NUMBA_DISABLE_JIT=1``: kernels are plain Python functions (no machine code, no C fast path)
+PURE_PYTHON = bool(numba.config.DISABLE_JIT)
 
 NEVER = np.int64(2**62)  # "no timer"; far beyond any real time, still safe to add to
 MISSING = np.int64(-(2**62))  # "never happened"
@@ -58,49 +63,75 @@ COUNT_MAX = 65535
 OUT_COLS = 5  # rule, slot, ts_us, event index (-1 for a timer), room
 
 
-@intrinsic
-def _i64_ptr(typingctx, addr):
-    sig = types.CPointer(types.int64)(addr)
+if PURE_PYTHON:
+    # NUMBA_DISABLE_JIT=1: every kernel runs as plain Python (to step through it in a debugger or
+    # measure its coverage). A pointer is then a ctypes pointer, which ``carray`` accepts as
+    # Numba does; a prefetch hint does nothing.
+    def _i64_ptr(addr):
+        return ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_int64))
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    def _f64_ptr(addr):
+        return ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_double))
 
-    return sig, codegen
+    def _u16_ptr(addr):
+        return ctypes.cast(int(addr), ctypes.POINTER(ctypes.c_uint16))
+
+    def _prefetch(addr):
+        """Start loading the cache line at ``addr``: nothing to do in plain Python."""
+
+else:
+    @intrinsic
+    def _i64_ptr(typingctx, addr):
+        sig = types.CPointer(types.int64)(addr)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+        return sig, codegen
+
+    @intrinsic
+    def _f64_ptr(typingctx, addr):
+        sig = types.CPointer(types.float64)(addr)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+        return sig, codegen
+
+    @intrinsic
+    def _u16_ptr(typingctx, addr):
+        sig = types.CPointer(types.uint16)(addr)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+        return sig, codegen
+
+    @intrinsic
+    def _prefetch(typingctx, addr):
+        """Start loading the cache line at ``addr`` (a hint to the CPU: never faults)."""
+        sig = types.void(addr)
+
+        def codegen(context, builder, signature, args):
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                "llvm.prefetch.p0")
+            builder.call(fn, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])  # read, keep, data
+            return context.get_dummy_value()
+
+        return sig, codegen
 
 
-@intrinsic
-def _f64_ptr(typingctx, addr):
-    sig = types.CPointer(types.float64)(addr)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return sig, codegen
-
-
-@intrinsic
-def _u16_ptr(typingctx, addr):
-    sig = types.CPointer(types.uint16)(addr)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return sig, codegen
-
-
-@intrinsic
-def _prefetch(typingctx, addr):
-    """Start loading the cache line at ``addr`` (a hint to the CPU: never faults)."""
-    sig = types.void(addr)
-
-    def codegen(context, builder, signature, args):
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
-        builder.call(fn, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])  # read, keep, data
-        return context.get_dummy_value()
-
-    return sig, codegen
+def true_divide(a, b):
+    """``a / b`` as a kernel computes it (Numba's numpy error model): ``x / 0`` is ``±inf``, ``0 / 0``
+    is ``nan``, never an exception. Only plain Python needs it (``NUMBA_DISABLE_JIT=1``): the
+    compiler then calls it for every ``/`` of the generated module."""
+    a, b = float(a), float(b)
+    if b != 0.0:
+        return a / b
+    if a != a or a == 0.0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 @njit(**KERNEL_FLAGS)
