@@ -59,20 +59,27 @@ class Coded:
 
 
 def _float_column(values: Any) -> np.ndarray:
-    """A float64 column; a value numpy cannot convert (an int beyond floats, a non-number) becomes
-    inf, so the batch checks reject that row (with its index) instead of the constructor raising."""
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (OverflowError, TypeError, ValueError):
-        return np.array([_as_float(v) for v in values], np.float64)
+    """A float64 column from numbers. Strict, as single events are: a value that is not a number
+    (a str, a bool, a list) or that no float holds (an int beyond 1e308) becomes inf, so the batch
+    checks reject that row, with its index, instead of numpy converting it or the constructor
+    raising. ``None`` becomes NaN (absent)."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "iuf":
+            return values.astype(np.float64, copy=False)
+        if values.dtype != object:  # bools, strings, bytes: not numbers
+            return np.full(len(values), np.inf)
+    # a sequence (or objects): value by value, as numpy would turn True or "1.5" into a number
+    return np.fromiter(map(_as_float, values), np.float64, len(values))
 
 
 def _as_float(v: Any) -> float:
     if v is None:
         return np.nan
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return np.inf
     try:
         return float(v)
-    except (OverflowError, TypeError, ValueError):
+    except OverflowError:
         return np.inf
 
 

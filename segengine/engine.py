@@ -276,7 +276,7 @@ class Engine:
                     room = self._room_ids.get(room_id)
                     item_id = self._string_ids.get("" if item is None else item)
                     cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
-                    if (room is None or slot is None or item_id is None or self._uses_text or cat_code < 0
+                    if (room is None or slot is None or item_id is None or self._uses_text
                             or ts >= self._retention.due):
                         # a string not in the id maps (those were checked when added) must encode:
                         # ASCII does; anything else falls through to validate(), which judges it
@@ -285,7 +285,7 @@ class Engine:
                                 and (item_id is not None or item is None or item.isascii())
                                 and (cat_code >= 0 or cat.isascii())):
                             return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
-                    else:
+                    elif cat_code >= 0 or cat.isascii():  # an undeclared category must encode too
                         fprice = _NAN if price is None else price
                         famount = _NAN if amount is None else amount
                         pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code,
@@ -522,6 +522,9 @@ class Engine:
             codes = types.astype(np.int64)
             codes[(codes < 0) | (codes >= len(self._codes))] = -1
             return codes
+        if types.dtype == object:  # any value, hashable or not: only a str can be a type
+            get = self._codes.get
+            return np.fromiter((get(t, -1) if isinstance(t, str) else -1 for t in types), np.int64, len(types))
         codes, _, _ = codes_of(types, self._codes)
         return codes
 
