@@ -159,6 +159,11 @@ static PyTypeObject GuardType = {
     .tp_methods = Guard_methods,
     .tp_getset = Guard_getset,
 };
+/* The accepted ranges, as events.TS_MIN, TS_MAX and NUM_MAX (exported below; a test compares
+ * them): ts in [TS_MIN, TS_MAX), price and amount in (-NUM_MAX, NUM_MAX). */
+#define TS_MIN 0.0
+#define TS_MAX 1e11
+#define NUM_MAX 1e15
 
 /* Every Python object a FastPath holds (also its constructor's keyword arguments, in order,
  * after kernel, tab_addr and matrices): one list for init, traverse and clear. */
@@ -298,6 +303,20 @@ static inline int finite_float(PyObject *o, double *out) {
     return isfinite(*out);
 }
 
+/* a float (exactly) that is within (-NUM_MAX, NUM_MAX) */
+static inline int num_in_range(PyObject *o, double *out) {
+    if (!PyFloat_CheckExact(o))
+        return 0;
+    *out = PyFloat_AS_DOUBLE(o);
+    return *out > -NUM_MAX && *out < NUM_MAX;
+}
+
+/* a str that encodes as UTF-8 (no lone surrogate): ASCII is a flag read; otherwise the UTF-8
+ * form is built (and cached in the str), which fails on a surrogate (the caller clears the error) */
+static inline int encodable(PyObject *s) {
+    return PyUnicode_IS_ASCII(s) || PyUnicode_AsUTF8AndSize(s, NULL) != NULL;
+}
+
 /* absent or None -> NULL; a str -> itself; anything else -> set *bad */
 static inline PyObject *optional_str(PyObject *o, int *bad) {
     if (o == NULL || o == Py_None)
@@ -355,16 +374,17 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     }
 
     double ts, price = NAN, amount = NAN;
-    if (!PyUnicode_CheckExact(t) || !finite_float(ts_o, &ts) || !PyUnicode_CheckExact(room_o))
+    if (!PyUnicode_CheckExact(t) || !finite_float(ts_o, &ts) || !(ts >= TS_MIN && ts < TS_MAX) ||
+        !PyUnicode_CheckExact(room_o))
         goto done;
     item = optional_str(item, &bad);
     cat = optional_str(cat, &bad);
-    optional_str(text, &bad); /* checked only: engine.py builds no FastPath for rules that read it */
-    if (bad)
+    text = optional_str(text, &bad); /* checked only: engine.py builds no FastPath for rules that read it */
+    if (bad || (text && !encodable(text)))
         goto done;
-    if (price_o != NULL && price_o != Py_None && !finite_float(price_o, &price))
+    if (price_o != NULL && price_o != Py_None && !num_in_range(price_o, &price))
         goto done;
-    if (amount_o != NULL && amount_o != Py_None && !finite_float(amount_o, &amount))
+    if (amount_o != NULL && amount_o != Py_None && !num_in_range(amount_o, &amount))
         goto done;
 
     PyObject *code_o = PyDict_GetItemWithError(self->viewer_codes, t); /* room events: not there */
@@ -381,6 +401,8 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     if (cat) {
         PyObject *c = PyDict_GetItemWithError(self->cat_codes, cat);
         if (!c && PyErr_Occurred())
+            goto done;
+        if (!c && !encodable(cat)) /* a declared category encodes (it came from the rules) */
             goto done;
         cat_code = c ? PyLong_AsLongLong(c) : -1; /* undeclared category: -1 */
     }
@@ -541,6 +563,12 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     PyObject *m = PyModule_Create(&fastpath_module);
     if (!m)
         return NULL;
+    if (PyModule_AddObject(m, "TS_MIN", PyFloat_FromDouble(TS_MIN)) < 0 ||
+        PyModule_AddObject(m, "TS_MAX", PyFloat_FromDouble(TS_MAX)) < 0 ||
+        PyModule_AddObject(m, "NUM_MAX", PyFloat_FromDouble(NUM_MAX)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&FastPathType);
     if (PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0) {
         Py_DECREF(&FastPathType);

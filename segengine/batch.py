@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .events import Event
+from .events import NUM_MAX, TS_MAX, TS_MIN, Event, encodable, num_range_message, ts_range_message
 
 if TYPE_CHECKING:
     from .ndjson import Scanned
@@ -56,6 +56,31 @@ class Coded:
         code = int(self.codes[i])
         return self.uniques[code] if 0 <= code < len(self.uniques) else None
 
+
+
+def _float_column(values: Any) -> np.ndarray:
+    """A float64 column from numbers. Strict, as single events are: a value that is not a number
+    (a str, a bool, a list) or that no float holds (an int beyond 1e308) becomes inf, so the batch
+    checks reject that row, with its index, instead of numpy converting it or the constructor
+    raising. ``None`` becomes NaN (absent)."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "iuf":
+            return values.astype(np.float64, copy=False)
+        if values.dtype != object:  # bools, strings, bytes: not numbers
+            return np.full(len(values), np.inf)
+    # a sequence (or objects): value by value, as numpy would turn True or "1.5" into a number
+    return np.fromiter(map(_as_float, values), np.float64, len(values))
+
+
+def _as_float(v: Any) -> float:
+    if v is None:
+        return np.nan
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return np.inf
+    try:
+        return float(v)
+    except OverflowError:
+        return np.inf
 
 
 def _column(values: Any, n: int, name: str) -> Any:
@@ -103,7 +128,7 @@ class Batch:
         n = len(ts)
         self.viewer_missing = viewer_missing  # rows of an int viewer column that had no viewer
         self.checked = False  # True: built by a decoder that validated every row (no column checks needed)
-        self.ts = np.asarray(ts, dtype=np.float64)
+        self.ts = _float_column(ts)
         self.type = _column(type, n, "type")
         self.viewer = _column(viewer, n, "viewer")
         self.room_scalar = room if isinstance(room, str) else None  # one room for every row: no column at all
@@ -111,8 +136,8 @@ class Batch:
         self.item = _column(item, n, "item")
         self.category = _column(category, n, "category")
         self.text = _column(text, n, "text")
-        self.price = np.full(n, np.nan) if price is None else np.asarray(price, dtype=np.float64)
-        self.amount = np.full(n, np.nan) if amount is None else np.asarray(amount, dtype=np.float64)
+        self.price = np.full(n, np.nan) if price is None else _float_column(price)
+        self.amount = np.full(n, np.nan) if amount is None else _float_column(amount)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -246,18 +271,25 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
     def flag(mask: np.ndarray, field: str, message: str) -> None:
         bad[mask] = True
         hits = np.flatnonzero(mask)
-        if hits.size:
-            candidates.append((int(hits[0]), field, message))
+        if hits.size:  # at equal rows, the first flagged wins: the order check() tests fields in
+            candidates.append((int(hits[0]), len(candidates), field, message))
 
     flag(codes < 0, "type", "unknown or missing event type")
-    flag(~np.isfinite(batch.ts), "ts", "Expected a finite number, got non-finite or missing")
+    ts = batch.ts
+    bad_ts = ~((ts >= TS_MIN) & (ts < TS_MAX))  # NaN (missing) and inf too
+    if bad_ts.any():
+        first = float(ts[np.flatnonzero(bad_ts)[0]])
+        flag(bad_ts, "ts", "Expected a finite number, got a missing or non-finite ts" if first != first
+             else ts_range_message(first))
     if batch.room_scalar is None:
         flag(_missing(batch.room) | ~_all_str(batch.room), "room", "Expected `str`, got a missing or non-string room")
     is_room_event = np.isin(codes, room_codes)
-    bad_viewer = _missing(batch.viewer) | ~_viewer_ok(batch.viewer)
+    missing_viewer = _missing(batch.viewer)
     if batch.viewer_missing is not None:
-        bad_viewer |= batch.viewer_missing
-    flag(~is_room_event & bad_viewer, "viewer", "Expected `str | int`, got a missing or mistyped viewer")
+        missing_viewer = missing_viewer | batch.viewer_missing
+    # a viewer is needed on viewer events; where present (room events too) it must be an id
+    flag((~is_room_event & missing_viewer) | (~missing_viewer & ~_viewer_ok(batch.viewer)), "viewer",
+         "Expected `str | int`, got a missing or mistyped viewer")
     for name in _OPTIONAL:
         col = getattr(batch, name)
         if col is None or (name != "text" and not isinstance(col, Coded) and col.dtype.kind in "iu"):
@@ -265,8 +297,43 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
         flag(_present_but_not_str(col, ints_ok=name == "item"), name, "Expected `str`")
     for name in ("price", "amount"):
         col = getattr(batch, name)
-        flag(np.isinf(col), name, "Expected a finite number, got non-finite")
-    return bad, (min(candidates) if candidates else (-1, "", ""))
+        out = np.abs(col) >= NUM_MAX  # NaN (absent) is not
+        if out.any():
+            flag(out, name, num_range_message(float(col[np.flatnonzero(out)[0]])))
+    # strings that do not encode as UTF-8 (lone surrogates), in check()'s order
+    flag(_unencodable(batch.viewer), "viewer", _SURROGATE)
+    if batch.room_scalar is None:
+        flag(_unencodable(batch.room), "room", _SURROGATE)
+    elif not encodable(batch.room_scalar):
+        flag(np.ones(n, bool), "room", _SURROGATE)
+    for name in _OPTIONAL:
+        col = getattr(batch, name)
+        if col is not None:
+            flag(_unencodable(col), name, _SURROGATE)
+    if not candidates:
+        return bad, (-1, "", "")
+    row, _, field, message = min(candidates)
+    return bad, (row, field, message)
+
+
+_SURROGATE = "Expected a string encodable as UTF-8, got one with a lone surrogate"
+
+
+def _unencodable(col: np.ndarray | Coded) -> np.ndarray:
+    """Rows holding a str that does not encode as UTF-8 (a lone surrogate)."""
+    if isinstance(col, Coded):
+        u = col.uniques
+        ok = np.fromiter((not isinstance(v, str) or encodable(v) for v in u), bool, len(u))
+        present = (col.codes >= 0) & (col.codes < len(u))
+        return present & ~np.append(ok, True)[np.where(present, col.codes, -1)]
+    if col.dtype.kind == "U":  # UCS-4 code points: one vectorized pass for the surrogate range
+        if col.dtype.itemsize == 0 or len(col) == 0:
+            return np.zeros(len(col), bool)
+        points = np.ascontiguousarray(col).view(np.uint32).reshape(len(col), -1)
+        return ((points & 0xFFFFF800) == 0xD800).any(axis=1)
+    if col.dtype == object:
+        return np.fromiter((isinstance(v, str) and not encodable(v) for v in col), bool, len(col))
+    return np.zeros(len(col), bool)
 
 
 def _by_unique(col: Coded, ok: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ event changes nothing.
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import MethodType
@@ -19,7 +19,10 @@ from .actions import ParamsTemplate
 from .batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import ConcurrentUseError, EventError
-from .events import ROOM_TYPES, UTF8_BOM, Action, Event, decode_json, decode_ndjson, json_decoder, type_problem, validate
+from .events import (
+    ROOM_TYPES, TS_MAX, TS_MIN, UTF8_BOM, Action, Event, decode_json, decode_ndjson, encodable, json_decoder, show_value,
+    type_problem, validate,
+)
 from .explain import Explanation, FiringLog, explain as explain_rule
 from .guard import Guard, exclusive
 from .interning import Interner, first_seen
@@ -47,6 +50,7 @@ except ImportError:  # pragma: no cover - a build without a compiler
 __all__ = ["Engine"]
 
 _NAN = float("nan")
+_FMAX = sys.float_info.max  # comparisons, not math.isfinite: an int beyond floats is no OverflowError
 #: Below this many events an ``ingest_many`` call applies them one by one: a batch call has a
 #: fixed cost of ~150 us (about forty numpy operations on short columns), one event ~2 us.
 SMALL_BATCH = 64
@@ -277,9 +281,8 @@ class Engine:
                     t = None
             else:
                 t, ts, room_id, viewer = event.type, event.ts, event.room, event.viewer
-            # ``x - x == 0.0`` holds for a finite float only (inf - inf and nan - nan are nan): ~20 ns
-            # less than a chained comparison with infinities
-            if (type(t) is str and type(ts) is float and ts - ts == 0.0 and type(room_id) is str
+            # the accepted range (events.TS_MIN <= ts < TS_MAX) as literals: false for NaN and inf too
+            if (type(t) is str and type(ts) is float and 0.0 <= ts < 1e11 and type(room_id) is str
                     and (type(viewer) is str or type(viewer) is int)
                     and (code := self._viewer_codes.get(t)) is not None):
                 # int viewer ids are looked up by the kernel (BY_VIEWER_ID): no Python dict lookup
@@ -294,24 +297,35 @@ class Engine:
                 else:
                     get = event.get
                     item, cat, price, amount, text = get("item"), get("category"), get("price"), get("amount"), get("text")
+                # prices and amounts within events.NUM_MAX (literals); a text must encode (isascii:
+                # a flag read; anything else is judged by validate())
                 if ((item is None or type(item) is str) and (cat is None or type(cat) is str)
-                        and (price is None or (type(price) is float and price - price == 0.0))
-                        and (amount is None or (type(amount) is float and amount - amount == 0.0))
-                        and (text is None or type(text) is str)):
+                        and (price is None or (type(price) is float and -1e15 < price < 1e15))
+                        and (amount is None or (type(amount) is float and -1e15 < amount < 1e15))
+                        and (text is None or (type(text) is str and text.isascii()))):
                     room = self._room_ids.get(room_id)
                     item_id = self._string_ids.get("" if item is None else item)
+                    cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
                     if (room is None or slot is None or item_id is None or self._uses_text
                             or ts >= self._retention.due):
-                        return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
-                    cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
-                    fprice = _NAN if price is None else price
-                    famount = _NAN if amount is None else amount
-                    pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1, 0)
-                    if not pending:
-                        return []
-                    if pending == UNKNOWN_VIEWER:
-                        return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
-                    return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice, famount, -1)
+                        # a string not in the id maps (those were checked when added) must encode:
+                        # ASCII does; anything else falls through to validate(), which judges it
+                        if ((slot is not None or type(viewer) is int or viewer.isascii())
+                                and (room is not None or room_id.isascii())
+                                and (item_id is not None or item is None or item.isascii())
+                                and (cat_code >= 0 or cat.isascii())):
+                            return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
+                    elif cat_code >= 0 or cat.isascii():  # an undeclared category must encode too
+                        fprice = _NAN if price is None else price
+                        famount = _NAN if amount is None else amount
+                        pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code,
+                                                fprice, famount, -1, 0)
+                        if not pending:
+                            return []
+                        if pending == UNKNOWN_VIEWER:
+                            return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
+                        return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice,
+                                            famount, -1)
         try:
             ev = validate(event, self._types)
         except EventError:
@@ -550,6 +564,9 @@ class Engine:
             codes = types.astype(np.int64)
             codes[(codes < 0) | (codes >= len(self._codes))] = -1
             return codes
+        if types.dtype == object:  # any value, hashable or not: only a str can be a type
+            get = self._codes.get
+            return np.fromiter((get(t, -1) if isinstance(t, str) else -1 for t in types), np.int64, len(types))
         codes, _, _ = codes_of(types, self._codes)
         return codes
 
@@ -594,9 +611,14 @@ class Engine:
 
     @exclusive
     def advance(self, now: float) -> list[Action]:
-        """Fire every timer due at or before ``now`` (event time, seconds). Cost: O(due timers x log n)."""
-        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
-            raise ValueError(f"advance() needs a finite time in seconds, got {now!r}")
+        """Fire every timer due at or before ``now`` (event time, seconds). Cost: O(due timers x log n).
+
+        ``now`` is in the range of event times (``0 <= now < 1e11``); outside it: ``ValueError``.
+        """
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or not TS_MIN <= now < TS_MAX:
+            raise ValueError(f"advance() needs a time in seconds in [0, 1e11) (unix seconds, as event times), "
+                             f"got {show_value(now)}")
+        now = float(now)
         actions: list[Action] = []
         if now >= self._retention.due:
             self._retention.step(self, now, actions)
@@ -671,6 +693,8 @@ class Engine:
         """Set profile attributes declared in ``[profile]``; checked before anything changes."""
         if isinstance(viewer, bool) or not isinstance(viewer, (str, int)):
             raise EventError(f"Expected `str | int`, got `{type(viewer).__name__}`", "viewer")
+        if isinstance(viewer, str) and not encodable(viewer):
+            raise EventError("Expected a string encodable as UTF-8, got one with a lone surrogate", "viewer")
         writes = []
         for name, value in attrs.items():
             attr = self._rules.profile.get(name)
@@ -678,8 +702,8 @@ class Engine:
                 raise ValueError(f"unknown profile attribute {name!r}{did_you_mean(name, self._rules.profile)}")
             matrix, col = self._compiled.layout.profile_cols[name]
             if attr.kind == "num":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise ValueError(f"profile attribute {name!r} takes a finite number, got {value!r}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not -_FMAX <= value <= _FMAX:
+                    raise ValueError(f"profile attribute {name!r} takes a finite number, got {show_value(value)}")
                 writes.append((matrix, col, float(value)))
             else:
                 if value not in attr.values and value != "":

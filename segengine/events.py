@@ -13,7 +13,18 @@ import msgspec
 from .errors import EventError
 from .rules.suggest import closest
 
-__all__ = ["Event", "Action", "BUILTIN_TYPES", "ROOM_TYPES", "EVENT_FIELDS", "validate", "decode_json", "decode_ndjson"]
+__all__ = ["Event", "Action", "BUILTIN_TYPES", "ROOM_TYPES", "EVENT_FIELDS", "TS_MIN", "TS_MAX", "NUM_MAX", "validate",
+           "decode_json", "decode_ndjson"]
+
+#: Accepted event times, unix seconds: ``TS_MIN <= ts < TS_MAX`` (1970-01-01 to the year 5138).
+#: Kernels keep times as int64 microseconds (TS_MAX is 1e17 us, int64 ends at 9.2e18 us) and
+#: mark "never" as -2**62 us: ``now - never`` stays below 4.7e18 us, which leaves more than
+#: 140,000 years of room for ``ts + idle_timeout + windows + cooldowns`` before int64 overflows.
+#: A millisecond (1.7e12) or microsecond (1.7e15) timestamp sent by mistake is rejected.
+TS_MIN = 0.0
+TS_MAX = 1e11
+#: Accepted prices and amounts: ``-NUM_MAX < x < NUM_MAX`` (a quadrillion: money, not overflow).
+NUM_MAX = 1e15
 
 BUILTIN_TYPES: tuple[str, ...] = (
     "enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
@@ -79,26 +90,15 @@ def _field_from_msgspec(err: msgspec.ValidationError) -> str:
 
 
 def _convert_dict(data: dict) -> Event:
-    try:
-        return msgspec.convert(data, Event, strict=False) if _needs_convert(data) else Event(**data)
-    except msgspec.ValidationError as err:
-        field = _field_from_msgspec(err)
-        raise EventError(str(err).split(" - at ")[0], field) from None
-    except TypeError as err:  # unexpected keyword: unknown keys are ignored by the slow path
-        return _convert_dict_slow(data, err)
+    """A dict's fields as an Event; keys that are not fields are ignored.
 
-
-def _convert_dict_slow(data: dict, err: Exception) -> Event:
-    try:
-        return msgspec.convert(data, Event, strict=True)
-    except msgspec.ValidationError as verr:
-        raise EventError(str(verr).split(" - at ")[0], _field_from_msgspec(verr)) from None
-
-
-def _needs_convert(data: dict) -> bool:
-    # Event(**data) skips type checks; the explicit checks in validate() cover them,
-    # but keys that are not fields must go through convert (which ignores them).
-    return not data.keys() <= _FIELD_SET
+    No conversion at all: the values are taken as given and :func:`check` judges them, so
+    the verdict never depends on other keys (a string ``ts`` is rejected with or without an
+    extra key).
+    """
+    if data.keys() <= _FIELD_SET:
+        return Event(**data)
+    return Event(**{k: v for k, v in data.items() if k in _FIELD_SET})
 
 
 _FIELD_SET = frozenset(Event.__struct_fields__)
@@ -124,7 +124,12 @@ def validate(event: Any, known_types: frozenset[str]) -> Event:
 
 
 def check(ev: Event, known_types: frozenset[str]) -> None:
-    """Field checks shared by every path (msgspec already checked JSON types)."""
+    """Field checks shared by every path (msgspec already checked JSON types).
+
+    Strict types (no conversion: ``"12.5"`` is not a number, ``True`` not a number nor an
+    id), a field that is present is checked even where it is not used (a ``viewer`` on a
+    room event), numbers within their ranges, strings encodable as UTF-8.
+    """
     t = ev.type
     if t is None:
         raise EventError("Object missing required field `type`", "type")
@@ -138,19 +143,19 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
     if type(ts) is not float:
         if isinstance(ts, bool) or not isinstance(ts, (int, float)):
             raise EventError(f"Expected `float`, got `{type(ts).__name__}`", "ts")
-    if not math.isfinite(ts):
-        raise EventError("Expected a finite number, got non-finite", "ts")
+    if not TS_MIN <= ts < TS_MAX:  # exact for ints of any size; false for NaN
+        raise EventError(ts_range_message(ts), "ts")
     room = ev.room
     if room is None:
         raise EventError("Object missing required field `room`", "room")
     if not isinstance(room, str):
         raise EventError(f"Expected `str`, got `{type(room).__name__}`", "room")
-    if t not in ROOM_TYPES:
-        v = ev.viewer
-        if v is None:
+    v = ev.viewer
+    if v is None:
+        if t not in ROOM_TYPES:
             raise EventError("Object missing required field `viewer`", "viewer")
-        if isinstance(v, bool) or not isinstance(v, (str, int)):
-            raise EventError(f"Expected `str | int`, got `{type(v).__name__}`", "viewer")
+    elif isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise EventError(f"Expected `str | int`, got `{type(v).__name__}`", "viewer")
     for name in _STR_FIELDS:
         val = getattr(ev, name)
         if val is not None and not isinstance(val, str):
@@ -160,8 +165,14 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
         if val is not None:
             if isinstance(val, bool) or not isinstance(val, (int, float)):
                 raise EventError(f"Expected `float`, got `{type(val).__name__}`", name)
-            if not math.isfinite(val):
-                raise EventError("Expected a finite number, got non-finite", name)
+            if not -NUM_MAX < val < NUM_MAX:
+                raise EventError(num_range_message(val), name)
+    for name in _TEXT_FIELDS:
+        val = getattr(ev, name)
+        if type(val) is str and val.isascii():
+            continue
+        if isinstance(val, str) and not encodable(val):
+            raise EventError("Expected a string encodable as UTF-8, got one with a lone surrogate", name)
     # ints are accepted for float fields; kernels take floats (one compiled signature)
     if type(ts) is not float:
         ev.ts = float(ts)
@@ -174,7 +185,7 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
 def unknown_type_message(t: str, known_types: frozenset[str]) -> str:
     """``unknown event type 'lik' (did you mean 'like'?)``: the one wording of every ingest path."""
     best = closest(t, sorted(known_types))
-    return f"unknown event type {t!r}" + (f" (did you mean {best!r}?)" if best else "")
+    return f"unknown event type {show_value(t)}" + (f" (did you mean {best!r}?)" if best else "")
 
 
 def type_problem(t: Any, known_types: frozenset[str]) -> str:
@@ -184,19 +195,51 @@ def type_problem(t: Any, known_types: frozenset[str]) -> str:
     if not isinstance(t, str):
         return f"Expected `str`, got `{type(t).__name__}`"
     return unknown_type_message(t, known_types)
+_TEXT_FIELDS = ("type", "viewer", "room", "item", "category", "text")
+
+
+def encodable(s: str) -> bool:
+    """Whether ``s`` encodes as UTF-8 (no lone surrogates): what snapshots and JSON need."""
+    if s.isascii():
+        return True
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def show_value(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def ts_range_message(ts: Any) -> str:
+    """The reason a time is rejected (the same words on every path)."""
+    if isinstance(ts, float) and not math.isfinite(ts):
+        return f"Expected a finite number, got {ts!r}"
+    return f"Expected a time in seconds in [0, 1e11) (unix seconds, 1970 to 5138), got {show_value(ts)}"
+
+
+def num_range_message(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"Expected a finite number, got {value!r}"
+    return f"Expected a number in (-1e15, 1e15), got {show_value(value)}"
 
 
 def check_decoded(ev: Event, known_types: frozenset[str]) -> None:
-    """The checks msgspec's typed decode leaves to us: presence, known type, finiteness."""
+    """The checks msgspec's typed decode leaves to us: presence, known type, ranges.
+
+    (JSON cannot carry a lone surrogate: msgspec rejects the escape.)
+    """
     t, ts, price, amount = ev.type, ev.ts, ev.price, ev.amount
-    if (t not in known_types or ts is None or ev.room is None or not (-_INF < ts < _INF)
+    if (t not in known_types or ts is None or ev.room is None or not (TS_MIN <= ts < TS_MAX)
             or (ev.viewer is None and t not in ROOM_TYPES)
-            or (price is not None and not (-_INF < price < _INF))
-            or (amount is not None and not (-_INF < amount < _INF))):
+            or (price is not None and not (-NUM_MAX < price < NUM_MAX))
+            or (amount is not None and not (-NUM_MAX < amount < NUM_MAX))):
         check(ev, known_types)  # slow path: finds the field and raises
 
 
-_INF = float("inf")
 #: A UTF-8 byte order mark: accepted (ignored) at the start of NDJSON input, on every path.
 UTF8_BOM = b"\xef\xbb\xbf"
 

@@ -49,6 +49,7 @@ from numba.extending import intrinsic
 
 from .config import BATCH_FLAGS
 from .kernels.runtime import PURE_PYTHON
+from .events import NUM_MAX, TS_MAX, TS_MIN
 
 __all__ = ["Scanned", "scan_ndjson"]
 
@@ -783,7 +784,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def scan_ndjson(data: bytes, type_names: Sequence[str], room_types: Collection[str],
-                categories: Sequence[str]) -> Scanned | None:
+                categories: Sequence[str], check_ranges: bool = True) -> Scanned | None:
     """Columns of the events in NDJSON ``data``, or ``None`` to take the msgspec path.
 
     ``type`` becomes its index in ``type_names``; ``category`` 0 when absent, ``i + 1`` for
@@ -799,6 +800,9 @@ def scan_ndjson(data: bytes, type_names: Sequence[str], room_types: Collection[s
     between events (that batch decode fails too), two objects on one line or a raw newline
     inside a string (``decode_ndjson`` reads those as commas), a big-endian machine.
     Empty or whitespace-only ``data`` gives ``n == 0``.
+
+    ``check_ranges=False`` skips the number ranges of ``check_decoded`` (``ts`` in
+    ``[TS_MIN, TS_MAX)``, ``|price|``, ``|amount| < NUM_MAX``): for tests of the number parser.
     """
     if not _LITTLE_ENDIAN:
         return None
@@ -840,6 +844,12 @@ def scan_ndjson(data: bytes, type_names: Sequence[str], room_types: Collection[s
                 if not math.isfinite(v):  # msgspec: "Number out of range"
                     return None
                 fcol[col, row] = v
+    # the ranges check_decoded() enforces (ts in [TS_MIN, TS_MAX), |price|, |amount| < NUM_MAX):
+    # outside them, the msgspec path names the row (NaN fails the ts test; absent numbers are NaN)
+    if check_ranges and n:
+        ts = fcol[0, :n]
+        if not (ts.min() >= TS_MIN and ts.max() < TS_MAX) or (np.abs(fcol[1:, :n]) >= NUM_MAX).any():
+            return None
     category = icol[C_CATEGORY, :n]
     if uniques[C_CATEGORY]:  # strings not matched in the kernel (unknown, escaped): by value
         lut = np.array([cat_code.get(s, -1) for s in uniques[C_CATEGORY]], np.int64)

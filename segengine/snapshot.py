@@ -165,10 +165,15 @@ def _collect(engine: "Engine") -> tuple[dict[str, Any], list[np.ndarray]]:
 
 
 def _encode_header(header: dict[str, Any]) -> bytes:
+    """The header as msgpack; anything that does not encode is a :class:`SnapshotError`
+    (ingest rejects strings that cannot be encoded, so this is a safety net, never a crash)."""
     try:
-        return msgspec.msgpack.encode(header)
-    except OverflowError:
-        return msgspec.msgpack.encode(_big_ints(header))
+        try:
+            return msgspec.msgpack.encode(header)
+        except OverflowError:
+            return msgspec.msgpack.encode(_big_ints(header))
+    except (TypeError, ValueError, OverflowError) as err:  # UnicodeEncodeError is a ValueError
+        raise SnapshotError(f"cannot write a snapshot: the state holds a value that does not encode ({err})") from err
 
 
 def save(engine: "Engine", path: str | os.PathLike) -> int:

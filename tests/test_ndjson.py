@@ -183,7 +183,9 @@ def test_numbers():
     for raw, want in cases.items():
         neg = raw[1:] if raw.startswith(b"-") else b"-" + raw
         data = b'{"type":"view","viewer":1,"room":"r","ts":%s,"price":%s,"amount":%s}' % (raw, raw, neg)
-        sc = check(data, must_scan=True)
+        in_range = 0 <= want < 1e11 and abs(want) < 1e15
+        assert (check(data) is not None) == in_range, raw  # out of the accepted ranges: the msgspec path
+        sc = scan_ndjson(data, TYPES, ROOM_TYPES, CATS, check_ranges=False)  # the parser alone
         assert bits(sc.ts[0]) == bits(want) and bits(sc.price[0]) == bits(want), raw
         assert bits(sc.amount[0]) == bits(float(neg.decode()) if b"." in neg or b"e" in neg.lower() else float(int(neg))), raw
     for raw in (b"1e400", b"-1e309", b"1.8e308", b"01", b"1.", b".5", b"1e", b"-", b"+1", b"NaN", b"Infinity", b"0x10",
