@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import segengine.engine as engine_module
-from segengine import Batch, Coded, Engine, Event
+from segengine import Batch, Coded, Engine, Event, RulesError
 from segengine.rules.load import load_rules
 
 # Rules on every field but text (a rule reading event.text turns the C fast path off, so
@@ -325,3 +325,25 @@ def test_explain_reads_the_category_rule(field_rules):
     report = engine.explain("v1", "cat_eq")
     assert report.last_fired is not None
     assert "event.category" in str(report)
+
+
+@pytest.mark.parametrize("when, message", [
+    ("event.item == event.category", "cannot compare event.item with event.category"),
+    ("event.category != event.text", "cannot compare event.category with event.text"),
+    ("event.category in ['x', event.room]", "cannot compare event.category with event.room"),
+    ("top_interest == event.item", "cannot compare top_interest with event.item"),
+    ("event.viewer == event.room", "cannot compare event.viewer with event.room"),
+    ("event.type != event.item", "cannot compare event.type with event.item"),
+])
+def test_strings_that_cannot_compare_by_value_are_load_errors(when, message):
+    """Rather than a comparison that is silently never true: a RulesError at the right operand."""
+    text = FIELDS.split("\n[[rules]]")[0] + f'\n[[rules]]\nname = "r"\non = ["view"]\nwhen = "{when}"\nthen = "x"\n'
+    with pytest.raises(RulesError, match=message):
+        load_rules(text)
+
+
+@pytest.mark.parametrize("when", ["event.category == fav", "fav == top_interest", "event.item == event.text",
+                                  "event.room == event.room"])
+def test_strings_that_compare_by_value_load(when):
+    text = FIELDS.split("\n[[rules]]")[0] + f'\n[[rules]]\nname = "r"\non = ["view"]\nwhen = "{when}"\nthen = "x"\n'
+    assert load_rules(text).rules[0].name == "r"
