@@ -84,7 +84,8 @@ class Batch:
     ts : float array, shape (n,), unix seconds
     item : array of str (``None`` = absent), of int ids (negative = absent), or :class:`Coded`; optional
     category : array of str (``None`` or ``""`` = absent), of int codes (index into
-        ``engine.rules.categories``, negative = absent), or :class:`Coded`; optional
+        ``engine.rules.categories``, negative = absent, past the end: a category that equals
+        no literal; send undeclared categories as str), or :class:`Coded`; optional
     text : array of str (``None`` = absent) or :class:`Coded`; optional
     price, amount : float arrays (``NaN`` = absent), optional
 

@@ -61,6 +61,11 @@ name = "cat_top"
 on = ["view"]
 when = "event.category == top_interest"
 then = "x"
+
+[[rules]]
+name = "top_fav"
+when = "top_interest == fav and fav != ''"
+then = "x"
 """
 
 # The issue's minimal case (no categories declared at all), the other operators, and text;
@@ -142,7 +147,7 @@ def check(actions, rules: dict[str, str], shows_category: bool) -> None:
     """Per event: exactly the expected rules fired, and {event.category} showed its category."""
     fired: dict[float, list[str]] = {}
     for a in actions:
-        if a.rule == "cat_top":
+        if a.rule in ("cat_top", "top_fav"):
             continue
         fired.setdefault(a.ts, []).append(a.rule)
         if shows_category:
@@ -282,7 +287,11 @@ def test_profile_values_and_top_interest_compare_by_value(field_rules):
     assert "cat_top" in rules_on(4.0, "snacks")  # snacks now leads
     assert "cat_top" not in rules_on(5.0, "toys")
     engine.set_profile("v1", fav="snacks")
-    assert {"cat_profile", "cat_top"} <= rules_on(6.0, "snacks")
+    assert {"cat_profile", "cat_top", "top_fav"} <= rules_on(6.0, "snacks")  # a state rule: fav vs top_interest
+    report = engine.explain("v1", "top_fav")
+    assert report.holds is True and report.last_fired == 6.0
+    engine.set_profile("v1", fav="beauty")
+    assert engine.explain("v1", "top_fav").holds is False
 
 
 def test_undeclared_categories_feed_no_interest(field_rules):
