@@ -109,7 +109,8 @@ class Batch:
     ts : float array, shape (n,), unix seconds
     item : array of str (``None`` = absent), of int ids (negative = absent), or :class:`Coded`; optional
     category : array of str (``None`` or ``""`` = absent), of int codes (index into
-        ``engine.rules.categories``, negative = absent), or :class:`Coded`; optional
+        ``engine.rules.categories``, negative = absent, past the end: a category that equals
+        no literal; send undeclared categories as str), or :class:`Coded`; optional
     text : array of str (``None`` = absent) or :class:`Coded`; optional
     price, amount : float arrays (``NaN`` = absent), optional
 
@@ -178,15 +179,23 @@ class Batch:
         )
 
     @classmethod
-    def from_scanned(cls, s: "Scanned", n_categories: int) -> "Batch":
-        """A checked Batch over the scanner's columns: strings stay dictionary-encoded."""
+    def from_scanned(cls, s: "Scanned", categories: Sequence[str]) -> "Batch":
+        """A checked Batch over the scanner's columns: strings stay dictionary-encoded.
+
+        ``categories``: the names the scanner coded categories by (``scan_ndjson``'s).
+        """
         if s.viewer_uniques is None:
             viewer, missing = s.viewer, (s.viewer_absent if s.viewer_absent.any() else None)
         else:
             viewer, missing = Coded(s.viewer, s.viewer_uniques), None
         one_room = len(s.room_uniques) == 1
-        # kernel category codes (0 absent, i + 1, -1 undeclared) -> Batch codes (-1 absent, i, out of range)
-        category = np.where(s.category > 0, s.category - 1, np.where(s.category == 0, -1, n_categories))
+        # scanner codes (0 absent, i + 1 for categories[i], -1 any other string) -> a Coded column
+        # whose last unique stands for "any other string": a str none of the names equals
+        other = "\x00"
+        while other in categories:
+            other += "\x00"
+        category = Coded(np.where(s.category > 0, s.category - 1, np.where(s.category == 0, -1, len(categories))),
+                         [*categories, other])
         batch = cls(type=s.type, viewer=viewer, room=s.room_uniques[0] if one_room else Coded(s.room, s.room_uniques),
                     ts=s.ts, item=Coded(s.item, s.item_uniques) if s.item_uniques else None,
                     category=category if s.category.any() else None, price=s.price, amount=s.amount,

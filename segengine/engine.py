@@ -109,7 +109,10 @@ class Engine:
         self._rules = rs
         self._types = frozenset(rs.event_types)
         self._codes = {t: i for i, t in enumerate(rs.event_types)}
-        self._cat_codes = {c: i + 1 for i, c in enumerate(rs.categories)}
+        # category -> kernel code: the declared categories, then the other category strings the
+        # rules name (Layout.category_names); "" is absent (0), any other string -1
+        self._category_names = compiled.layout.category_names
+        self._cat_codes = {"": 0, **{c: i + 1 for i, c in enumerate(self._category_names)}}
         self._mod = compiled.module
         self._uses_text = any(isinstance(n, ast.EventField) and n.field_name == "text"
                               for r in rs.rules for n in ast.walk(r.when))
@@ -398,11 +401,11 @@ class Engine:
             if data[:3] == UTF8_BOM:  # a byte order mark opening the input: ignored on every NDJSON path
                 data = data[3:]
             if data.count(b"\n") >= SMALL_BATCH:
-                scanned = scan_ndjson(data, self._rules.event_types, ROOM_TYPES, self._rules.categories)
-                # every line valid: straight from the bytes to columns (undeclared categories are
-                # kept as codes only, so a rule that shows {event.category} takes the decoder path)
+                scanned = scan_ndjson(data, self._rules.event_types, ROOM_TYPES, self._category_names)
+                # every line valid: straight from the bytes to columns (categories the rules never
+                # name are kept as codes only, so a rule that shows {event.category} takes the decoder path)
                 if scanned is not None and not (self._shows_category and (scanned.category < 0).any()):
-                    return self._run_batch(Batch.from_scanned(scanned, len(self._rules.categories)), errors)
+                    return self._run_batch(Batch.from_scanned(scanned, self._category_names), errors)
                 try:
                     events = decode_ndjson(data, fallback=False)
                 except EventError:
@@ -540,7 +543,8 @@ class Engine:
         return codes_of(_blank(col), self._strings.ids, -2)[0]
 
     def _category_codes(self, col: np.ndarray | Coded | None, n: int) -> np.ndarray:
-        """Declared category -> index + 1, absent -> 0, undeclared -> -1 (vectorized for str columns)."""
+        """Kernel category codes (Layout.category_names): a name the rules know -> index + 1, absent
+        or "" -> 0, any other string -> -1; int codes index the declared categories (vectorized)."""
         if col is None:
             return np.zeros(n, np.int64)
         if isinstance(col, Coded):
@@ -550,8 +554,8 @@ class Engine:
             out = np.empty(n, np.int64)
             category_codes(col.astype(np.int64, copy=False), len(self._rules.categories), out)
             return out
-        if col.dtype.kind == "U" and self._rules.categories:
-            declared = np.array(self._rules.categories)
+        if col.dtype.kind == "U" and self._category_names:
+            declared = np.array(self._category_names)
             order = np.argsort(declared)
             pos = np.clip(np.searchsorted(declared[order], col), 0, len(declared) - 1)
             hit = declared[order][pos] == col
@@ -675,7 +679,7 @@ class Engine:
         code = int(value)
         space = kind[4:]
         if space == "category":
-            return self._rules.categories[code - 1] if code > 0 else ""
+            return self._category_names[code - 1] if code > 0 else ""
         if space.startswith("profile:"):
             values = self._rules.profile[space[8:]].values
             return values[code - 1] if code > 0 else ""

@@ -70,6 +70,10 @@ class Layout:
     budget_cols: dict[str, int] = field(default_factory=dict)  # rule -> RI column of its ring head
     profile_cols: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> ("vf"|"vn", column)
     interest_cols: dict[str, int] = field(default_factory=dict)  # category -> VF column
+    # the category code space (see category_names): code i + 1 is category_names[i], 0 is ""
+    # (absent), -1 any other string; the declared categories come first, so interest() and
+    # top_interest read codes 1..len(rs.categories) only
+    category_names: tuple[str, ...] = ()
     has_cart: bool = False
     # state rules evaluated only when their inputs may have changed (see rule_inputs):
     # rule -> VI column of its group's next deadline (one per distinct input set), and the
@@ -90,6 +94,12 @@ class Layout:
     def bytes_per_viewer(self) -> int:
         return 8 * len(self.vi) + 8 * len(self.vf) + 2 * len(self.vn)
 
+    def category_code(self, name: str) -> int:
+        """The kernel's code for category ``name``: i + 1 for ``category_names[i]``, 0 for "", else -1."""
+        if name == "":
+            return 0
+        return self.category_names.index(name) + 1 if name in self.category_names else -1
+
     def tag_bit(self, tag: str) -> tuple[int, int]:
         """(VI column, bit mask) of a tag."""
         i = self.tags.index(tag)
@@ -105,6 +115,38 @@ class Layout:
 
 VI_CORE = ("clock", "last_ts", "sess_start", "sess_end", "closed_dwell", "due", "queued", "room", "sessions", "flags", "orders")
 RI_CORE = ("start", "audience", "live_end")
+
+
+def _category_side(node: ast.Node) -> bool:
+    """A string whose value is coded in the category space: ``event.category``, ``top_interest``."""
+    return ((isinstance(node, ast.EventField) and node.field_name == "category")
+            or (isinstance(node, ast.Name) and node.kind == "builtin" and node.name == "top_interest"))
+
+
+def category_names(rs: RuleSet, nodes: list[ast.Node]) -> tuple[str, ...]:
+    """The strings that get a category code: the declared categories (codes 1..K, which
+    ``interest()`` and ``top_interest`` use), then the values of category profile attributes
+    (so ``event.category == level`` compares values), then every other string literal the
+    rules compare ``event.category`` with (``event.category == 'beauty'`` for an undeclared
+    ``beauty``). Any other category string is coded -1 and equals none of them: a category
+    compares as its own value, declared or not, with no per-event interning.
+    """
+    names = dict.fromkeys(rs.categories)
+    for attr in rs.profile.values():
+        if attr.kind != "num":
+            names.update(dict.fromkeys(attr.values))
+    for n in nodes:
+        if isinstance(n, ast.Binary) and n.op in ("==", "!="):
+            pairs = ((n.left, n.right), (n.right, n.left))
+        elif isinstance(n, ast.In):
+            pairs = tuple((n.operand, item) for item in n.items)
+        else:
+            continue
+        for subject, value in pairs:
+            if isinstance(value, ast.Str) and _category_side(subject):
+                names[value.value] = None
+    names.pop("", None)  # "" is code 0: an absent category
+    return tuple(names)
 
 
 def _referenced(rs: RuleSet) -> list[ast.Node]:
@@ -252,6 +294,7 @@ def build_layout(rs: RuleSet) -> Layout:
                     scol = lay.add("vf", f"sum({label})", 12)
                     lay.windows[skey] = WindowFeature(types, w, ncol, scol, n.field_name, lay.heads[w])
 
+    lay.category_names = category_names(rs, nodes)
     if any(isinstance(n, ast.Interest) for n in nodes) or names & INTEREST_FEATURES:
         lay.add("vi", "interest_ts")
         for cat in rs.categories:

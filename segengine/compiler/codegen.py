@@ -207,7 +207,8 @@ class ModuleGen:
             weights = {self.codes[t]: w for t, w in INTEREST_WEIGHTS.items()}
             cols = list(lay.interest_cols.values())
             test = " or ".join(f"code == {c}" for c in weights)
-            L += [f"if ev_cat > 0 and ({test}):",
+            # codes past the declared categories (undeclared ones the rules name) feed no interest
+            L += [f"if 0 < ev_cat <= {len(cols)} and ({test}):",
                   f"    factor = 2.0 ** (-(now - VI[slot, {v('interest_ts')}]) / HALF_LIFE_US)",
                   f"    for c in range({cols[0]}, {cols[-1] + 1}):",
                   "        VF[slot, c] *= factor",

@@ -62,6 +62,11 @@ def desugar(node: ast.Node) -> ast.Node:
     return node
 
 
+def _named(space: str) -> bool:
+    """Spaces whose values are all known when the rules compile: categories and profile values."""
+    return space == "category" or space.startswith("profile:")
+
+
 class Literals:
     """String literals compared with interned event strings; their ids live in the LITS matrix."""
 
@@ -323,8 +328,8 @@ class ExprGen:
         lay, rs = self.lay, self.rs
         if isinstance(node, ast.Str):
             space = self.space(other)
-            if space == "category":
-                return str(rs.categories.index(node.value) + 1 if node.value in rs.categories else (0 if node.value == "" else -2))
+            if space == "category":  # every literal compared in this space has a code (state.category_names)
+                return str(lay.category_code(node.value))
             if space.startswith("profile:"):
                 values = rs.profile[space[8:]].values
                 return str(values.index(node.value) + 1 if node.value in values else (0 if node.value == "" else -2))
@@ -352,6 +357,18 @@ class ExprGen:
             source = {"type": "ev_code", "category": "ev_cat", "item": "ev_item", "text": "ev_text", "room": "ev_room", "viewer": "slot"}
             return f"({source[node.field_name]} if {self.in_event} else -5)"
         raise TypeError(f"not a string node: {node!r}")  # pragma: no cover
+
+    def as_category(self, code: str, space: str) -> str:
+        """A code of ``space`` (a profile attribute's, or the category space) as a category code."""
+        if space == "category":
+            return code
+        values = self.rs.profile[space[8:]].values
+        c = self.tmp("pc")
+        self.emit(f"{c} = 0")  # unset: "", as an absent category
+        for i, value in enumerate(values):
+            self.emit(f"{'if' if i == 0 else 'elif'} {code} == {i + 1}:")
+            self.emit(f"    {c} = {self.lay.category_code(value)}")
+        return c
 
     @staticmethod
     def space(node: ast.Node) -> str:
@@ -447,8 +464,12 @@ class ExprGen:
         if node.left.type == "str":
             left = self.string(node.left, node.right)
             right = self.string(node.right, node.left)
-            same = self.space(node.left) == self.space(node.right) or "literal" in (self.space(node.left), self.space(node.right))
-            if not same:
+            spaces = (self.space(node.left), self.space(node.right))
+            if spaces[0] != spaces[1] and "literal" not in spaces and all(_named(sp) for sp in spaces):
+                # a category and a profile value (or two profile attributes): compared as category codes
+                left, right = self.as_category(left, spaces[0]), self.as_category(right, spaces[1])
+                spaces = ("category", "category")
+            if spaces[0] != spaces[1] and "literal" not in spaces:
                 self.emit(f"{b} = {op == '!='}")  # different code spaces never match (docs/rules.md)
             else:
                 self.emit(f"{b} = {left} {op} {right}")

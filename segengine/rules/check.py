@@ -108,6 +108,8 @@ def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
                 errors.append(ExprError(f"list item is {_TYPE_WORDS[it]} but the value tested is {_TYPE_WORDS[t]}", item.span))
             elif it == "str" and isinstance(item, ast.Str):
                 _category_value(node.operand, item, ctx, errors)
+            elif it == "str":
+                _comparable(node.operand, item, errors)
         return "bool"
     raise TypeError(f"unknown node {node!r}")  # pragma: no cover
 
@@ -153,6 +155,7 @@ def _binary(node: ast.Binary, ctx: CheckContext, errors: list[ExprError]) -> str
             for value, other in ((node.right, node.left), (node.left, node.right)):
                 if isinstance(value, ast.Str):
                     _category_value(other, value, ctx, errors)
+            _comparable(node.left, node.right, errors)
         return "bool"
     # ordering comparisons
     if lt and rt and lt != rt:
@@ -180,6 +183,29 @@ def _category_value(subject: ast.Node, value: ast.Str, ctx: CheckContext, errors
     if allowed and value.value not in allowed:
         hint = did_you_mean(value.value, allowed)
         errors.append(ExprError(f"{value.value!r} is not a value of {ast.to_source(subject)}{hint}", value.span))
+
+
+#: What two non-literal strings can be compared by value: names known when the rules load
+#: (categories, profile values) with each other; item and text with each other; each other field
+#: only with itself.
+_STRING_KINDS = {"category": "name", "item": "text", "text": "text", "room": "room", "viewer": "viewer", "type": "type"}
+
+
+def _string_kind(node: ast.Node) -> str:
+    if isinstance(node, ast.EventField):
+        return _STRING_KINDS.get(node.field_name, "")
+    if isinstance(node, ast.Name) and (node.kind == "profile" or node.name == "top_interest"):
+        return "name"
+    return ""  # a literal (compares with anything) or an error reported already
+
+
+def _comparable(left: ast.Node, right: ast.Node, errors: list[ExprError]) -> None:
+    """Two strings compare by value; the pairs the engine cannot compare that way are load errors
+    (rather than a comparison that is silently never true)."""
+    a, b = _string_kind(left), _string_kind(right)
+    if a and b and a != b:
+        errors.append(ExprError(f"cannot compare {ast.to_source(left)} with {ast.to_source(right)}: "
+                                "compare each with a string literal", right.span))
 
 
 def _types(types: tuple[str, ...], span: tuple[int, int], ctx: CheckContext, errors: list[ExprError]) -> None:
