@@ -159,3 +159,13 @@ def test_snapshot_keeps_the_fallen_edge(tag_rules, tmp_path):
     engine.snapshot(tmp_path / "s.seg")
     restored = Engine.restore(tmp_path / "s.seg")
     assert _run(restored, [ev("comment", "u", 3.0)]) == [("set_a", "tag:a", 3.0), ("seen_a", "a_on", 3.0)]
+
+
+def test_due_timers_come_before_the_event_at_their_instant(tag_rules):
+    """u's timer at 160 s fires (with its re-evaluation) before v's like at that very instant."""
+    events = [ev("enter", "u", 100.0), ev("like", "v", 160.0)]
+    expected = [("minute", "tag:c", 160.0), ("seen_c", "c_on", 160.0), ("set_b", "tag:b", 160.0),
+                ("seg_b", "b_seg", 160.0), ("liked", "liked", 160.0), ("seen_b", "b_on", 160.0)]
+    assert _run(Engine(tag_rules), events) == expected
+    with mock.patch.object(engine_module, "SMALL_BATCH", 0):
+        assert [(a.rule, a.action, a.ts) for a in Engine(tag_rules).ingest_many([dict(e) for e in events])] == expected
