@@ -12,7 +12,7 @@ import numpy as np
 
 from .kernels.runtime import (
     M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN,
-    META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
+    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
 from .state import Layout
 
@@ -26,7 +26,7 @@ def _vi_template(lay: Layout) -> np.ndarray:
             row[i] = MISSING
         elif name in ("due", "queued"):
             row[i] = NEVER
-        elif name == "room":
+        elif name in ("room", "arrival"):
             row[i] = -1
     return row
 
@@ -50,10 +50,11 @@ class Store:
         self.VF = np.zeros((viewers, max(1, len(lay.vf))), np.float64)
         self.VN = np.zeros((viewers, max(1, len(lay.vn))), np.uint16)
         self.RI = np.tile(self.ri_row, (rooms, 1))
-        self.HEAP = np.zeros((1024, 2), np.int64)
+        self.HEAP = np.zeros((1024, HEAP_COLS), np.int64)
         self.CARTK = np.full((64, 4), -1, np.int64)
         self.CARTV = np.zeros((64, 1), np.float64)
-        self.OUTI = np.zeros((max(256, 4 * n_rules), OUT_COLS), np.int64)
+        # room for a few passes' rows (a kernel asks for room before each pass)
+        self.OUTI = np.zeros((max(256, 4 * lay.rows_per_pass(n_rules)), OUT_COLS), np.int64)
         self.OUTF = np.zeros((self.OUTI.shape[0], out_width), np.float64)
         self.META = np.zeros((1, META_RULES + 4 * n_rules + 1), np.int64)
         self.META[0, META_NOW] = MISSING

@@ -26,7 +26,7 @@ import numpy as np
 
 from .compiler import CompiledRules, compile_rules
 from .kernels.runtime import (
-    META_CART_N, META_HEAP_N, META_NOW, META_OUT_N, META_RULES, MISSING, SUPPRESSED_REASONS,
+    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_OUT_N, META_RULES, MISSING, SUPPRESSED_REASONS,
 )
 from .memory import Store
 from .rules.load import RuleSet, load_rules
@@ -197,7 +197,7 @@ def rescan(store: Store, module: ModuleType, n: int) -> None:
     need = int(store.META[0, META_HEAP_N]) + n + 64
     cap = store.HEAP.shape[0]
     if need > cap:
-        heap = np.zeros((max(need, 2 * cap), 2), np.int64)
+        heap = np.zeros((max(need, 2 * cap), HEAP_COLS), np.int64)
         heap[:cap] = store.HEAP
         store.HEAP = heap
         store.refresh()

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["MAGIC", "FORMAT_VERSION", "save", "load"]
 
 MAGIC = b"SEGSNAP\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: timer-heap rows carry the viewer's arrival number (and VI its column)
 _PREFIX = struct.Struct("<8sII32s")  # magic, version, header length, header sha256
 _DIGEST = 32
 _ALIGN = 64

@@ -80,6 +80,10 @@ class Layout:
     # event types that can change its inputs
     deadline_cols: dict[str, int] = field(default_factory=dict)
     input_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # state rules whose condition reads a tag (through segments too), in evaluation order, and
+    # the tags they read: a pass that changes one of these tags evaluates them again at its end
+    tag_readers: list[str] = field(default_factory=list)
+    read_tags: set[str] = field(default_factory=set)
 
     def col(self, matrix: str, name: str) -> int:
         return getattr(self, matrix).index(name)
@@ -100,6 +104,11 @@ class Layout:
             return 0
         return self.category_names.index(name) + 1 if name in self.category_names else -1
 
+    def rows_per_pass(self, n_rules: int) -> int:
+        """Most output rows one pass can write: each rule once, then each tag reader once per
+        re-evaluation round (at most ``len(tag_readers)`` rounds)."""
+        return max(1, n_rules + len(self.tag_readers) ** 2)
+
     def tag_bit(self, tag: str) -> tuple[int, int]:
         """(VI column, bit mask) of a tag."""
         i = self.tags.index(tag)
@@ -113,7 +122,10 @@ class Layout:
         return self.vi.index(f"edges{i // 63}"), 1 << (i % 63)
 
 
-VI_CORE = ("clock", "last_ts", "sess_start", "sess_end", "closed_dwell", "due", "queued", "room", "sessions", "flags", "orders")
+# arrival: the viewer's arrival number (META_ARRIVALS at its first accepted event; -1 before),
+# the tie-break of timers due at one instant (docs/semantics.md, Order of actions)
+VI_CORE = ("clock", "last_ts", "sess_start", "sess_end", "closed_dwell", "due", "queued", "room", "sessions", "flags",
+           "orders", "arrival")
 RI_CORE = ("start", "audience", "live_end")
 
 
@@ -201,6 +213,17 @@ def rule_inputs(rs: RuleSet, node: ast.Node) -> tuple[str, ...] | None:
     return tuple(sorted(types))
 
 
+def tags_read(rs: RuleSet, node: ast.Node) -> set[str]:
+    """The tags condition ``node`` reads, through the segments it names."""
+    tags: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Tag):
+            tags.add(n.name)
+        elif isinstance(n, ast.Name) and n.kind == "segment":
+            tags |= tags_read(rs, rs.segments[n.name])
+    return tags
+
+
 #: Skip state rules whose inputs did not change (tests turn it off to compare with an engine
 #: that evaluates every rule at every pass).
 SKIP_UNCHANGED = True
@@ -232,6 +255,12 @@ def build_layout(rs: RuleSet) -> Layout:
         lay.add("vi", f"tags{i}")
 
     lay.state_rules = [r.name for r in rs.rules if not r.is_event_rule and r.enabled]
+    for rule in rs.evaluation_order():
+        if rule.enabled and not rule.is_event_rule:
+            read = tags_read(rs, rule.when)
+            if read:
+                lay.tag_readers.append(rule.name)
+                lay.read_tags |= read
     for i in range(max(1, (len(lay.state_rules) + 62) // 63)):
         lay.add("vi", f"edges{i}")
     # A state rule costs 5-40 ns per evaluation, at every event of its viewer. State rules

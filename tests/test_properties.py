@@ -34,15 +34,15 @@ SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_ch
 
 
 @st.composite
-def streams(draw, max_events: int = 40):
-    """Events of up to 3 viewers in 2 rooms, in non-decreasing time, gaps up to ~8 minutes."""
+def streams(draw, max_events: int = 40, viewers=("u1", "u2", 3)):
+    """Events of up to 3 viewers (or ``viewers``) in 2 rooms, in non-decreasing time, gaps up to ~8 minutes."""
     n = draw(st.integers(1, max_events))
     t = 1_000.0
     events = []
     for _ in range(n):
         t += draw(st.sampled_from([0.0, 0.25, 1.0, 5.0, 30.0, 59.5, 91.0, 130.0, 301.0, 500.0]))
         typ = draw(st.sampled_from(TYPES))
-        e = {"type": typ, "viewer": draw(st.sampled_from(["u1", "u2", 3])), "room": draw(st.sampled_from(["r1", "r1", "r2"])), "ts": t}
+        e = {"type": typ, "viewer": draw(st.sampled_from(viewers)), "room": draw(st.sampled_from(["r1", "r1", "r2"])), "ts": t}
         if typ in ("view", "click", "cart", "uncart", "checkout", "pay"):
             e["item"] = draw(st.sampled_from(ITEMS))
             e["category"] = draw(st.sampled_from(CATEGORIES))

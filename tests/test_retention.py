@@ -248,9 +248,10 @@ def short_rules(request, golden_rules, example_rules):
 
 
 @SETTINGS
-@given(events=streams(max_events=50), data=st.data())
+@given(events=streams(max_events=50, viewers=("u1", "u2", 3, "u4", 5)), data=st.data())
 def test_forgetting_does_not_depend_on_advance_calls(short_rules, events, data):
-    """Sweeps happen at fixed points of engine time: advancing in between changes nothing."""
+    """Sweeps happen at fixed points of engine time: advancing in between changes nothing, not
+    even the order of same-instant firings of viewers whose slots were reused in another order."""
     advances = []
     prev = events[0]["ts"] - 100
     for e in events:
@@ -264,3 +265,95 @@ def test_forgetting_does_not_depend_on_advance_calls(short_rules, events, data):
     a[0].pop("timers"), b[0].pop("timers")
     assert a == b
     assert [stepped._viewers.get(v) >= 0 for v in viewers] == [True] * len(viewers)
+
+
+# --- order of same-instant firings: by arrival, never by slot (docs/semantics.md) -----------------
+
+def _gone_quick_order(engine: Engine, step: float | None = None) -> tuple[list, int]:
+    """X and Z come and go; C and D arrive after both were forgotten, into their freed slots,
+    and leave by the idle timeout at the same instant. ``step``: an advance() before C and D.
+    Returns the gone_quick firings and C's slot."""
+    out = []
+    for e in (ev("enter", "X", 1000.0), ev("leave", "X", 1001.0), ev("enter", "Z", 1060.0), ev("leave", "Z", 1061.0)):
+        out += engine.ingest(e)
+    if step is not None:
+        out += engine.advance(step)
+    for e in (ev("enter", "C", 1300.0), ev("enter", "D", 1300.0), ev("heartbeat", "C", 1310.0), ev("heartbeat", "D", 1310.0)):
+        out += engine.ingest(e)
+    slot = engine._viewers.get("C")
+    out += engine.advance(2000.0)
+    return [(a.viewer, a.ts) for a in out if a.rule == "gone_quick"], slot
+
+
+def test_same_instant_order_does_not_depend_on_advance_calls(golden_rules):
+    """X is forgotten at the 1200 s sweep, Z at 1260 s. Without an advance() in between both go
+    at the sweep the 1300 s event runs, and C, D take their slots in one order; with one, in
+    the other. Their idle-timeout firings at 1400 s come out C then D either way."""
+    rules = _with_retention(golden_rules, "3m")
+    (plain, plain_slot), (stepped, stepped_slot) = _gone_quick_order(Engine(rules)), _gone_quick_order(Engine(rules), 1200.0)
+    assert plain_slot != stepped_slot  # the slots do differ
+    assert plain == stepped == [("C", 1400.0), ("D", 1400.0)]
+
+
+def test_returning_viewer_counts_from_its_return(golden_rules):
+    """Y arrived before C but C took the lower slot X left: same-instant firings go Y, then C.
+    Y forgotten and back after C: C, then Y."""
+    e = Engine(_with_retention(golden_rules, "3m"))
+    for x in (ev("enter", "X", 1000.0), ev("leave", "X", 1001.0), ev("like", "Y", 1100.0),
+              ev("enter", "Y", 1250.0), ev("enter", "C", 1250.0),
+              ev("heartbeat", "C", 1260.0), ev("heartbeat", "Y", 1260.0)):
+        e.ingest(x)
+    assert e._viewers.get("C") < e._viewers.get("Y")
+    assert [(a.viewer, a.ts) for a in e.advance(1400.0) if a.rule == "gone_quick"] == [("Y", 1350.0), ("C", 1350.0)]
+    # both are forgotten at the 1560 s sweep; C comes back first this time
+    for x in (ev("enter", "C", 1600.0), ev("enter", "Y", 1600.0),
+              ev("heartbeat", "Y", 1610.0), ev("heartbeat", "C", 1610.0)):
+        e.ingest(x)
+    assert e.stats()["expired_viewers"] == 3
+    assert [(a.viewer, a.ts) for a in e.advance(1800.0) if a.rule == "gone_quick"] == [("C", 1700.0), ("Y", 1700.0)]
+
+
+@st.composite
+def cohorts(draw, max_steps: int = 14):
+    """Groups of viewers acting at one instant (so their timers fall due together), with gaps
+    long enough for retention (3 minutes) to forget some of them and hand their slots out again."""
+    t = 1_000.0
+    events = []
+    for _ in range(draw(st.integers(2, max_steps))):
+        t += draw(st.sampled_from([0.0, 10.0, 61.0, 91.0, 130.0, 200.0, 301.0]))
+        typ = draw(st.sampled_from(["enter", "heartbeat", "heartbeat", "leave", "like", "click"]))
+        for viewer in draw(st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f"]), min_size=1, max_size=4, unique=True)):
+            events.append(ev(typ, viewer, t))
+    return events
+
+
+@SETTINGS
+@given(events=cohorts(), data=st.data())
+def test_same_instant_order_property(golden_rules, events, data):
+    """With retention, the actions (in order) do not depend on advance() calls in between."""
+    rules = _with_retention(golden_rules, "3m")
+    advances = []
+    prev = events[0]["ts"] - 100
+    for e in events:
+        advances.append(sorted(data.draw(st.floats(prev, e["ts"])) for _ in range(data.draw(st.integers(0, 2)))))
+        prev = e["ts"]
+    assert _run(Engine(rules), events) == _run(Engine(rules), events, advances)
+
+
+@pytest.mark.parametrize("how", ["snapshot", "reload"])
+def test_arrival_order_survives_snapshot_and_reload(golden_rules, tmp_path, how):
+    """The arrival numbers are state: a restored or reloaded engine keeps the order."""
+    rules = _with_retention(golden_rules, "3m")
+    engine = Engine(rules)
+    for e in (ev("enter", "X", 1000.0), ev("leave", "X", 1001.0), ev("enter", "Z", 1060.0), ev("leave", "Z", 1061.0)):
+        engine.ingest(e)
+    engine.advance(1200.0)  # X and Z freed at two sweeps: C takes Z's slot, D X's
+    for e in (ev("enter", "C", 1300.0), ev("enter", "D", 1300.0), ev("heartbeat", "C", 1310.0), ev("heartbeat", "D", 1310.0)):
+        engine.ingest(e)
+    assert engine._viewers.get("C") > engine._viewers.get("D")
+    if how == "snapshot":
+        engine.snapshot(tmp_path / "s.seg")
+        engine = Engine.restore(tmp_path / "s.seg")
+    else:
+        assert engine.reload(_with_retention(golden_rules, "4m").text)  # same kernels: retention is not compiled in
+    assert [(a.viewer, a.ts) for a in engine.advance(2000.0) if a.rule == "gone_quick"] == [("C", 1400.0), ("D", 1400.0)]

@@ -97,6 +97,7 @@ class ModuleGen:
             "from segengine.config import BATCH_FLAGS, KERNEL_FLAGS",
             "from segengine.kernels.runtime import (",
             "    NEVER, MISSING, DONE, NEED_ROOM, BY_VIEWER_ID, UNKNOWN_VIEWER, EVENT, TIMER, TIMER_ENDED, META_NOW, META_HEAP_N, META_OUT_N,",
+            "    META_ARRIVALS,",
             "    META_CART_N, META_EVENTS, META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK,",
             "    M_CARTV, M_OUTI, M_VIDS,",
             "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
@@ -133,6 +134,9 @@ class ModuleGen:
             "    if not pres:",
             *_indent(self.start_session_lines(), 2),
             f"VI[slot, {v('last_ts')}] = now",
+            f"if (VI[slot, {v('flags')}] & {FLAG_SEEN}) == 0:  # its first accepted event (or its return after retention)",
+            f"    VI[slot, {v('arrival')}] = meta[0, META_ARRIVALS]",
+            "    meta[0, META_ARRIVALS] += 1",
             f"VI[slot, {v('flags')}] |= {FLAG_SEEN}",
             "if RI[room, 0] == MISSING:",
             "    RI[room, 0] = now",
@@ -250,6 +254,12 @@ class ModuleGen:
         L = gen.lines
         gen.emit("room = VI[slot, %d]" % self.vi("room"))
         gen.emit("due = NEVER")
+        readers = set(lay.tag_readers)
+        if readers:
+            # state rules that read tags put their next change in tdue (replaced when they are
+            # evaluated again); tagged: a firing changed a tag one of them reads
+            gen.emit("tdue = NEVER")
+            gen.emit("tagged = False")
         if lay.deadline_cols:
             # a session that started or ended at this pass (an event, or the idle timeout at a
             # timer): evaluate every rule. A plain timer evaluates the groups whose deadline came.
@@ -271,7 +281,7 @@ class ModuleGen:
                 continue
             deadline = lay.deadline_cols.get(rule.name)
             if deadline is None:
-                self.state_rule(rule, r, gen)
+                self.state_rule(rule, r, gen, "tdue" if rule.name in readers else None)
                 continue
             # a group of state rules with the same inputs: while no event could have changed
             # them and the group's deadline has not come, their values, edges and deadline stand
@@ -288,9 +298,11 @@ class ModuleGen:
                 gen.emit(f"if {run}:")
                 gen.emit(f"    VI[slot, {deadline}] = {earliest}")
                 gen.emit(f"due = min(due, VI[slot, {deadline}])")
+        if readers:
+            self.reevaluation(gen)
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
-        gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}))")
+        gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}), np.int64({self.vi('arrival')}))")
         L[0:0] = gen.memo_inits  # shared window values: unset until a rule needs them
         body = "\n".join(_indent(L, 1))
         # the matrices are re-derived from ``tab`` (a few loads) rather than passed: an array
@@ -299,6 +311,24 @@ class ModuleGen:
 def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
 {views_for(body)}
 {body}"""
+
+    def reevaluation(self, gen: ExprGen) -> None:
+        """State rules see the pass's final tags: while a firing changed a tag that a state rule
+        reads, evaluate every such rule again at the same instant, in pass order (edges updated,
+        rising edges fire after the pass's other actions). At most one round per such rule: only
+        rules that tag and untag each other in a cycle can reach the bound."""
+        lay = self.lay
+        body = gen.child()
+        body.emit("tagged = False")
+        body.emit("rounds += 1")
+        body.emit("tdue = NEVER")
+        for name in lay.tag_readers:
+            rule = next(x for x in self.rules if x.name == name)
+            body.emit(f"# rule {rule.name!r} again: {rule.when_text}")
+            self.state_rule(rule, self.rule_index[name], body, "tdue")
+        gen.emit("rounds = 0")
+        gen.nest(f"while tagged and rounds < {len(lay.tag_readers)}:", body)
+        gen.emit("due = min(due, tdue)")
 
     def state_rule(self, rule: Rule, r: int, gen: ExprGen, earliest: str | None = None) -> None:
         """Evaluate a state rule: its edge bit, its next change (into ``due``, or into its
@@ -333,7 +363,7 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
         loop = f"""    for slot in range(n):
         if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
             continue
-        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), np.int64({self.vi('due')}), np.int64({self.vi('queued')}))
+        schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), np.int64({self.vi('due')}), np.int64({self.vi('queued')}), np.int64({self.vi('arrival')}))
     return DONE"""
         return f"""@njit(**KERNEL_FLAGS)
 def _due(VI, VF, VN, RI, LITS, slot, now):
@@ -390,12 +420,15 @@ def rescan(tab, now, n):
         if rule.budget is not None:
             F.append(f"budget_take(RI, room, np.int64({lay.budget_cols[rule.name]}), np.int64({rule.budget[0]}), now)")
         for action in rule.then:
-            if action.startswith("tag:"):
-                col, mask = lay.tag_bit(action[4:])
-                F.append(f"VI[slot, {col}] |= {mask}")
-            elif action.startswith("untag:"):
-                col, mask = lay.tag_bit(action[6:])
-                F.append(f"VI[slot, {col}] &= ~{mask}")
+            if action.startswith(("tag:", "untag:")):
+                tag = action.split(":", 1)[1]
+                col, mask = lay.tag_bit(tag)
+                change = f"VI[slot, {col}] |= {mask}" if action.startswith("tag:") else f"VI[slot, {col}] &= ~{mask}"
+                if tag in lay.read_tags:  # a state rule reads it: evaluate the readers again if it changed
+                    F += [f"if (VI[slot, {col}] & {mask}) {'==' if action.startswith('tag:') else '!='} 0:",
+                          f"    {change}", "    tagged = True"]
+                else:
+                    F.append(change)
         return L + _indent(F, 1)
 
     # timers and entry points ------------------------------------------------------------
@@ -403,11 +436,11 @@ def rescan(tab, now, n):
         """Fire every timer due at or before ``until``; ``need_room`` is the statement that leaves
         when the output buffer or heap is full (the loop resumes there on the next call)."""
         v = self.vi
-        n_rules = max(1, len(self.rules))
+        n_rules = self.lay.rows_per_pass(len(self.rules))
         return [
             "while meta[0, META_HEAP_N] > 0:",
             "    t = H[0, 0]",
-            "    tslot = H[0, 1]",
+            "    tslot = H[0, 2]",
             "    if t > until:",
             "        break",
             f"    if meta[0, META_OUT_N] + {n_rules} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]:",
@@ -419,7 +452,7 @@ def rescan(tab, now, n):
             f"    due = VI[tslot, {v('due')}]",
             "    if due > t:",
             "        if due < NEVER:",
-            "            heap_push(H, meta, due, tslot)",
+            f"            heap_push(H, meta, due, VI[tslot, {v('arrival')}], tslot)",
             f"            VI[tslot, {v('queued')}] = due",
             "        continue",
             "    meta[0, META_TIMERS] += 1",
@@ -439,7 +472,7 @@ def rescan(tab, now, n):
     def event_lines(self, need_room: str, done: str) -> list[str]:
         """Timers due up to the event, then the event itself (slot -1: a room event)."""
         v = self.vi
-        n_rules = max(1, len(self.rules))
+        n_rules = self.lay.rows_per_pass(len(self.rules))
         return [
             "until = to_us(ts)",
             *self.timers_lines(need_room),

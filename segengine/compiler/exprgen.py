@@ -23,7 +23,7 @@ import math
 from ..kernels.runtime import COUNT_MAX
 from ..rules import ast
 from ..rules.load import RuleSet
-from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
+from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, tags_read, us
 
 CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
 NEVER = "NEVER"
@@ -388,7 +388,10 @@ class ExprGen:
         if isinstance(node, ast.Name) and node.kind == "segment":
             key = f"segment:{node.name}"
             if key not in self.cache:
-                self.cache[key] = self.boolean(desugar(self.rs.segments[node.name]))
+                value = self.boolean(desugar(self.rs.segments[node.name]))
+                if tags_read(self.rs, self.rs.segments[node.name]):
+                    return value  # read fresh: rules earlier in the pass may tag
+                self.cache[key] = value
             return self.cache[key]
         if isinstance(node, ast.Name):
             b = self.tmp("b")

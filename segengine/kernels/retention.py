@@ -120,10 +120,10 @@ def _sweep(VI, VF, VN, RI, CK, CV, H, meta, vi_row, ri_row, vstate, rstate, cols
     kept = 0
     for i in range(n):
         t = H[i, 0]
-        s = H[i, 1]
+        s = H[i, 2]
         if s < nv and VI[s, queued_c] == t:
-            H[kept, 0] = t
-            H[kept, 1] = s
+            for c in range(3):
+                H[kept, c] = H[i, c]
             kept += 1
     dropped = n - kept
     if dropped > 0:

@@ -42,6 +42,7 @@ META_CART_N = 3
 META_EVENTS = 4
 META_LATE = 5
 META_TIMERS = 6  # timers processed
+META_ARRIVALS = 7  # arrival numbers handed out: a viewer's first accepted event takes the next one
 META_RULES = 8  # fired[r] at META_RULES + r, then suppressed[r, reason] at META_RULES + R + 3r + reason
 SUPPRESSED_REASONS = ("once", "cooldown", "budget")
 
@@ -61,6 +62,7 @@ UNKNOWN_VIEWER = -2
 COUNT_MAX = 65535
 
 OUT_COLS = 5  # rule, slot, ts_us, event index (-1 for a timer), room
+HEAP_COLS = 3  # timer heap rows: due (us), the viewer's arrival number, slot
 
 
 if PURE_PYTHON:
@@ -367,28 +369,33 @@ def window_drop(VN, slot, col, head, k_now, w_us, need):
     return NEVER
 
 
-# --- timer heap: (due_us, slot) pairs, smallest first; lazy deletion ----------------------
+# --- timer heap: (due_us, arrival, slot) rows, smallest first; lazy deletion -----------------
+# Ties at one due time go by the viewer's arrival number (the order of first accepted events,
+# a viewer forgotten by retention counting from its return), never by slot: slots are reused.
 
 @njit(**KERNEL_FLAGS)
 def _heap_less(H, i, j):
-    return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and H[i, 1] < H[j, 1])
+    if H[i, 0] != H[j, 0]:
+        return H[i, 0] < H[j, 0]
+    if H[i, 1] != H[j, 1]:
+        return H[i, 1] < H[j, 1]
+    return H[i, 2] < H[j, 2]
 
 
 @njit(**KERNEL_FLAGS)
 def _heap_swap(H, i, j):
-    t0 = H[i, 0]
-    t1 = H[i, 1]
-    H[i, 0] = H[j, 0]
-    H[i, 1] = H[j, 1]
-    H[j, 0] = t0
-    H[j, 1] = t1
+    for c in range(3):
+        t = H[i, c]
+        H[i, c] = H[j, c]
+        H[j, c] = t
 
 
 @njit(**KERNEL_FLAGS)
-def heap_push(H, meta, due, slot):
+def heap_push(H, meta, due, arrival, slot):
     n = meta[0, META_HEAP_N]
     H[n, 0] = due
-    H[n, 1] = slot
+    H[n, 1] = arrival
+    H[n, 2] = slot
     i = n
     while i > 0:
         parent = (i - 1) >> 1
@@ -402,7 +409,7 @@ def heap_push(H, meta, due, slot):
 
 @njit(**KERNEL_FLAGS)
 def heap_sift_down(H, i, n):
-    """Restore the (due, slot) min-heap order of ``H[:n]`` below position ``i``."""
+    """Restore the (due, arrival, slot) min-heap order of ``H[:n]`` below position ``i``."""
     while True:
         left = 2 * i + 1
         if left >= n:
@@ -424,17 +431,17 @@ def heap_pop(H, meta):
     meta[0, META_HEAP_N] = n
     if n == 0:
         return
-    H[0, 0] = H[n, 0]
-    H[0, 1] = H[n, 1]
+    for c in range(3):
+        H[0, c] = H[n, c]
     heap_sift_down(H, 0, n)
 
 
 @njit(**KERNEL_FLAGS)
-def schedule(VI, H, meta, slot, due, due_col, queued_col):
+def schedule(VI, H, meta, slot, due, due_col, queued_col, arrival_col):
     """Set a viewer's next wake-up. Only pushes when it moves earlier than what is queued."""
     VI[slot, due_col] = due
     if due < VI[slot, queued_col]:
-        heap_push(H, meta, due, slot)
+        heap_push(H, meta, due, VI[slot, arrival_col], slot)
         VI[slot, queued_col] = due
 
 
