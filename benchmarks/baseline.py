@@ -69,6 +69,7 @@ BUCKET_10M = 600 * US // 12     # bucket width of a 10m window
 COUPON_COOLDOWN = 600 * US      # hot_interest_coupon: cooldown = "10m"
 COUPON_BUDGET = 200             # hot_interest_coupon: budget = "200/1m"
 COUPON_BUDGET_WINDOW = 60 * US
+COUPON_COOLED = ("hot_interest_coupon", "cooldown")  # its key in stats()["suppressed"]
 
 INTERACTIONS = frozenset(("like", "comment", "click"))
 ROOM_EVENTS = frozenset(("live_start", "live_end"))
@@ -316,7 +317,8 @@ class BaselineEngine:
             if len(d) >= 5 and not v.cart_units:
                 last = v.cooldown
                 if last is not None and t - last < COUPON_COOLDOWN:
-                    self._suppress("hot_interest_coupon", "cooldown")
+                    suppressed = self.suppressed
+                    suppressed[COUPON_COOLED] = suppressed.get(COUPON_COOLED, 0) + 1
                 else:
                     self._coupon(v, vroom, t, event, out)
         # price_sensitive (on view)
