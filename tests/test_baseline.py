@@ -42,10 +42,12 @@ def _base_key(a) -> tuple:
 
 
 def replay_both(engine: Engine, base: BaselineEngine, events: list[dict], tail: float = 1000.0,
-                segments_every: int = 0) -> tuple[list, list, list]:
-    """Feed ``events`` in order to both, calling ``advance(t)`` on both at every whole
-    simulated second between events (and for ``tail`` seconds after the last one).
-    Returns (engine actions, baseline actions, segment-size mismatches)."""
+                segments_every: int = 0, every: int = 1) -> tuple[list, list, list]:
+    """Feed ``events`` in order to both, calling ``advance(t)`` on both every ``every`` whole
+    simulated seconds between events (and for ``tail`` seconds after the last one).
+    Returns (engine actions, baseline actions, segment-size mismatches); the actions are one
+    ``(call, action)`` pair per action, ``call`` naming the ``ingest``/``advance`` call that
+    returned it, so equal lists mean the same actions from the same calls in the same order."""
     got_e: list = []
     got_b: list = []
     seg_diff: list = []
@@ -53,28 +55,33 @@ def replay_both(engine: Engine, base: BaselineEngine, events: list[dict], tail: 
     end = tick + math.ceil(max(e["ts"] for e in events) - tick + tail)
 
     def step(t: int) -> None:
-        got_e.extend(map(_engine_key, engine.advance(t)))
-        got_b.extend(map(_base_key, base.advance(t)))
+        call = ("advance", t)
+        got_e.extend((call, _engine_key(a)) for a in engine.advance(t))
+        got_b.extend((call, _base_key(a)) for a in base.advance(t))
         if segments_every and t % segments_every == 0:
             for name in SEGMENTS:
                 e_size, b_size = engine.segment_size(name), base.segment_size(name)
                 if e_size != b_size:
                     seg_diff.append((t, name, e_size, b_size))
 
-    for e in events:
+    for i, e in enumerate(events):
         while tick <= e["ts"]:
             step(tick)
-            tick += 1
-        got_e.extend(map(_engine_key, engine.ingest(e)))
-        got_b.extend(map(_base_key, base.ingest(e)))
+            tick += every
+        call = ("ingest", i)
+        got_e.extend((call, _engine_key(a)) for a in engine.ingest(e))
+        got_b.extend((call, _base_key(a)) for a in base.ingest(e))
     while tick <= end:
         step(tick)
-        tick += 1
+        tick += every
     return got_e, got_b, seg_diff
 
 
 def _diff(got_e: list, got_b: list) -> str:
     ce, cb = collections.Counter(got_e), collections.Counter(got_b)
+    if ce == cb:  # the same actions from the same calls, in another order
+        first = next(i for i, (x, y) in enumerate(zip(got_e, got_b)) if x != y)
+        return f"order differs at action {first}:\n segengine: {got_e[first:first + 3]}\n baseline: {got_b[first:first + 3]}"
     return (f"only segengine: {sorted((ce - cb).elements())[:10]}\n"
             f"only baseline: {sorted((cb - ce).elements())[:10]}")
 
@@ -87,8 +94,8 @@ def test_standard_workload_same_actions(example_rules, seed):
         engine.set_profile(viewer, level="high")
         base.set_profile(viewer, level="high")
     got_e, got_b, seg_diff = replay_both(engine, base, events, segments_every=60)
-    assert collections.Counter(got_e) == collections.Counter(got_b), _diff(got_e, got_b)
-    rules = {a[0] for a in got_e}
+    assert got_e == got_b, _diff(got_e, got_b)
+    rules = {a[0] for _, a in got_e}
     assert {"hot_interest_coupon", "cart_nudge", "early_exit_risk"} <= rules  # not vacuous
     assert not seg_diff, seg_diff[:5]
 
@@ -133,8 +140,8 @@ def test_random_streams_same_actions(example_rules):
             engine.set_profile(viewer, level="high")
             base.set_profile(viewer, level="high")
         got_e, got_b, _ = replay_both(engine, base, events, tail=700.0)
-        assert collections.Counter(got_e) == collections.Counter(got_b), f"seed {seed}\n" + _diff(got_e, got_b)
-        fired.update(a[0] for a in got_e)
+        assert got_e == got_b, f"seed {seed}\n" + _diff(got_e, got_b)
+        fired.update(a[0] for _, a in got_e)
     assert len(fired) == 6, fired  # every rule fired somewhere
 
 
@@ -152,8 +159,44 @@ def test_time_driven_instants_exact():
                            ("early_exit_risk", "retain", "u1", "r1", T0 + 120)]
     # a silent viewer leaves at its last event + 90 s; its dwell stops at the last event
     v = base.viewers["u1"]
-    assert v["present"] is False and v["dwell_last"] == 307_000_000
+    assert v.present is False and v.dwell_last == 307_000_000
     assert not base.segment("u1", "passerby") and not base.segment("u1", "watcher")
+
+
+def test_random_streams_same_actions_with_sparse_advance(example_rules):
+    """advance() every 37 s: timers due in between fire at the start of the next ingest, for
+    every viewer, in the same call and order as segengine."""
+    for seed in range(40, 60):
+        events = random_stream(random.Random(seed))
+        engine, base = Engine(example_rules), BaselineEngine(with_params=True)
+        got_e, got_b, _ = replay_both(engine, base, events, tail=700.0, every=37)
+        assert got_e == got_b, f"seed {seed}\n" + _diff(got_e, got_b)
+
+
+def test_due_timers_of_every_viewer_fire_before_an_event():
+    """An event fires every viewer's timers due by its ts first, by due time, then by each
+    viewer's first event (not by viewer id)."""
+    base = BaselineEngine()
+    got = base.ingest(ev("enter", "z", T0)) + base.ingest(ev("enter", "a", T0))
+    for k in (60, 110):  # heartbeats keep both present, with no interaction
+        got += base.ingest(ev("heartbeat", "z", T0 + k)) + base.ingest(ev("heartbeat", "a", T0 + k))
+    assert got == [] and base.advance(T0 + 119.999) == []
+    # early_exit_risk (dwell > 2m, no interaction) falls due for both at +120
+    assert base.ingest(ev("like", "c", T0 + 150)) == [
+        ("early_exit_risk", "retain", "z", "r1", T0 + 120), ("early_exit_risk", "retain", "a", "r1", T0 + 120)]
+    assert base.advance(T0 + 1000) == []  # fired once: nothing left due for them
+
+
+def test_timer_heap_does_not_grow_with_events():
+    """An active viewer's idle expiry moves on with every event: its heap entry is requeued
+    when it pops, not pushed again per event."""
+    base = BaselineEngine()
+    got = []
+    for k in range(1000):
+        got += base.ingest(ev("heartbeat", "u1", T0 + k))
+        assert len(base.heap) == 1
+    assert got == [("early_exit_risk", "retain", "u1", "r1", T0 + 120)]
+    assert base.advance(T0 + 1200) == [] and base.heap == [] and not base.viewers["u1"].present
 
 
 def test_budget_is_a_sliding_window_per_room():
@@ -221,8 +264,8 @@ def test_fifty_rules_standard_workload_same_actions(rules50):
         engine.set_profile(viewer, level="high")
         base.set_profile(viewer, level="high")
     got_e, got_b, _ = replay_both(engine, base, events)
-    assert collections.Counter(got_e) == collections.Counter(got_b), _diff(got_e, got_b)
-    shapes = {a[0].split("_")[0] for a in got_e}
+    assert got_e == got_b, _diff(got_e, got_b)
+    shapes = {a[0].split("_")[0] for _, a in got_e}
     assert {"dwell", "likes", "views", "quiet", "spender"} <= shapes  # every generated shape fired
 
 
@@ -233,6 +276,6 @@ def test_fifty_rules_random_streams_same_actions(rules50):
         events = random_stream(random.Random(seed))
         engine, base = _pair50(rules50)
         got_e, got_b, _ = replay_both(engine, base, events, tail=700.0)
-        assert collections.Counter(got_e) == collections.Counter(got_b), f"seed {seed}\n" + _diff(got_e, got_b)
-        fired.update(a[0].split("_")[0] for a in got_e)
+        assert got_e == got_b, f"seed {seed}\n" + _diff(got_e, got_b)
+        fired.update(a[0].split("_")[0] for _, a in got_e)
     assert {"dwell", "likes", "views", "spender"} <= set(fired), fired
