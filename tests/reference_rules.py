@@ -76,7 +76,7 @@ try:
 except ImportError:  # pytest put tests/ itself on sys.path
     from reference import ReferenceEngine, ViewerState, us  # type: ignore[no-redef]
 
-__all__ = ["RulesReference", "Fired", "RefRule"]
+__all__ = ["Fired", "RefRule", "RulesReference"]
 
 CLOCKS = {"dwell", "total_dwell", "stream_time", "now"}
 COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
@@ -346,9 +346,8 @@ class RulesReference(ReferenceEngine):
         room = v.room or ""
         spent = self.budgets.setdefault((rule.name, room), [])
         reason = None
-        if rule.once == "session" and rule.name in fx.once_session:
-            reason = "once"
-        elif rule.once == "lifetime" and rule.name in fx.once_lifetime:
+        marks = fx.once_session if rule.once == "session" else fx.once_lifetime
+        if rule.once is not None and rule.name in marks:
             reason = "once"
         elif rule.cooldown is not None and rule.name in fx.last_fire and t - fx.last_fire[rule.name] < rule.cooldown:
             reason = "cooldown"

@@ -39,7 +39,8 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from segengine import Engine
 
@@ -95,6 +96,8 @@ class RulesGen:
     def state_atom(self, segments: list[str], tags_ok: bool) -> str:
         r = self.r.random()
         op = self.pick([">", ">", ">=", "<", "<="])
+        if self.tags_anywhere and tags_ok and self.r.random() < 0.3:
+            return f"{self.pick(['', 'not '])}tag({self.pick(TAGS)})"
         if r < 0.12:
             return self.pick(["present", "not present", "carted", "not carted", "paid", "not paid", "follows"])
         if r < 0.30:
@@ -170,6 +173,8 @@ class RulesGen:
                 r.shuffle(then)
             if reads_tags and not self.tags_anywhere:
                 priority = -9  # after every tagging rule: no pass ever needs a re-evaluation
+            elif reads_tags:
+                priority = self.pick([9, 9, 0])  # mostly before the tagging rules: re-evaluations
             else:
                 priority = self.pick([0, 0, 0, 1, 5, -1])
             rule = ["[[rules]]", f'name = "r{i}"']
@@ -345,6 +350,7 @@ def check(rules, text: str, ops: list[Op], label: str) -> None:
     if problems:
         raise AssertionError(
             f"compiled engine and reference disagree ({label}):\n  " + "\n  ".join(problems)
+            + f"\n(the reference re-evaluated {ref.reevaluations} state rule(s) after a pass for the final tags)"
             + f"\nrules file ({label}):\n{text}\nreplay:\n{replay_script(text, ops)}")
 
 
