@@ -598,9 +598,9 @@ def advance(tab, until):
 
 
 #: Most lines of generated code in one query kernel (segment_count, readout, explain_values).
-#: The time Numba and LLVM take to compile one function grows faster than its size (a rules file
-#: with 60 segments took 35 s to compile segment_count as one function), so a longer query is
-#: split into kernels of about this size, each compiled on its first call.
+#: The time Numba and LLVM take to compile one function grows faster than its size (62 segments
+#: took 29 s of CPU to compile as one segment_count, 10 s as seven kernels), so a longer query is
+#: split into kernels of about this size, each compiled on its first call (see docs/performance.md).
 QUERY_CHUNK_LINES = 200
 
 
