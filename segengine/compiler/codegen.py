@@ -29,7 +29,7 @@ from ..events import BUILTIN_TYPES, ROOM_TYPES
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
-from .exprgen import VIEW_LINES, ExprGen, Literals, NEVER, desugar
+from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
 
 def views_for(body: str) -> str:
@@ -564,33 +564,30 @@ def advance(tab, until):
 
     # queries ---------------------------------------------------------------------------
     def segment_fn(self) -> str:
-        gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
-        gen.lines.extend(VIEW_LINES)
-        gen.emit("total = 0")
-        gen.emit("for slot in range(n):")
-        inner = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
-        inner.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:")
-        inner.emit("    continue")
-        inner.emit(f"if room >= 0 and VI[slot, {self.vi('room')}] != room:")
-        inner.emit("    continue")
-        for i, name in enumerate(self.rs.segments):
-            sub = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
-            b, _ = sub.boolean(ast.Name(name, kind="segment", type="bool"))
-            inner.emit(f"if seg == {i}:")
-            inner.lines.extend(_indent(sub.lines, 1))
-            inner.emit(f"    if {b}:")
-            inner.emit("        total += 1")
-        gen.lines.extend(_indent(inner.lines, 1))
-        gen.emit("return total")
-        body = "\n".join(_indent(gen.lines, 1))
-        return f"""@njit(**KERNEL_FLAGS)
-def segment_count(tab, seg, now, room, n):
-{body}"""
+        """``segment_count(tab, seg, now, room, n)``: how many of viewers 0..n-1 (in ``room``, or
+        any room when -1) are in segment ``seg``. Segments are grouped into kernels of about
+        :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`)."""
+        counter = [0]  # one for every segment: temporaries never collide within a kernel
+        parts = []
+        for name in self.rs.segments:
+            gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
+            gen.counter = counter
+            b, _ = gen.boolean(ast.Name(name, kind="segment", type="bool"))
+            gen.emit(f"if {b}:")
+            gen.emit("    total += 1")
+            parts.append(gen.lines)
+        loop = ["total = 0",
+                "for slot in range(n):",
+                f"    if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:",
+                "        continue",
+                f"    if room >= 0 and VI[slot, {self.vi('room')}] != room:",
+                "        continue"]
+        return query_kernels("segment_count", "tab, seg, now, room, n", parts, loop, "return total", key="seg", depth=1,
+                             labels=list(self.rs.segments))
 
     def readout_fn(self) -> str:
         """Every feature the rules use, every profile attribute, every segment: for ``viewer()``."""
         lay, rs = self.lay, self.rs
-        gen = ExprGen(rs, lay, self.lits, with_timers=False, in_event="False")
         items: list[tuple[str, ast.Node, str]] = []
         for name in ("present", "dwell", "total_dwell", "sessions", "paid", "follows", "orders", "spend", "aov",
                      "stream_time", "audience"):
@@ -616,16 +613,81 @@ def segment_count(tab, seg, now, room, n):
         for name in rs.segments:
             items.append((name, ast.Name(name, kind="segment", type="bool"), "segment"))
         self.readouts = []
-        gen.lines.extend(VIEW_LINES)
+        done: dict[str, tuple] = {}  # values already in ``out``: a later kernel reads them from there
+        gen = ExprGen(rs, lay, self.lits, with_timers=False, in_event="False")
+        parts = [gen.lines]
         for j, (label, node, group) in enumerate(items):
+            if len(gen.lines) >= QUERY_CHUNK_LINES:  # the next kernel
+                gen = ExprGen(rs, lay, self.lits, with_timers=False, in_event="False")
+                gen.cache.update(done)
+                parts.append(gen.lines)
             val, kind = gen.value(node)
             gen.emit(f"out[{j}] = {val}")
             self.readouts.append(Readout(label, kind, group))
-        body = "\n".join(_indent(gen.lines, 1))
-        return f"""@njit(**KERNEL_FLAGS)
-def readout(tab, slot, now, out):
-{body}
-    return {len(items)}"""
+            if group == "segment":
+                done[f"segment:{label}"] = (f"(out[{j}] != 0.0)", NEVER)
+            elif isinstance(node, (ast.Count, ast.Agg)):  # constant between events: no slope to keep
+                done[label] = (f"out[{j}]", "0.0", CONST, NEVER)
+        return query_kernels("readout", "tab, slot, now, out", parts, [], f"return {len(items)}")
+
+
+#: Most lines of generated code in one query kernel (segment_count, readout, explain_values).
+#: The time Numba and LLVM take to compile one function grows faster than its size (62 segments
+#: took 29 s of CPU to compile as one segment_count, 10 s as seven kernels), so a longer query is
+#: split into kernels of about this size, each compiled on its first call (see docs/performance.md).
+QUERY_CHUNK_LINES = 200
+
+
+def _groups(sizes: list[int], budget: int) -> list[list[int]]:
+    """Consecutive indices grouped while their total size stays within ``budget`` (a bigger one alone)."""
+    groups: list[list[int]] = []
+    total = 0
+    for i, size in enumerate(sizes):
+        if groups and total + size <= budget:
+            groups[-1].append(i)
+            total += size
+        else:
+            groups.append([i])
+            total = size
+    return groups
+
+
+def query_kernels(name: str, params: str, parts: list[list[str]], head: list[str], tail: str,
+                  key: str = "", depth: int = 0, labels: list[str] | None = None) -> str:
+    """Source of the query ``name(params)``: the statements ``head``, each part (a list of
+    statements, at indentation ``depth`` within ``head``), then ``tail``.
+
+    Parts are grouped into kernels of about :data:`QUERY_CHUNK_LINES` lines. A single kernel is
+    ``name`` itself; several are ``_name0, _name1, ...`` behind a plain Python function ``name``,
+    each compiled on its first call. With ``key`` (one of the parameters), part ``i`` runs only
+    when ``key == i``, and ``name`` calls the one kernel that holds it; without, ``name`` calls
+    every kernel in turn and returns what the last one returns. ``labels`` name the parts in comments.
+    """
+    groups = _groups([len(part) for part in parts], QUERY_CHUNK_LINES) or [[]]
+
+    def kernel(fn: str, group: list[int]) -> str:
+        body = list(head)
+        for n, i in enumerate(group):
+            if key:
+                label = f"  # {labels[i]}" if labels else ""
+                body += _indent([f"{'el' if n else ''}if {key} == {i}:{label}", *_indent(parts[i], 1)], depth)
+            else:
+                body += _indent(parts[i], depth)
+        text = "\n".join(_indent([*body, tail], 1))
+        return f"@njit(**KERNEL_FLAGS)\ndef {fn}({params}):\n{views_for(text)}\n{text}"
+
+    if len(groups) == 1:
+        return kernel(name, groups[0])
+    src = [kernel(f"_{name}{k}", group) for k, group in enumerate(groups)]
+    if key:
+        table = f"_{name.upper()}_KERNELS"
+        owners = "".join(f"_{name}{k}, " for k, group in enumerate(groups) for _ in group)
+        src.append(f"{table} = ({owners})  # the kernel of each {key}\n\n\n"
+                   f"def {name}({params}):\n    return {table}[{key}]({params})")
+    else:
+        calls = [f"_{name}{k}({params})" for k in range(len(groups))]
+        src.append(f"def {name}({params}):\n" + "".join(f"    {call}\n" for call in calls[:-1]) + f"    return {calls[-1]}")
+    return "\n\n\n".join(src)
 
 
 _BUILTIN_TYPES = {"present": "bool", "dwell": "num", "total_dwell": "num", "sessions": "num", "paid": "bool",

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from ..state import Layout
-from .codegen import Generated
-from .exprgen import VIEW_LINES, ExprGen, Literals, desugar
+from .codegen import Generated, query_kernels
+from .exprgen import ExprGen, Literals, desugar
 
 __all__ = ["ExplainNode", "explain_nodes", "node_kind", "explain_source", "add_explain"]
 
@@ -136,28 +136,26 @@ def _as_float(node: ast.Node, value: str) -> str:
 
 
 def explain_source(rs: RuleSet, lay: Layout, lits: Literals) -> str:
-    """Source of ``explain_values`` for every rule of ``rs`` (disabled ones included, when possible)."""
-    lines = [*VIEW_LINES, *_EVENT_LOCALS]
+    """Source of ``explain_values`` for every rule of ``rs`` (disabled ones included, when possible).
+
+    Rules are grouped into kernels of a few hundred lines, each compiled on its first call
+    (see :func:`.codegen.query_kernels`): ``explain()`` of one rule compiles only its kernel.
+    """
+    parts: list[list[str]] = []
     counter = [0]  # shared by every rule's generator: temporaries stay unique across the branches
-    for r, rule in enumerate(rs.rules):
+    for rule in rs.rules:
         known = len(lits.items)
         gen = ExprGen(rs, lay, lits, with_timers=False, in_event="False")
         gen.counter = counter
         walker = _RuleValues(gen, rs)
         walker.visit(rule.when)
-        lines.append(f"if rule == {r}:  # {rule.name}")
         if len(lits.items) != known:  # only a disabled rule can get here: its literals have no LITS slot
             del lits.items[known:]
-            lines.append("    return -1")
+            parts.append(["return -1"])
             continue
-        lines.extend("    " + line for line in gen.lines)
-        lines.append(f"    return {walker.i}")
-    lines.append("return 0")
-    body = "\n".join("    " + line for line in lines)
-    return f"""@njit(**KERNEL_FLAGS)
-def explain_values(tab, slot, now, rule, out):
-    \"\"\"Values of every node of rule ``rule``'s explain tree, in preorder (see segengine.compiler.explaingen).\"\"\"
-{body}"""
+        parts.append([*gen.lines, f"return {walker.i}"])
+    return query_kernels("explain_values", "tab, slot, now, rule, out", parts, list(_EVENT_LOCALS), "return 0",
+                         key="rule", labels=[rule.name for rule in rs.rules])
 
 
 def add_explain(gen: Generated, rs: RuleSet, lay: Layout) -> None:
