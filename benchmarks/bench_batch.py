@@ -1,5 +1,6 @@
 """``ingest_many`` throughput from NDJSON bytes and from a columnar ``Batch``, on the standard
-workload. Targets: NDJSON >= 2 M events/s; Batch >= 20 M events/s and >= 50x the baseline."""
+workload. Targets: NDJSON >= 2 M events/s. Batch is reported with no target: the owner deferred
+20 M events/s columnar (a different event-application design; docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def run(quick: bool) -> list[Result]:
     columnar = median_of(lambda: timed(lambda e: [e.ingest_many(b) for b in batches]), repeat)
     small = median_of(lambda: timed(lambda e: [e.ingest_many(c) for c in small_chunks]), repeat)
     columnar_result = Result("bench_batch", "ingest_many(Batch)", columnar, "events/s",
-                             ">= 20 M events/s; >= 50x baseline", columnar >= 20e6, params=params)
+                             note="no target: 20 M events/s deferred", params=params)
     results = [
         Result("bench_batch", "ingest_many(NDJSON bytes)", ndjson, "events/s", ">= 2 M events/s", ndjson >= 2e6, params=params),
         Result("bench_batch", f"ingest_many(NDJSON bytes), {SMALL_CHUNK:,}-event calls", small, "events/s", "",
