@@ -22,6 +22,7 @@ import math
 
 from ..kernels.runtime import COUNT_MAX
 from ..rules import ast
+from ..rules.expr import chain
 from ..rules.load import RuleSet
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, us
 
@@ -50,10 +51,8 @@ def desugar(node: ast.Node) -> ast.Node:
     """``x in [a, b]`` -> ``x == a or x == b`` (and ``not in``), recursively."""
     if isinstance(node, ast.In):
         operand = desugar(node.operand)
-        result: ast.Node = ast.Bool(False, type="bool", span=node.span)
-        for item in node.items:
-            eq = ast.Binary("==", operand, desugar(item), type="bool", span=node.span)
-            result = eq if isinstance(result, ast.Bool) else ast.Binary("or", result, eq, type="bool", span=node.span)
+        eqs: list[ast.Node] = [ast.Binary("==", operand, desugar(item), type="bool", span=node.span) for item in node.items]
+        result = chain("or", eqs, "bool") if eqs else ast.Bool(False, type="bool", span=node.span)  # long lists: balanced
         return ast.Unary("not", result, type="bool", span=node.span) if node.negated else result
     if isinstance(node, ast.Unary):
         return ast.Unary(node.op, desugar(node.operand), type=node.type, span=node.span)
@@ -140,16 +139,20 @@ class ExprGen:
         return f"VI[slot, {self.lay.vi.index(name)}]"
 
     def present(self) -> str:
+        # a fresh name per scope: one name assigned in hundreds of nested scopes (deep or long
+        # conditions) makes Numba's SSA pass quadratic
         if "present" not in self.cache:
-            self.emit(f"pres = ({self.vi('flags')} & {FLAG_PRESENT}) != 0")
-            self.cache["present"] = ("pres",)
-        return "pres"
+            name = self.tmp("pres")
+            self.emit(f"{name} = ({self.vi('flags')} & {FLAG_PRESENT}) != 0")
+            self.cache["present"] = (name,)
+        return self.cache["present"][0]
 
     def room(self) -> str:
         if "room" not in self.cache:
-            self.emit(f"vroom = {self.vi('room')}")
-            self.cache["room"] = ("vroom",)
-        return "vroom"
+            name = self.tmp("vroom")
+            self.emit(f"{name} = {self.vi('room')}")
+            self.cache["room"] = (name,)
+        return self.cache["room"][0]
 
     # numbers -----------------------------------------------------------------------
     def num(self, node: ast.Node) -> tuple[str, str, int, str]:

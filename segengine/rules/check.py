@@ -6,10 +6,11 @@ loaded, never at ingest time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import ast
-from .expr import ExprError, FUNCTIONS
+from .expr import ExprError, FUNCTIONS, MAX_DURATION
 from .suggest import did_you_mean
 
 __all__ = ["BUILTINS", "CheckContext", "check_expr", "fold", "segment_refs"]
@@ -197,6 +198,8 @@ def _window(seconds: float, span: tuple[int, int], errors: list[ExprError]) -> N
         errors.append(ExprError("a window must be a whole number of milliseconds", span))
     elif seconds < 1:
         errors.append(ExprError("a window must be at least 1s", span))
+    elif seconds > MAX_DURATION:
+        errors.append(ExprError("a window must be at most 36500d (100 years)", span))
 
 
 def segment_refs(node: ast.Node) -> list[ast.Name]:
@@ -236,6 +239,8 @@ def fold(node: ast.Node) -> ast.Node:
             if op == "/" and b == 0:
                 return node  # leave runtime semantics (inf) to the kernel
             value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+            if not math.isfinite(value):
+                return node  # overflow: the kernel computes it (inf), as it does a division by zero
             return ast.Num(float(value), span=node.span, type="num")
         result = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
         return ast.Bool(bool(result), span=node.span, type="bool")
