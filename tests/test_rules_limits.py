@@ -35,6 +35,7 @@ CASES = [
     ("duration-inf", R.format("dwell > 1e308d"), (3, 17, "number out of range: 1e308d")),
     ("window-inf", R.format("count(view, 1e400m) > 1"), (3, 21, "number out of range: 1e400m")),
     ("window-huge", R.format("count(view, 99999999999d) > 1"), (3, 21, "a window must be at most 36500d (100 years)")),
+    ("window-1e308s", R.format("count(view, 1e308s) > 1"), (3, 21, "a window must be at most 36500d (100 years)")),
     ("agg-window-huge", R.format("sum(price, view, 99999999999d) > 1"), (3, 26, "a window must be at most 36500d (100 years)")),
     ("cooldown-huge", R.format("true") + 'cooldown = "99999999999999999999d"\n',
      (5, 12, "a duration must be at most 36500d (100 years)")),

@@ -194,12 +194,12 @@ def _types(types: tuple[str, ...], span: tuple[int, int], ctx: CheckContext, err
 
 def _window(seconds: float, span: tuple[int, int], errors: list[ExprError]) -> None:
     ms = seconds * 1000
-    if abs(ms - round(ms)) > 1e-6:
+    if seconds > MAX_DURATION:  # first: beyond it, seconds * 1000 may not even be finite
+        errors.append(ExprError("a window must be at most 36500d (100 years)", span))
+    elif abs(ms - round(ms)) > 1e-6:
         errors.append(ExprError("a window must be a whole number of milliseconds", span))
     elif seconds < 1:
         errors.append(ExprError("a window must be at least 1s", span))
-    elif seconds > MAX_DURATION:
-        errors.append(ExprError("a window must be at most 36500d (100 years)", span))
 
 
 def segment_refs(node: ast.Node) -> list[ast.Name]:
