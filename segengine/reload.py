@@ -57,7 +57,11 @@ def read_source(source: str | Path) -> tuple[str, str]:
 def reload(engine: "Engine", source: str | Path, *, warmup: bool = True) -> bool:
     """See :meth:`Engine.reload`. Returns whether the rules changed."""
     text, filename = read_source(source)
-    if hashlib.sha256(text.encode()).hexdigest() == engine._rules.fingerprint:
+    try:
+        same = hashlib.sha256(text.encode()).hexdigest() == engine._rules.fingerprint
+    except UnicodeEncodeError:  # a lone surrogate: load_rules reports where
+        same = False
+    if same:
         return False
     rs = load_rules(text, filename)  # RulesError: nothing touched
     compiled = compile_rules(rs)

@@ -114,6 +114,7 @@ def _load(text: str) -> RuleSet | None:
     started = time.perf_counter()
     try:
         rs = load_rules(text, "fuzz.toml")
+        rs.fingerprint  # what engines, reload and snapshots key the rules by
     except RulesError as err:
         for d in err.diagnostics:  # every error is placed and printable
             assert d.line >= 1 and d.col >= 1 and str(d).startswith(f"fuzz.toml:{d.line}:{d.col}: ")

@@ -44,6 +44,8 @@ CASES = [
     ("idle-timeout-nan", "[engine]\nidle_timeout = nan\n", (2, 16, "a duration must be a number of seconds, not nan")),
     ("half-life-float-huge", "[engine]\ninterest_half_life = 1e300\n", (2, 22, "a duration must be at most 36500d (100 years)")),
     ("duration-tiny", '[engine]\nidle_timeout = "0.0000001s"\n', (2, 16, "a duration must be at least 1ms")),
+    ("lone-surrogate", '[[rules]]\nname = "a\ud800"\n', (2, 10, "character U+D800 cannot be encoded in UTF-8")),
+    ("budget-zero", R.format("true") + 'budget = "0/1m"\n', (5, 10, "a budget needs at least 1 firing in a positive window")),
     ("budget-huge", R.format("true") + 'budget = "99999999999999999999/1m"\n',
      (5, 10, f"a budget allows at most {MAX_BUDGET:,} firings per window")),
     ("budget-50M", R.format("true") + 'budget = "50000000/1m"\n', (5, 10, f"a budget allows at most {MAX_BUDGET:,} firings per window")),
@@ -84,7 +86,7 @@ def _write(text: str, _n=[0]) -> str:
     from pathlib import Path
     _n[0] += 1
     path = Path(tempfile.mkdtemp()) / f"r{_n[0]}.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))  # a lone surrogate: bytes that are not UTF-8
     return str(path)
 
 
@@ -104,6 +106,10 @@ def test_rules_file_not_utf8_is_a_rules_error(tmp_path):
     d = err.diagnostics[0]
     assert (d.line, d.col) == (2, 10)
     assert "not valid UTF-8" in d.message
+
+
+def test_budget_with_leading_zeros_loads():
+    assert load_rules(R.format("true") + 'budget = "0000000000000000000000002/1m"\n').rules[0].budget == (2, 60.0)
 
 
 def test_budget_at_the_maximum_compiles_small():

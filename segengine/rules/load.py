@@ -104,6 +104,15 @@ class TomlLoader:
     def parse(self) -> dict:
         """The parsed TOML (and its position index); a syntax error raises RulesError at once."""
         try:
+            self.text.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate ("\ud800"): no file can hold it
+            before = self.text[:err.start]
+            line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+            source = self.text.splitlines()[line - 1].encode("utf-8", "replace").decode("utf-8")
+            self.diags.append(Diagnostic(self.filename, line, col,
+                                         f"character U+{ord(self.text[err.start]):04X} cannot be encoded in UTF-8", source))
+            raise RulesError(self.diags) from None
+        try:
             data = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as err:
             self._toml_error(err)
@@ -467,7 +476,7 @@ class _Loader(TomlLoader):
         except ValueError as err:
             self.error_value(path, str(err))
             return None
-        digits = m.group(1).lstrip("0")
+        digits = m.group(1).lstrip("0") or "0"
         count = int(digits) if len(digits) <= 12 else MAX_BUDGET + 1
         if count < 1 or window <= 0:
             self.error_value(path, "a budget needs at least 1 firing in a positive window")
