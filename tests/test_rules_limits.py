@@ -147,9 +147,9 @@ def _long(n: int) -> str:
     ])
 
 
-#: Compiled in CI with 150 clauses: Numba's compile time grows faster than linearly with a
-#: condition's size (1,000 clauses: about a minute); loading is checked with 1,000 and 10,000.
-N = 150
+#: Compiled with 1,000 clauses (about 10 s: long chains are generated branch-free; with
+#: short-circuit code this file took 11 minutes); loading is checked with 1,000 and 10,000.
+N = 1000
 LONG = _long(N)
 
 

@@ -61,6 +61,25 @@ def desugar(node: ast.Node) -> ast.Node:
     return node
 
 
+#: An ``and``/``or`` chain of more operands than this is evaluated without short-circuits
+#: (see ExprGen.eager_chain); shorter ones, as people write them, keep their short-circuits.
+LONG_CHAIN = 8
+
+
+def _chain_operands(node: ast.Binary) -> list[ast.Node]:
+    """The operands of the ``and``/``or`` chain rooted at ``node``, in order (iteratively)."""
+    out: list[ast.Node] = []
+    stack: list[ast.Node] = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, ast.Binary) and cur.op == node.op:
+            stack.append(cur.right)
+            stack.append(cur.left)
+        else:
+            out.append(cur)
+    return out
+
+
 class Literals:
     """String literals compared with interned event strings; their ids live in the LITS matrix."""
 
@@ -401,6 +420,9 @@ class ExprGen:
             self.emit(f"{b} = not {inner}")
             return b, c
         if isinstance(node, ast.Binary) and node.op in ast.LOGICAL:
+            operands = _chain_operands(node)
+            if len(operands) > LONG_CHAIN:
+                return self.eager_chain(node.op, operands)
             left, cl = self.boolean(node.left)
             if cl == NEVER:
                 return self.short_circuit(node, left)
@@ -415,6 +437,24 @@ class ExprGen:
         if isinstance(node, ast.Binary):
             return self.compare(node)
         raise TypeError(f"not a boolean node: {node!r}")  # pragma: no cover
+
+    def eager_chain(self, op: str, operands: list[ast.Node]) -> tuple[str, str]:
+        """A long ``and``/``or`` chain (generated rules: thousands of clauses), every operand
+        evaluated, combined branch-free. Short-circuit code gives each clause a nested block and
+        a variable assigned twice, which makes Numba's compile time quadratic (minutes for a
+        1,000-clause chain); the clauses themselves are cheap to evaluate."""
+        sym = "&" if op == "and" else "|"
+        acc, c_acc = self.boolean(operands[0])
+        for operand in operands[1:]:
+            value, c = self.boolean(operand)
+            b = self.tmp("b")
+            self.emit(f"{b} = {acc} {sym} {value}")
+            if self.with_timers and (c_acc != NEVER or c != NEVER):
+                nc = self.tmp("c")
+                self.emit(f"{nc} = nc_{op}({acc}, {c_acc}, {value}, {c})")
+                c_acc = nc
+            acc = b
+        return acc, c_acc
 
     def short_circuit(self, node: ast.Binary, left: str) -> tuple[str, str]:
         """``left`` cannot change with time alone: when it decides the result, skip the right side.
