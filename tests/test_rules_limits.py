@@ -144,6 +144,11 @@ def _long(n: int) -> str:
         *[f's{i} = "s{i + 1} and present"' for i in range(MAX_DEPTH // 2 - 2)],
         f's{MAX_DEPTH // 2 - 2} = "count(like) == 9"',
         "[[rules]]", 'name = "segments"', 'on = ["like"]', 'when = "s0"', 'then = "seg"',
+        # state rules on long chains of time-varying clauses: their timers come from the chain
+        "[[rules]]", 'name = "timed_or"', 'when = "' + " or ".join(f"dwell > {i}m" for i in range(12, 1, -1)) + '"',
+        'then = "or_timer"',
+        "[[rules]]", 'name = "timed_and"', 'when = "present and ' + " and ".join(f"dwell >= {i}m" for i in range(1, 11)) + '"',
+        'then = "and_timer"',
     ])
 
 
@@ -163,7 +168,7 @@ def test_long_chains_load_fast(n):
     started = time.perf_counter()
     rs = load_rules(_long(n), "long.toml")
     assert time.perf_counter() - started < 2 * n / 1000
-    assert [r.name for r in rs.rules] == ["long_and", "long_or", "long_in", "deepest", "segments"]
+    assert [r.name for r in rs.rules] == ["long_and", "long_or", "long_in", "deepest", "segments", "timed_or", "timed_and"]
 
 
 def test_long_chains_evaluate_correctly(long_rules):
@@ -185,6 +190,14 @@ def test_long_chains_evaluate_correctly(long_rules):
     assert len(x.condition.children) == N and x.condition.children[-1].text == f"count(like) == {N + 2}"
     x = engine.explain("u1", "deepest")
     assert x.holds is False and x.would_fire is False
+
+
+def test_long_chains_schedule_exact_timers(long_rules):
+    engine = Engine(long_rules)
+    engine.ingest(ev("enter", ts=0))
+    actions = heartbeats(engine, "u1", 0, 700)
+    assert named(actions, "timed_or") == [("or_timer", 120.0)]
+    assert named(actions, "timed_and") == [("and_timer", 600.0)]
 
 
 def test_loading_needs_little_stack():
