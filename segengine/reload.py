@@ -29,7 +29,7 @@ from .kernels.runtime import (
     HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_OUT_N, META_RULES, MISSING, SUPPRESSED_REASONS,
 )
 from .memory import Store
-from .rules.load import RuleSet, load_rules
+from .rules.load import RuleSet, load_rules, read_rules_text
 from .state import Layout
 
 if TYPE_CHECKING:
@@ -45,19 +45,23 @@ def read_source(source: str | Path) -> tuple[str, str]:
     without ``=``, ``[`` or ``#`` (which no rules text of one line can be), else TOML text.
     """
     if isinstance(source, Path):
-        return source.read_text(encoding="utf-8"), str(source)
+        return read_rules_text(source), str(source)
     if not isinstance(source, str):
         raise TypeError(f"reload() takes a path or TOML text, not {type(source).__name__}")
     line = source.strip()
     if line and "\n" not in line and not any(c in line for c in "=[#"):
-        return Path(line).read_text(encoding="utf-8"), line
+        return read_rules_text(line), line
     return source, "<rules>"
 
 
 def reload(engine: "Engine", source: str | Path, *, warmup: bool = True) -> bool:
     """See :meth:`Engine.reload`. Returns whether the rules changed."""
     text, filename = read_source(source)
-    if hashlib.sha256(text.encode()).hexdigest() == engine._rules.fingerprint:
+    try:
+        same = hashlib.sha256(text.encode()).hexdigest() == engine._rules.fingerprint
+    except UnicodeEncodeError:  # a lone surrogate: load_rules reports where
+        same = False
+    if same:
         return False
     rs = load_rules(text, filename)  # RulesError: nothing touched
     compiled = compile_rules(rs)

@@ -22,6 +22,7 @@ import math
 
 from ..kernels.runtime import COUNT_MAX
 from ..rules import ast
+from ..rules.expr import chain
 from ..rules.load import RuleSet
 from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, tags_read, us
 
@@ -50,10 +51,8 @@ def desugar(node: ast.Node) -> ast.Node:
     """``x in [a, b]`` -> ``x == a or x == b`` (and ``not in``), recursively."""
     if isinstance(node, ast.In):
         operand = desugar(node.operand)
-        result: ast.Node = ast.Bool(False, type="bool", span=node.span)
-        for item in node.items:
-            eq = ast.Binary("==", operand, desugar(item), type="bool", span=node.span)
-            result = eq if isinstance(result, ast.Bool) else ast.Binary("or", result, eq, type="bool", span=node.span)
+        eqs: list[ast.Node] = [ast.Binary("==", operand, desugar(item), type="bool", span=node.span) for item in node.items]
+        result = chain("or", eqs, "bool") if eqs else ast.Bool(False, type="bool", span=node.span)  # long lists: balanced
         return ast.Unary("not", result, type="bool", span=node.span) if node.negated else result
     if isinstance(node, ast.Unary):
         return ast.Unary(node.op, desugar(node.operand), type=node.type, span=node.span)
@@ -65,6 +64,25 @@ def desugar(node: ast.Node) -> ast.Node:
 def _named(space: str) -> bool:
     """Spaces whose values are all known when the rules compile: categories and profile values."""
     return space == "category" or space.startswith("profile:")
+
+
+#: An ``and``/``or`` chain of more operands than this is evaluated without short-circuits
+#: (see ExprGen.eager_chain); shorter ones, as people write them, keep their short-circuits.
+LONG_CHAIN = 8
+
+
+def _chain_operands(node: ast.Binary) -> list[ast.Node]:
+    """The operands of the ``and``/``or`` chain rooted at ``node``, in order (iteratively)."""
+    out: list[ast.Node] = []
+    stack: list[ast.Node] = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, ast.Binary) and cur.op == node.op:
+            stack.append(cur.right)
+            stack.append(cur.left)
+        else:
+            out.append(cur)
+    return out
 
 
 class Literals:
@@ -145,16 +163,20 @@ class ExprGen:
         return f"VI[slot, {self.lay.vi.index(name)}]"
 
     def present(self) -> str:
+        # a fresh name per scope: one name assigned in hundreds of nested scopes (deep or long
+        # conditions) makes Numba's SSA pass quadratic
         if "present" not in self.cache:
-            self.emit(f"pres = ({self.vi('flags')} & {FLAG_PRESENT}) != 0")
-            self.cache["present"] = ("pres",)
-        return "pres"
+            name = self.tmp("pres")
+            self.emit(f"{name} = ({self.vi('flags')} & {FLAG_PRESENT}) != 0")
+            self.cache["present"] = (name,)
+        return self.cache["present"][0]
 
     def room(self) -> str:
         if "room" not in self.cache:
-            self.emit(f"vroom = {self.vi('room')}")
-            self.cache["room"] = ("vroom",)
-        return "vroom"
+            name = self.tmp("vroom")
+            self.emit(f"{name} = {self.vi('room')}")
+            self.cache["room"] = (name,)
+        return self.cache["room"][0]
 
     # numbers -----------------------------------------------------------------------
     def num(self, node: ast.Node) -> tuple[str, str, int, str]:
@@ -418,6 +440,9 @@ class ExprGen:
             self.emit(f"{b} = not {inner}")
             return b, c
         if isinstance(node, ast.Binary) and node.op in ast.LOGICAL:
+            operands = _chain_operands(node)
+            if len(operands) > LONG_CHAIN:
+                return self.eager_chain(node.op, operands)
             left, cl = self.boolean(node.left)
             if cl == NEVER:
                 return self.short_circuit(node, left)
@@ -432,6 +457,24 @@ class ExprGen:
         if isinstance(node, ast.Binary):
             return self.compare(node)
         raise TypeError(f"not a boolean node: {node!r}")  # pragma: no cover
+
+    def eager_chain(self, op: str, operands: list[ast.Node]) -> tuple[str, str]:
+        """A long ``and``/``or`` chain (generated rules: thousands of clauses), every operand
+        evaluated, combined branch-free. Short-circuit code gives each clause a nested block and
+        a variable assigned twice, which makes Numba's compile time quadratic (minutes for a
+        1,000-clause chain); the clauses themselves are cheap to evaluate."""
+        sym = "&" if op == "and" else "|"
+        acc, c_acc = self.boolean(operands[0])
+        for operand in operands[1:]:
+            value, c = self.boolean(operand)
+            b = self.tmp("b")
+            self.emit(f"{b} = {acc} {sym} {value}")
+            if self.with_timers and (c_acc != NEVER or c != NEVER):
+                nc = self.tmp("c")
+                self.emit(f"{nc} = nc_{op}({acc}, {c_acc}, {value}, {c})")
+                c_acc = nc
+            acc = b
+        return acc, c_acc
 
     def short_circuit(self, node: ast.Binary, left: str) -> tuple[str, str]:
         """``left`` cannot change with time alone: when it decides the result, skip the right side.

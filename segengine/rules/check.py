@@ -6,10 +6,11 @@ loaded, never at ingest time.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import ast
-from .expr import ExprError, FUNCTIONS
+from .expr import ExprError, FUNCTIONS, MAX_DURATION
 from .suggest import did_you_mean
 
 __all__ = ["BUILTINS", "CheckContext", "check_expr", "fold", "segment_refs"]
@@ -219,7 +220,9 @@ def _types(types: tuple[str, ...], span: tuple[int, int], ctx: CheckContext, err
 
 def _window(seconds: float, span: tuple[int, int], errors: list[ExprError]) -> None:
     ms = seconds * 1000
-    if abs(ms - round(ms)) > 1e-6:
+    if seconds > MAX_DURATION:  # first: beyond it, seconds * 1000 may not even be finite
+        errors.append(ExprError("a window must be at most 36500d (100 years)", span))
+    elif abs(ms - round(ms)) > 1e-6:
         errors.append(ExprError("a window must be a whole number of milliseconds", span))
     elif seconds < 1:
         errors.append(ExprError("a window must be at least 1s", span))
@@ -262,6 +265,8 @@ def fold(node: ast.Node) -> ast.Node:
             if op == "/" and b == 0:
                 return node  # leave runtime semantics (inf) to the kernel
             value = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[op]
+            if not math.isfinite(value):
+                return node  # overflow: the kernel computes it (inf), as it does a division by zero
             return ast.Num(float(value), span=node.span, type="num")
         result = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
         return ast.Bool(bool(result), span=node.span, type="bool")

@@ -6,15 +6,27 @@ the loader turns spans into file lines and columns.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from . import ast
 from .suggest import did_you_mean
 
-__all__ = ["ExprError", "parse_expr", "parse_duration", "DURATION_UNITS", "FUNCTIONS"]
+__all__ = ["ExprError", "parse_expr", "parse_duration", "duration_problem", "DURATION_UNITS", "FUNCTIONS",
+           "MAX_DEPTH", "MAX_DURATION", "MIN_DURATION"]
 
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: The deepest expression tree: parentheses, ``not``, unary minus, operators and the segments
+#: an expression uses each add a level. Long ``and``/``or`` chains are grouped as a balanced
+#: tree (a 1,000-clause chain is 10 levels), so only genuine nesting reaches the limit.
+MAX_DEPTH = 32
+#: Durations (settings and windows) lie in [1ms, 36500d]: 100 years keeps every sum of a
+#: timestamp and a duration far inside int64 microseconds.
+MAX_DURATION = 36500 * 86400.0
+MIN_DURATION = 0.001
+#: An ``and``/``or`` chain longer than this is built as a balanced tree, not a left-deep one.
+_CHAIN_FLAT = 8
 FUNCTIONS = ("count", "since", "sum", "avg", "interest", "tag")
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
 
@@ -79,6 +91,8 @@ def tokenize(text: str) -> list[Token]:
             if m.group("num") is not None:
                 number = float(m.group("num"))
                 unit = m.group("unit")
+                if not math.isfinite(number * DURATION_UNITS.get(unit or "s", 1.0)):
+                    raise ExprError(f"number out of range: {m.group(0)}", (m.start(), m.end()))
                 if unit:
                     tokens.append(Token("dur", m.group(0), m.start(), m.end(), number * DURATION_UNITS[unit]))
                 else:
@@ -96,11 +110,79 @@ def tokenize(text: str) -> list[Token]:
 
 
 def parse_duration(text: str) -> float:
-    """``"90s"`` -> 90.0; raises ValueError with a message for anything else."""
+    """``"90s"`` -> 90.0; raises ValueError with a message for anything else (out of range included)."""
     m = re.fullmatch(r"\s*((?:\d+\.\d*|\.\d+|\d+))\s*(ms|s|m|h|d)\s*", text)
     if not m:
         raise ValueError(f"invalid duration {text!r}: expected a number and a unit (ms, s, m, h, d), e.g. \"90s\"")
-    return float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    problem = duration_problem(seconds)
+    if problem:
+        raise ValueError(problem)
+    return seconds
+
+
+def duration_problem(seconds: float, what: str = "a duration") -> str:
+    """Why ``seconds`` is not an allowed duration, or "" (``what``: the subject of the message)."""
+    if seconds != seconds:
+        return f"{what} must be a number of seconds, not nan"
+    if seconds <= 0:
+        return f"{what} must be positive"
+    if seconds > MAX_DURATION:
+        return f"{what} must be at most 36500d (100 years)"
+    if seconds < MIN_DURATION:
+        return f"{what} must be at least 1ms"
+    return ""
+
+
+def chain(op: str, operands: list[ast.Node], type: str = "") -> ast.Node:
+    """``a op b op c ...`` as a tree: left-deep when short (as written), balanced when long, so
+    that a generated chain of thousands of clauses stays a few levels deep (and/or are associative)."""
+    if len(operands) <= _CHAIN_FLAT:
+        node = operands[0]
+        for right in operands[1:]:
+            node = ast.Binary(op, node, right, span=(node.span[0], right.span[1]), type=type)
+        return node
+    mid = len(operands) // 2
+    left, right = chain(op, operands[:mid], type), chain(op, operands[mid:], type)
+    return ast.Binary(op, left, right, span=(left.span[0], right.span[1]), type=type)
+
+
+def _too_deep(node: ast.Node, depth: dict[int, int], limit: int) -> ast.Node:
+    """The node where the deepest path of ``node`` (depths in ``depth``) passes ``limit`` levels,
+    or a segment name on it whose segment makes it too deep."""
+    level = 1
+    while level <= limit:
+        kids = ast.children(node)
+        if not kids:
+            return node  # a segment name: its own depth is its segment's
+        node = max(kids, key=lambda k: depth[id(k)])
+        level += 1
+    return node
+
+
+def check_depth(node: ast.Node, segment_depth: dict[str, int] | None = None, limit: int = MAX_DEPTH) -> int:
+    """The depth of ``node`` (a segment name counts 1 + its segment's depth, from
+    ``segment_depth``); raises :class:`ExprError` at the place it passes ``limit``."""
+    depth: dict[int, int] = {}
+    stack: list[tuple[ast.Node, bool]] = [(node, False)]
+    while stack:
+        cur, done = stack.pop()
+        kids = ast.children(cur)
+        if done or not kids:
+            d = 1 + max((depth[id(k)] for k in kids), default=0)
+            if segment_depth is not None and isinstance(cur, ast.Name) and cur.kind == "segment":
+                d = 1 + segment_depth.get(cur.name, 0)
+            depth[id(cur)] = d
+            continue
+        stack.append((cur, True))
+        stack.extend((k, False) for k in kids)
+    total = depth[id(node)]
+    if total > limit:
+        where = _too_deep(node, depth, limit)
+        segments = isinstance(where, ast.Name) and where.kind == "segment" and segment_depth is not None
+        raise ExprError(f"expression nested too deeply (max {limit})" + (", counting the segments it uses" if segments else ""),
+                        where.span)
+    return total
 
 
 class _Parser:
@@ -108,6 +190,12 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.nesting = 0  # open '(', 'not' and unary '-' around the current token
+
+    def enter(self, tok: Token) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise ExprError(f"expression nested too deeply (max {MAX_DEPTH})", (tok.start, tok.end))
 
     @property
     def tok(self) -> Token:
@@ -146,25 +234,25 @@ class _Parser:
         return node
 
     def or_expr(self) -> ast.Node:
-        node = self.and_expr()
+        operands = [self.and_expr()]
         while self.at("name", "or"):
             self.advance()
-            right = self.and_expr()
-            node = ast.Binary("or", node, right, span=(node.span[0], right.span[1]))
-        return node
+            operands.append(self.and_expr())
+        return chain("or", operands)
 
     def and_expr(self) -> ast.Node:
-        node = self.not_expr()
+        operands = [self.not_expr()]
         while self.at("name", "and"):
             self.advance()
-            right = self.not_expr()
-            node = ast.Binary("and", node, right, span=(node.span[0], right.span[1]))
-        return node
+            operands.append(self.not_expr())
+        return chain("and", operands)
 
     def not_expr(self) -> ast.Node:
         if self.at("name", "not"):
+            self.enter(self.tok)
             start = self.advance().start
             operand = self.not_expr()
+            self.nesting -= 1
             return ast.Unary("not", operand, span=(start, operand.span[1]))
         return self.comparison()
 
@@ -214,8 +302,10 @@ class _Parser:
 
     def unary(self) -> ast.Node:
         if self.at("op", "-"):
+            self.enter(self.tok)
             start = self.advance().start
             operand = self.unary()
+            self.nesting -= 1
             return ast.Unary("-", operand, span=(start, operand.span[1]))
         return self.primary()
 
@@ -231,9 +321,11 @@ class _Parser:
             self.advance()
             return ast.Str(tok.value, span=(tok.start, tok.end))
         if self.at("op", "("):
+            self.enter(tok)
             self.advance()
             node = self.or_expr()
             end = self.expect_op(")", "to close '('").end
+            self.nesting -= 1
             node.span = (tok.start, end) if not isinstance(node, (ast.Num, ast.Str, ast.Bool)) else node.span
             return node
         if tok.kind == "name":
@@ -318,5 +410,8 @@ class _Parser:
 
 
 def parse_expr(text: str) -> ast.Node:
-    """Parse one expression; raises :class:`ExprError` with a span on the first error."""
-    return _Parser(text).parse()
+    """Parse one expression; raises :class:`ExprError` with a span on the first error
+    (a tree deeper than :data:`MAX_DEPTH` levels included)."""
+    node = _Parser(text).parse()
+    check_depth(node)
+    return node

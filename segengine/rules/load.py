@@ -7,6 +7,7 @@ columns, so each problem is reported as ``FILE:LINE:COL: message`` with a caret.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -17,11 +18,15 @@ from ..errors import Diagnostic, RulesError
 from ..events import BUILTIN_TYPES, EVENT_FIELDS, ROOM_TYPES
 from . import ast
 from .check import BUILTINS, CheckContext, check_expr, fold, segment_refs
-from .expr import ExprError, parse_duration, parse_expr
+from .expr import MAX_DEPTH, ExprError, check_depth, duration_problem, parse_duration, parse_expr
 from .suggest import did_you_mean
 from .tomlpos import TomlIndex, index_toml
 
-__all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "PLACEHOLDER_RE"]
+__all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "read_rules_text", "PLACEHOLDER_RE",
+           "MAX_BUDGET"]
+
+#: The most firings a budget allows per window: each costs 8 bytes per room (a ring of firing times).
+MAX_BUDGET = 100_000
 
 ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention")
 RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled")
@@ -99,6 +104,15 @@ class TomlLoader:
     def parse(self) -> dict:
         """The parsed TOML (and its position index); a syntax error raises RulesError at once."""
         try:
+            self.text.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate ("\ud800"): no file can hold it
+            before = self.text[:err.start]
+            line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+            source = self.text.splitlines()[line - 1].encode("utf-8", "replace").decode("utf-8")
+            self.diags.append(Diagnostic(self.filename, line, col,
+                                         f"character U+{ord(self.text[err.start]):04X} cannot be encoded in UTF-8", source))
+            raise RulesError(self.diags) from None
+        try:
             data = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as err:
             self._toml_error(err)
@@ -156,6 +170,8 @@ class TomlLoader:
 class _Loader(TomlLoader):
     """The rules file: every problem at once, then a checked RuleSet."""
 
+    segment_depths: dict[str, int] = {}  # name -> depth with its segments expanded (set by _segments)
+
     def load(self) -> RuleSet:
         data = self.parse()
         rs = RuleSet(self.filename, self.text)
@@ -186,16 +202,18 @@ class _Loader(TomlLoader):
             self.error_value(path, "expected a duration such as \"90s\"")
             return None
         if isinstance(value, (int, float)):
-            seconds = float(value)
+            # a TOML integer may have any size: beyond float range it is simply too large
+            seconds = float(value) if isinstance(value, float) or abs(value) < 10**300 else (math.inf if value > 0 else -math.inf)
+            problem = duration_problem(seconds)
+            if problem:
+                self.error_value(path, problem)
+                return None
         else:
             try:
                 seconds = parse_duration(value)
             except ValueError as err:
                 self.error_value(path, str(err))
                 return None
-        if seconds <= 0:
-            self.error_value(path, "a duration must be positive")
-            return None
         return seconds
 
     def _string_list(self, value: Any, path: tuple, what: str) -> list[str] | None:
@@ -271,18 +289,29 @@ class _Loader(TomlLoader):
             check_expr(node, ctx, errors)
             for err in errors:
                 self.error_expr(("segments", name), err)
-        self._segment_cycles(parsed)
+        self.segment_depths = {} if self._segment_cycles(parsed) else self._segment_depths(parsed)
         rs.segments = {name: fold(node) for name, node in parsed.items()}
 
-    def _segment_cycles(self, parsed: dict[str, ast.Node]) -> None:
+    def _segment_cycles(self, parsed: dict[str, ast.Node]) -> bool:
+        """Report every cycle of segments referring to segments (iteratively: chains may be
+        long); whether there was one."""
         refs = {name: segment_refs(node) for name, node in parsed.items()}
         state: dict[str, int] = {}  # 1 visiting, 2 done
         reported: set[frozenset[str]] = set()
-
-        def visit(name: str, trail: list[str]) -> None:
-            state[name] = 1
-            for ref in refs.get(name, []):
+        for root in parsed:
+            if root in state:
+                continue
+            state[root] = 1
+            stack = [(root, iter(refs.get(root, [])))]
+            while stack:
+                name, pending = stack[-1]
+                ref = next(pending, None)
+                if ref is None:
+                    state[name] = 2
+                    stack.pop()
+                    continue
                 if state.get(ref.name) == 1:
+                    trail = [n for n, _ in stack[:-1]]
                     cycle = trail[trail.index(ref.name):] + [name] if ref.name in trail else [name]
                     members = frozenset(cycle)
                     if members not in reported:
@@ -291,12 +320,38 @@ class _Loader(TomlLoader):
                         what = "refers to itself" if ref.name == name else "is part of a cycle"
                         self.error_expr(("segments", name), ExprError(f"segment {name!r} {what}: {loop}", ref.span))
                 elif state.get(ref.name) is None and ref.name in refs:
-                    visit(ref.name, trail + [name])
-            state[name] = 2
+                    state[ref.name] = 1
+                    stack.append((ref.name, iter(refs[ref.name])))
+        return bool(reported)
 
-        for name in parsed:
-            if name not in state:
-                visit(name, [])
+    def _segment_depths(self, parsed: dict[str, ast.Node]) -> dict[str, int]:
+        """Each segment's depth with the segments it uses expanded (no cycles left). A segment
+        too deep is reported where it first gets too deep: not again in every segment using it."""
+        refs = {name: [r.name for r in segment_refs(node)] for name, node in parsed.items()}
+        depths: dict[str, int] = {}
+        for root in parsed:
+            stack = [root]
+            while stack:
+                name = stack[-1]
+                todo = [r for r in refs[name] if r in parsed and r not in depths]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                stack.pop()
+                if name in depths:
+                    continue
+                depths[name] = self._depth(("segments", name), parsed[name], depths, refs[name])
+        return depths
+
+    def _depth(self, path: tuple, node: ast.Node, depths: dict[str, int], refs: list[str], offset: int = 0) -> int:
+        """Depth of ``node`` with its segments expanded; reported when too deep, unless a
+        segment it uses is too deep already (reported there)."""
+        try:
+            return check_depth(node, depths)
+        except ExprError as err:
+            if not any(depths.get(r, 0) > MAX_DEPTH for r in refs):
+                self.error_expr(path, ExprError(err.message, (err.span[0] + offset, err.span[1] + offset)))
+            return MAX_DEPTH + 1
 
     def _rules(self, raw: Any, rs: RuleSet, ctx: CheckContext) -> None:
         if not isinstance(raw, list):
@@ -395,6 +450,8 @@ class _Loader(TomlLoader):
         check_expr(node, ctx, errors, want)
         for err in errors:
             self.error_expr(path, err)
+        if not errors and self._depth(path, node, self.segment_depths, [r.name for r in segment_refs(node)]) > MAX_DEPTH:
+            return None
         return None if errors else fold(node)
 
     def _then(self, raw: Any, path: tuple) -> tuple[str, ...] | None:
@@ -419,9 +476,13 @@ class _Loader(TomlLoader):
         except ValueError as err:
             self.error_value(path, str(err))
             return None
-        count = int(m.group(1))
+        digits = m.group(1).lstrip("0") or "0"
+        count = int(digits) if len(digits) <= 12 else MAX_BUDGET + 1
         if count < 1 or window <= 0:
             self.error_value(path, "a budget needs at least 1 firing in a positive window")
+            return None
+        if count > MAX_BUDGET:
+            self.error_value(path, f"a budget allows at most {MAX_BUDGET:,} firings per window")
             return None
         return count, window
 
@@ -454,6 +515,9 @@ class _Loader(TomlLoader):
                 check_expr(node, ctx, errors, want=None)
                 for err in errors:
                     self.error_expr(vpath, ExprError(err.message, (m.start(1) + err.span[0], m.start(1) + err.span[1])))
+                if not errors and self._depth(vpath, node, self.segment_depths, [r.name for r in segment_refs(node)],
+                                              m.start(1)) > MAX_DEPTH:
+                    errors.append(ExprError("", (0, 0)))
                 if errors:
                     ok = False
                 else:
@@ -466,6 +530,20 @@ def load_rules(text: str, filename: str = "<rules>") -> RuleSet:
     return _Loader(text, filename).load()
 
 
+def read_rules_text(path: str | Path) -> str:
+    """The text of a rules file; bytes that are not UTF-8 are a :class:`RulesError` at their place."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[:err.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        source = lines[line - 1] if line <= len(lines) else ""
+        raise RulesError([Diagnostic(str(path), line, col, f"the file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
+                                     source)]) from None
+
+
 def load_rules_file(path: str | Path) -> RuleSet:
-    p = Path(path)
-    return load_rules(p.read_text(encoding="utf-8"), str(path))
+    return load_rules(read_rules_text(path), str(path))
