@@ -420,7 +420,7 @@ def scenarios(draw) -> tuple[list[Op], list[str]]:
     return ops, rooms
 
 
-@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_engine_matches_reference(compiled, scenario):
     ops, rooms = scenario

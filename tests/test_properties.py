@@ -29,7 +29,7 @@ TYPES = ["enter", "leave", "heartbeat", "view", "click", "like", "comment", "sha
 ITEMS = ["a", "b", "tv"]
 CATEGORIES = ["snacks", "digital", "beauty", "nope"]
 
-SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+SETTINGS = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])
 
 
