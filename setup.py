@@ -1,4 +1,4 @@
-"""Build of the optional C fast path (segengine/_fastpath.c); everything else is in pyproject.toml.
+"""Build of the optional C fast path (segengine/runtime/_fastpath.c); everything else is in pyproject.toml.
 
 ``optional=True``: without a C compiler the install still succeeds, and ``Engine.ingest``
 runs the same checks in Python (slower, same results).
@@ -11,6 +11,6 @@ mode for a flat layout like ours is an import hook they cannot see (mypy then re
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("segengine._fastpath", ["segengine/_fastpath.c"], optional=True,
+setup(ext_modules=[Extension("segengine.runtime._fastpath", ["segengine/runtime/_fastpath.c"], optional=True,
                              extra_compile_args=["-O2"])],
       options={"editable_wheel": {"mode": "compat"}})

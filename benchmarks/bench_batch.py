@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 
 from segengine import Batch, Engine
-from segengine.events import decode_ndjson
+from segengine.schema.events import decode_ndjson
 
 from .common import Result, cli, median_of
 from .data import RULES, workload

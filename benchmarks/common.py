@@ -90,7 +90,7 @@ def machine() -> dict:
 
 
 def _c_fast_path() -> str:
-    """Whether single ingests ran through segengine._fastpath (built at install where a C
+    """Whether single ingests ran through segengine.runtime._fastpath (built at install where a C
     compiler is) or the pure-Python path: the single-event figures differ by about 2x."""
     from segengine import config
     from segengine.engine import _fastpath  # the engine's own import: None when not built

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from segengine import Batch, Engine
-from segengine.simulate import write_ndjson
+from segengine.testing.simulate import write_ndjson
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "examples" / "live_room.toml"

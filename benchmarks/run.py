@@ -106,7 +106,7 @@ def render(report: dict) -> str:
         f"| memory | {m['memory_gib']} GiB |",
         f"| versions | Python {m['python']}, numba {m['numba']}, numpy {m['numpy']}, msgspec {m['msgspec']}, segengine {m['segengine']} |",
         f"| platform | {m['platform']} |",
-        f"| C fast path of `ingest` (`segengine/_fastpath.c`) | {m.get('c_fast_path', 'not recorded')} |",
+        f"| C fast path of `ingest` (`segengine/runtime/_fastpath.c`) | {m.get('c_fast_path', 'not recorded')} |",
         f"| load average at the end (1, 5, 15 min) | {', '.join(map(str, m.get('load_average', [])))} |",
         "",
         "## Figures",

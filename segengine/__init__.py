@@ -1,9 +1,9 @@
 """segengine: an in-process, stateful rule engine for live-stream e-commerce audience targeting."""
 
-from .batch import Batch, Coded
+from .schema.batch import Batch, Coded
 from .engine import Engine
 from .errors import ConcurrentUseError, Diagnostic, EventError, RulesError, SegengineError, SnapshotError
-from .events import Action, Event
+from .schema.events import Action, Event
 
 __all__ = ["Engine", "Event", "Action", "Batch", "Coded", "EventError", "RulesError", "SnapshotError", "SegengineError", "Diagnostic",
            "ConcurrentUseError"]

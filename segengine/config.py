@@ -22,6 +22,6 @@ def cache_dir() -> Path:
 
 
 def c_fast_path_enabled() -> bool:
-    """Whether engines use the C fast path of ``ingest`` when it is built (``segengine._fastpath``).
+    """Whether engines use the C fast path of ``ingest`` when it is built (``segengine.runtime._fastpath``).
     ``SEGENGINE_PURE_PYTHON=1`` turns it off: the same checks then run in Python."""
     return os.environ.get("SEGENGINE_PURE_PYTHON", "") in ("", "0")

@@ -15,35 +15,35 @@ from typing import Any
 
 import numpy as np
 
-from .actions import ParamsTemplate
-from .batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
+from .runtime.actions import ParamsTemplate
+from .schema.batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
 from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
 from .errors import ConcurrentUseError, EventError
-from .events import (
+from .schema.events import (
     ROOM_TYPES, TS_MAX, TS_MIN, UTF8_BOM, Action, Event, decode_json, decode_ndjson, encodable, json_decoder, show_value,
     type_problem, validate,
 )
-from .explain import Explanation, FiringLog, explain as explain_rule
-from .guard import Guard, exclusive
-from .interning import Interner, first_seen
+from .ops.explain import Explanation, FiringLog, explain as explain_rule
+from .runtime.exclusive import Guard, exclusive
+from .runtime.interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
-from .kernels.runtime import (
+from .kernels.primitives import (
     BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, M_VF, M_VI,
     M_VIDS, M_VN, PURE_PYTHON, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
 )
-from .memory import Store
-from .ndjson import scan_ndjson
-from .reload import reload as reload_rules
-from .retention import Retention
-from . import snapshot as _snapshot
+from .runtime.store import Store
+from .schema.ndjson import scan_ndjson
+from .ops.reload import reload as reload_rules
+from .ops.retention import Retention
+from .ops import snapshot as _snapshot
 from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
-from .state import FLAG_SEEN
+from .compiler.layout import FLAG_SEEN
 from . import config
 
 try:  # the optional C fast path of ingest (setup.py builds it where a C compiler is)
-    from . import _fastpath
+    from .runtime import _fastpath
 except ImportError:  # pragma: no cover - a build without a compiler
     _fastpath = None
 
@@ -77,7 +77,7 @@ class Engine:
     """
 
     def __init__(self, rules: RuleSet, *, capacity: int = 1024):
-        # one thread at a time: every public call enters it (segengine/guard.py); the C one when built
+        # one thread at a time: every public call enters it (segengine/runtime/exclusive.py); the C one when built
         self._guard = (_fastpath.Guard if _fastpath is not None else Guard)(ConcurrentUseError)
         self._compiled: CompiledRules = compile_rules(rules)
         self._setup(self._compiled)
@@ -135,7 +135,7 @@ class Engine:
     def _bind_kernel(self) -> None:
         """Choose how ``ingest`` calls the event kernel (after ``_setup`` and a new store).
 
-        With ``segengine._fastpath`` built: a ``FastPath`` does the common event in one C call
+        With ``segengine.runtime._fastpath`` built: a ``FastPath`` does the common event in one C call
         and ``_k_event`` is its generic call; Numba's ``ingest_event`` is then never compiled.
         Without it (or with ``SEGENGINE_PURE_PYTHON=1``): Numba's entry point, and the same
         checks in Python. Rules that compare ``event.text`` keep the Python checks (they intern
@@ -249,7 +249,7 @@ class Engine:
         Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
         :class:`EventError` (state untouched) on a malformed event, and
         :class:`ConcurrentUseError` (state untouched) when another thread is inside a call
-        of this engine. Where ``segengine._fastpath`` is built this is one C call
+        of this engine. Where ``segengine.runtime._fastpath`` is built this is one C call
         (``FastPath.ingest``, see :meth:`_bind_kernel`).
         """
         with self._guard:
@@ -261,7 +261,7 @@ class Engine:
         Cost: one kernel call, O(rules) plus O(log n) per timer that falls due. Raises
         :class:`EventError` (state untouched) on a malformed event.
 
-        Where ``segengine._fastpath`` is built, an engine's ``ingest`` is its ``FastPath``'s
+        Where ``segengine.runtime._fastpath`` is built, an engine's ``ingest`` is its ``FastPath``'s
         (see :meth:`_bind_kernel`): the common event in one C call, which hands everything
         else (new ids, unusual or malformed events, sweep points, actions) to this method's
         code. Same results either way; this is the code without a C compiler.

@@ -21,7 +21,7 @@ import pytest
 from conftest import ev
 from segengine import Engine
 from segengine.rules.load import load_rules_file
-from segengine.simulate import iter_events
+from segengine.testing.simulate import iter_events
 
 try:
     from benchmarks.baseline import BaselineEngine, memory_per_viewer

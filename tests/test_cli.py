@@ -20,7 +20,7 @@ import pytest
 
 from segengine import Action
 from segengine.cli import FUNNEL, Progress, Replay, bundled_rules, clock, iter_chunks, main
-from segengine.simulate import generate_ndjson, write_ndjson
+from segengine.testing.simulate import generate_ndjson, write_ndjson
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "live_room.toml"

@@ -22,8 +22,8 @@ import pytest
 
 from segengine import Batch, Event, EventError
 from segengine.cli import Replay, main, render_funnel
-from segengine.events import ROOM_TYPES, decode_ndjson
-from segengine.ndjson import scan_ndjson
+from segengine.schema.events import ROOM_TYPES, decode_ndjson
+from segengine.schema.ndjson import scan_ndjson
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "live_room.toml"

@@ -7,7 +7,7 @@ import pytest
 
 import segengine.engine as engine_module
 from segengine.errors import EventError
-from segengine.events import BUILTIN_TYPES, Event, decode_ndjson, validate
+from segengine.schema.events import BUILTIN_TYPES, Event, decode_ndjson, validate
 
 KNOWN = frozenset(BUILTIN_TYPES)
 GOOD = {"type": "view", "viewer": "u1", "room": "r1", "ts": 1.5, "item": "i", "category": "c", "price": 9.9}

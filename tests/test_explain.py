@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from segengine import Engine
 from segengine.compiler.codegen import generate
 from segengine.compiler.explaingen import add_explain
-from segengine.explain import NO_EVENT, Explanation, FiringLog, Value
+from segengine.ops.explain import NO_EVENT, Explanation, FiringLog, Value
 from segengine.rules import ast
 from segengine.rules.load import load_rules
-from segengine.state import build_layout
+from segengine.compiler.layout import build_layout
 
 from conftest import ev, examples, heartbeats
 

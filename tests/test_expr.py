@@ -7,7 +7,7 @@ import pytest
 from segengine.rules import ast
 from segengine.rules.check import CheckContext, check_expr, fold
 from segengine.rules.expr import ExprError, parse_duration, parse_expr
-from segengine.events import BUILTIN_TYPES, EVENT_FIELDS
+from segengine.schema.events import BUILTIN_TYPES, EVENT_FIELDS
 
 
 def src(text: str) -> str:

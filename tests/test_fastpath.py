@@ -1,4 +1,4 @@
-"""The C fast path of ``Engine.ingest`` (segengine/_fastpath.c) against the same engine with
+"""The C fast path of ``Engine.ingest`` (segengine/runtime/_fastpath.c) against the same engine with
 its checks in Python: every event, valid, odd or malformed, in every form, must give the same
 actions or the same error, and leave the same state.
 
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import segengine.engine as engine_module
 from segengine import Engine, Event, EventError
-from segengine.kernels.runtime import META_HEAP_N
+from segengine.kernels.primitives import META_HEAP_N
 
 from conftest import examples
 
@@ -42,7 +42,7 @@ def test_the_extension_is_built_and_used(example_rules):
     if PURE:
         assert Engine(example_rules)._fast is None
         return
-    from segengine import _fastpath
+    from segengine.runtime import _fastpath
 
     engine = Engine(example_rules)
     assert isinstance(engine._fast, _fastpath.FastPath)
@@ -225,7 +225,7 @@ def test_rules_that_read_the_text_keep_the_python_checks():
     slow = pure_python(fast.rules)
     assert fast._fast is None
     if not PURE:
-        from segengine import _fastpath
+        from segengine.runtime import _fastpath
 
         assert isinstance(fast._k_event.__self__, _fastpath.FastPath)
     stream = [{"type": "comment", "viewer": v % 3, "room": "r1", "ts": 1000.0 + v, "text": t}

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 import segengine.engine as engine_module
 from segengine import Engine, Event, EventError
-from segengine.batch import Batch
-from segengine.events import NUM_MAX, ROOM_TYPES, TS_MAX, TS_MIN
+from segengine.schema.batch import Batch
+from segengine.schema.events import NUM_MAX, ROOM_TYPES, TS_MAX, TS_MIN
 
 EXAMPLES = int(os.environ.get("SEGENGINE_FUZZ_EXAMPLES", "0"))
 
@@ -476,9 +476,9 @@ def test_lone_surrogates_are_rejected_and_snapshots_stay_possible(rules, field, 
 
 
 def test_the_c_fast_path_uses_the_same_ranges():
-    from segengine import events
+    from segengine.schema import events
 
-    _fastpath = pytest.importorskip("segengine._fastpath")
+    _fastpath = pytest.importorskip("segengine.runtime._fastpath")
     assert (_fastpath.TS_MIN, _fastpath.TS_MAX, _fastpath.NUM_MAX) == (events.TS_MIN, events.TS_MAX, events.NUM_MAX)
 
 

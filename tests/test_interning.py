@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from segengine import Engine
-from segengine.interning import Interner, first_seen
+from segengine.runtime.interning import Interner, first_seen
 
 from conftest import examples
 

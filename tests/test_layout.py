@@ -8,7 +8,7 @@ import pytest
 
 from segengine.kernels.columns import category_codes, dense_slots
 from segengine.rules.load import load_rules
-from segengine.state import build_layout, rule_inputs
+from segengine.compiler.layout import build_layout, rule_inputs
 
 RULES = """
 [engine]

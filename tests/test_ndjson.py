@@ -1,4 +1,4 @@
-"""The Numba NDJSON scanner (segengine.ndjson) against msgspec, the reference it must mirror.
+"""The Numba NDJSON scanner (segengine.schema.ndjson) against msgspec, the reference it must mirror.
 
 Contract under test: ``scan_ndjson`` returns columns only when ``decode_ndjson(data,
 fallback=False)`` succeeds and ``check_decoded`` accepts every event, and then the columns
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from segengine.events import BUILTIN_TYPES, ROOM_TYPES, decode_ndjson, check_decoded
-from segengine.ndjson import Scanned, scan_ndjson
-from segengine.simulate import CATEGORIES, generate_ndjson
+from segengine.schema.events import BUILTIN_TYPES, ROOM_TYPES, decode_ndjson, check_decoded
+from segengine.schema.ndjson import Scanned, scan_ndjson
+from segengine.testing.simulate import CATEGORIES, generate_ndjson
 
 from conftest import examples
 

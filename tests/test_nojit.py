@@ -47,7 +47,7 @@ def mode() -> dict[str, Any]:
     """How kernels run in this process: compiled (Numba dispatchers) or plain Python functions."""
     from segengine import Engine
     from segengine.compiler import compile_rules
-    from segengine.kernels.runtime import PURE_PYTHON
+    from segengine.kernels.primitives import PURE_PYTHON
 
     engine = Engine.from_file(EXAMPLE)
     module = compile_rules(engine.rules).module
@@ -61,7 +61,7 @@ def scenario(tmp: Path) -> dict[str, Any]:
     import numpy as np
 
     from segengine import Batch, Engine, Event, EventError
-    from segengine.simulate import generate_ndjson
+    from segengine.testing.simulate import generate_ndjson
 
     engine = Engine.from_file(EXAMPLE, capacity=4)  # small: the arrays grow on the way
     acts: list[Any] = []
@@ -131,7 +131,7 @@ def test_plain_python_divides_like_the_compiled_kernels(tmp_path):
     import math
 
     from segengine.compiler import _import  # the module loader (plain Python: rewrites every /)
-    from segengine.kernels.runtime import true_divide
+    from segengine.kernels.primitives import true_divide
 
     assert true_divide(1.0, 0.0) == math.inf and true_divide(-2, 0) == -math.inf
     assert true_divide(1.0, -0.0) == -math.inf and math.isnan(true_divide(0.0, 0.0))

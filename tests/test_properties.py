@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import numpy as np
 
 import segengine.engine as engine_module
-import segengine.state as state_module
+import segengine.compiler.layout as state_module
 from segengine import Batch, Engine, EventError
 from segengine.rules.load import load_rules
 

@@ -23,7 +23,7 @@ from segengine.compiler import _import, _write_module, codegen
 from segengine.compiler.codegen import generate
 from segengine.compiler.explaingen import add_explain, explain_nodes
 from segengine.rules.load import load_rules
-from segengine.state import build_layout
+from segengine.compiler.layout import build_layout
 
 T0 = 1_700_000_000.0
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from conftest import EXAMPLE, GOLDEN, ev, examples, named
 from segengine import Engine, RulesError
-from segengine.kernels.runtime import MISSING
-from segengine.reload import _copy_ring, read_source
+from segengine.kernels.primitives import MISSING
+from segengine.ops.reload import _copy_ring, read_source
 
 try:
     from tests.test_properties import streams

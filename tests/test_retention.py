@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import ev, named
 from segengine import Engine
-from segengine.retention import sweep_period_us
+from segengine.ops.retention import sweep_period_us
 from segengine.rules.load import load_rules
 from test_properties import SETTINGS, _run, _state, streams
 

@@ -113,7 +113,7 @@ def test_budget_with_leading_zeros_loads():
 
 
 def test_budget_at_the_maximum_compiles_small():
-    from segengine.state import build_layout
+    from segengine.compiler.layout import build_layout
     started = time.perf_counter()
     rs = load_rules(R.format("true") + f'budget = "{MAX_BUDGET}/1m"\n')
     lay = build_layout(rs)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from segengine import Engine, RulesError
 from segengine.rules.load import load_rules, load_rules_file
-from segengine.ruletest import format_report, format_time, load_suite, parse_time, run_file, run_suite
+from segengine.testing.ruletest import format_report, format_time, load_suite, parse_time, run_file, run_suite
 from test_docs import toml_blocks
 
 ROOT = Path(__file__).resolve().parent.parent

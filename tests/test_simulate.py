@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from segengine import simulate
+from segengine.testing import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERACTIONS = {"like", "comment", "view", "click", "share", "follow", "cart"}
@@ -263,7 +263,7 @@ def test_streaming_memory_tracemalloc(standard):
 
 _RSS_SCRIPT = """
 import json, resource, sys
-from segengine import simulate
+from segengine.testing import simulate
 class Discard:
     bytes = 0
     def write(self, data):

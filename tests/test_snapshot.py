@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segengine import Engine, SnapshotError
-from segengine import snapshot as snap
+from segengine.ops import snapshot as snap
 from segengine.rules.load import load_rules
 
 from conftest import ev

@@ -159,7 +159,7 @@ print(json.dumps({"counts": counts, "events": engine.stats()["events"], "rejecte
 @pytest.mark.parametrize("guard", ["c", "python"])
 def test_four_threads_hammering_one_engine(golden_rules, tmp_path, guard):
     if guard == "c" and engine_module._fastpath is None:
-        pytest.skip("segengine._fastpath is not built")
+        pytest.skip("segengine.runtime._fastpath is not built")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", HAMMER, str(GOLDEN), guard, str(tmp_path)], capture_output=True,
                           text=True, timeout=300, env=env, cwd=tmp_path)

@@ -27,9 +27,9 @@ import numba
 from cachetools import LRUCache
 
 from .. import config
-from ..kernels.runtime import PURE_PYTHON, true_divide
+from ..kernels.primitives import PURE_PYTHON, true_divide
 from ..rules.load import RuleSet
-from ..state import Layout, build_layout
+from .layout import Layout, build_layout
 from .codegen import Generated, generate
 from .explaingen import add_explain
 
@@ -38,7 +38,7 @@ __all__ = ["CompiledRules", "compile_rules", "module_source", "entry_point", "IN
 _I, _F = numba.types.int64, numba.types.float64
 #: ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)
 INGEST_EVENT_SIG = (_I, _I, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
-#: the same as a C function returning int64 (segengine/_fastpath.c declares it as ``kernel_t``)
+#: the same as a C function returning int64 (segengine/runtime/_fastpath.c declares it as ``kernel_t``)
 INGEST_EVENT_CSIG = _I(*INGEST_EVENT_SIG)
 
 
@@ -92,7 +92,7 @@ class CompiledRules:
 def _runtime_fingerprint() -> str:
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for rel in ("kernels/runtime.py", "config.py", "compiler/codegen.py", "compiler/exprgen.py"):
+    for rel in ("kernels/primitives.py", "config.py", "compiler/codegen.py", "compiler/exprgen.py"):
         h.update((here / rel).read_bytes())
     h.update(numba.__version__.encode())
     h.update(sys.version.encode())

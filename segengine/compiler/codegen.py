@@ -8,7 +8,7 @@ event kernel its address ``tab_addr``, an int a C caller passes as it is):
   pass; returns the number of pending output rows, or -1 when the output buffer, heap or
   cart table needs room (drain or grow, then call again: work done is not repeated). The
   same body undecorated as ``ingest_event_c``, which ``CompiledRules.event_cfunc`` compiles
-  to a C function for ``segengine._fastpath``;
+  to a C function for ``segengine.runtime._fastpath``;
 * ``ingest_batch(tab, slots, rooms, codes, ts, ...)`` -- the same over columns, in one call;
 * ``advance(tab, until_us)`` -- fire timers due up to ``until_us``;
 * ``rescan(tab, now, n)`` -- recompute every viewer's next timer (after a reload);
@@ -25,10 +25,10 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ..events import BUILTIN_TYPES, ROOM_TYPES
+from ..schema.events import BUILTIN_TYPES, ROOM_TYPES
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
-from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
+from .layout import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
 from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
 
@@ -95,7 +95,7 @@ class ModuleGen:
             "import numpy as np",
             "from numba import njit",
             "from segengine.config import BATCH_FLAGS, KERNEL_FLAGS",
-            "from segengine.kernels.runtime import (",
+            "from segengine.kernels.primitives import (",
             "    NEVER, MISSING, DONE, NEED_ROOM, BY_VIEWER_ID, UNKNOWN_VIEWER, EVENT, TIMER, TIMER_ENDED, META_NOW, META_HEAP_N, META_OUT_N,",
             "    META_ARRIVALS,",
             "    META_CART_N, META_EVENTS, META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK,",
@@ -510,7 +510,7 @@ def rescan(tab, now, n):
         views = views_for(one)
         # the event kernel's body, emitted twice: as a Numba function, and undecorated as
         # ingest_event_c, which CompiledRules.event_cfunc compiles to a C function for
-        # segengine._fastpath (distinct names: the two compiled forms never share a cache entry;
+        # segengine.runtime._fastpath (distinct names: the two compiled forms never share a cache entry;
         # a process compiles only one of them)
         event_body = f"""(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index):
     # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
-from ..state import Layout
+from .layout import Layout
 from .codegen import Generated, query_kernels
 from .exprgen import ExprGen, Literals, desugar
 

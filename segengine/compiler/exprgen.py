@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 
-from ..kernels.runtime import COUNT_MAX
+from ..kernels.primitives import COUNT_MAX
 from ..rules import ast
 from ..rules.expr import chain
 from ..rules.load import RuleSet
-from ..state import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, tags_read, us
+from .layout import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, tags_read, us
 
 CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
 NEVER = "NEVER"

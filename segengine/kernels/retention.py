@@ -1,7 +1,7 @@
 """The retention sweep: give back the slots of viewers and rooms idle longer than the retention.
 
 One fixed-signature kernel (compiled once, cached on disk like every kernel: flags in
-:mod:`segengine.config`). It is called by :mod:`segengine.retention` at fixed points of
+:mod:`segengine.config`). It is called by :mod:`segengine.ops.retention` at fixed points of
 engine time, so what it frees depends only on the event sequence. Cost: one pass over
 the viewer slots handed out, one over the rooms, one over the cart table and one over
 the timer heap: about 25 ms per million viewer slots on a small VM.
@@ -13,9 +13,9 @@ import numpy as np
 from numba import njit
 
 from ..config import KERNEL_FLAGS
-from .runtime import META_HEAP_N, MISSING, NEVER, heap_sift_down
+from .primitives import META_HEAP_N, MISSING, NEVER, heap_sift_down
 
-# Slot states (same values as segengine.interning).
+# Slot states (same values as segengine.runtime.interning).
 USED = 0
 PINNED = 1
 FREE = 2

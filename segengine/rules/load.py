@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Diagnostic, RulesError
-from ..events import BUILTIN_TYPES, EVENT_FIELDS, ROOM_TYPES
+from ..schema.events import BUILTIN_TYPES, EVENT_FIELDS, ROOM_TYPES
 from . import ast
 from .check import BUILTINS, CheckContext, check_expr, fold, segment_refs
 from .expr import MAX_DEPTH, ExprError, check_depth, duration_problem, parse_duration, parse_expr

@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import msgspec
 import numpy as np
 
-from .errors import RulesError, SnapshotError
-from .interning import Interner
-from .kernels.runtime import META_HEAP_N
+from ..errors import RulesError, SnapshotError
+from ..runtime.interning import Interner
+from ..kernels.primitives import META_HEAP_N
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "save", "load"]
 
@@ -147,7 +147,7 @@ def _collect(engine: "Engine") -> tuple[dict[str, Any], list[np.ndarray]]:
                       "offset": offset, "nbytes": arr.nbytes})
         arrays.append(arr)
         offset += arr.nbytes + _align(arr.nbytes)
-    from . import __version__
+    from .. import __version__
 
     header = {
         "segengine": __version__,
@@ -362,7 +362,7 @@ def _fill_firings(engine: "Engine", data: dict[str, Any] | None) -> None:
 
 def load(cls: type["Engine"], path: str | os.PathLike) -> "Engine":
     """Build a new engine from a snapshot file (see the module docstring for the checks)."""
-    from .rules.load import load_rules
+    from ..rules.load import load_rules
 
     path = Path(path)
     header, arrays = _read(path)

@@ -1,4 +1,4 @@
-/* segengine._fastpath: the common case of Engine.ingest in one C call.
+/* segengine.runtime._fastpath: the common case of Engine.ingest in one C call.
  *
  * Why C: a single event through Python and Numba's argument unboxing costs ~1.8 us, of
  * which the rule kernel itself is ~0.2-0.3 us. Here the checks and id lookups that
@@ -146,7 +146,7 @@ static PyGetSetDef Guard_getset[] = {
 
 static PyTypeObject GuardType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "segengine._fastpath.Guard",
+    .tp_name = "segengine.runtime._fastpath.Guard",
     .tp_doc = "Guard(error)\n--\n\nOne engine's one-thread-at-a-time guard: a context manager that nests "
               "within a thread and raises error(owner, caller) for any other thread.",
     .tp_basicsize = sizeof(Guard),
@@ -533,7 +533,7 @@ static PyMethodDef FastPath_methods[] = {
 
 static PyTypeObject FastPathType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "segengine._fastpath.FastPath",
+    .tp_name = "segengine.runtime._fastpath.FastPath",
     .tp_doc = "One engine's C fast path: its kernel, its table and its lookup dicts.",
     .tp_basicsize = sizeof(FastPath),
     .tp_dealloc = (destructor)FastPath_dealloc,
@@ -547,7 +547,7 @@ static PyTypeObject FastPathType = {
 
 static struct PyModuleDef fastpath_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "segengine._fastpath",
+    .m_name = "segengine.runtime._fastpath",
     .m_doc = "Engine.ingest's common case in one C call.",
     .m_size = -1,
 };

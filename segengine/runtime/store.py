@@ -1,7 +1,7 @@
 """The arrays behind a running engine, their growth, and the pointer table kernels receive.
 
 Kernels get one int64 table of (address, rows, cols) triples (see
-:mod:`segengine.kernels.runtime`). Every array is owned here; whenever one is
+:mod:`segengine.kernels.primitives`). Every array is owned here; whenever one is
 replaced by a larger copy the table is rewritten, so a kernel never sees a stale
 address. Capacity grows by doubling (amortized O(1) per new viewer).
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.runtime import (
+from ..kernels.primitives import (
     M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN,
     HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
-from .state import Layout
+from ..compiler.layout import Layout
 
 __all__ = ["Store"]
 
@@ -114,7 +114,7 @@ class Store:
         """Rehash the cart table, dropping paid-for and dead rows, into a size fitting the live rows.
 
         The table doubles only when live rows fill it; rows left by paid carts and by
-        forgotten viewers (see :mod:`segengine.retention`) are dropped, so its size
+        forgotten viewers (see :mod:`segengine.ops.retention`) are dropped, so its size
         follows the live carts, not the number of carts ever made. The new size is at
         least 4x the live rows (plus slack), so the next rehash is O(size) claims away.
         """

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .batch import BatchView
-from .rules.load import PLACEHOLDER_RE
+from ..schema.batch import BatchView
+from ..rules.load import PLACEHOLDER_RE
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["ParamsTemplate", "event_field", "format_value"]
 

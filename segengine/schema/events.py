@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from .errors import EventError
-from .rules.suggest import closest
+from ..errors import EventError
+from ..rules.suggest import closest
 
 __all__ = ["Event", "Action", "BUILTIN_TYPES", "ROOM_TYPES", "EVENT_FIELDS", "TS_MIN", "TS_MAX", "NUM_MAX", "validate",
            "decode_json", "decode_ndjson"]

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .interning import SLOT_FREE, SLOT_PINNED, SLOT_USED, Interner
-from .kernels.runtime import DONE, META_HEAP_N, META_NOW, META_OUT_N
-from .state import FLAG_PRESENT, FLAG_SEEN, us
+from ..runtime.interning import SLOT_FREE, SLOT_PINNED, SLOT_USED, Interner
+from ..kernels.primitives import DONE, META_HEAP_N, META_NOW, META_OUT_N
+from ..compiler.layout import FLAG_PRESENT, FLAG_SEEN, us
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .events import Action
+    from ..engine import Engine
+    from ..schema.events import Action
 
 __all__ = ["Retention", "sweep_period_us"]
 
@@ -101,7 +101,7 @@ class Retention:
 
     def sweep(self, engine: "Engine", point: int) -> tuple[int, int]:
         """Forget what expired at sweep point ``point`` (microseconds); returns (viewers, rooms)."""
-        from .kernels import retention as kr  # compiled (or loaded from cache) at the first sweep, not at import
+        from ..kernels import retention as kr  # compiled (or loaded from cache) at the first sweep, not at import
 
         store, lay = engine._store, engine._compiled.layout
         viewers, rooms = engine._viewers, engine._rooms

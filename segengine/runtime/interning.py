@@ -38,7 +38,7 @@ def first_seen(values: np.ndarray) -> np.ndarray:
 class Interner(Generic[K]):
     """A bijection between live keys and slots, in order of first sight (deterministic).
 
-    Released slots (see :mod:`segengine.retention`) go to a free list and are handed to
+    Released slots (see :mod:`segengine.ops.retention`) go to a free list and are handed to
     the next new key before the slot range grows. ``len()`` is the number of slots handed
     out so far, free ones included: the range ``0..len()-1`` that scans must cover.
     Non-negative int keys also get a dense array index (:meth:`int_slots`), so a numpy

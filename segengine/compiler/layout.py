@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .rules import ast
-from .rules.load import RuleSet
+from ..rules import ast
+from ..rules.load import RuleSet
 
 __all__ = ["Layout", "WindowFeature", "build_layout", "FLAG_PRESENT", "FLAG_PAID", "FLAG_FOLLOWS", "FLAG_SEEN"]
 

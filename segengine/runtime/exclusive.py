@@ -9,7 +9,7 @@ reads or changes anything; the running call is not disturbed.
 
 How: the outermost entry records the calling thread; entries from that same thread nest
 (``ingest_many`` calls ``ingest``, ``ingest`` calls back into Python), entries from any other
-thread are refused. Where ``segengine._fastpath`` is built, the guard is its C ``Guard``,
+thread are refused. Where ``segengine.runtime._fastpath`` is built, the guard is its C ``Guard``,
 which ``FastPath.ingest`` checks and sets in C (~2 ns a call); :class:`Guard` here is the
 same thing in Python for a build without a C compiler.
 """

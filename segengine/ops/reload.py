@@ -3,7 +3,7 @@
 Order of work, so that a bad file changes nothing: read the text; if it is the text
 already running, stop (a hash, nothing else); load and check it (``RulesError``);
 compile it and, by default, warm its kernels up on a throw-away engine; build a new
-:class:`~segengine.memory.Store` for the new layout and copy the state over
+:class:`~segengine.runtime.store.Store` for the new layout and copy the state over
 (:func:`migrate`); only then swap the engine's tables, rebind the literals and
 recompute every viewer's next timer (:func:`rescan`).
 
@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .compiler import CompiledRules, compile_rules
-from .kernels.runtime import (
+from ..compiler import CompiledRules, compile_rules
+from ..kernels.primitives import (
     HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_OUT_N, META_RULES, MISSING, SUPPRESSED_REASONS,
 )
-from .memory import Store
-from .rules.load import RuleSet, load_rules, read_rules_text
-from .state import Layout
+from ..runtime.store import Store
+from ..rules.load import RuleSet, load_rules, read_rules_text
+from ..compiler.layout import Layout
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["read_source", "reload", "migrate", "rescan"]
 

@@ -24,12 +24,12 @@ from typing import IO, Any
 
 import msgspec
 
-from . import __version__
-from .actions import format_value
-from .engine import Engine
-from .errors import EventError, RulesError
-from .events import ROOM_TYPES, UTF8_BOM, Action
-from .rules.load import RuleSet, load_rules_file
+from .. import __version__
+from ..runtime.actions import format_value
+from ..engine import Engine
+from ..errors import EventError, RulesError
+from ..schema.events import ROOM_TYPES, UTF8_BOM, Action
+from ..rules.load import RuleSet, load_rules_file
 
 __all__ = ["main"]
 
@@ -594,7 +594,7 @@ def _check_file(name: str, compile_: bool) -> tuple[dict[str, Any], Any]:
 
 def _check_test_file(name: str) -> tuple[dict[str, Any], Any]:
     """A rule-test file is checked as one (its keys, times, names and its rules file), not run."""
-    from .ruletest import load_suite
+    from ..testing.ruletest import load_suite
 
     try:
         suite = load_suite(name)
@@ -664,7 +664,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _simulate(viewers: int, hours: float, rooms: int, seed: int, with_kind: bool, string_ids: bool,
               progress: Progress) -> Iterator[bytes]:
     """NDJSON blocks of the standard workload (the same bytes as ``simulate.write_ndjson``)."""
-    from .simulate import iter_events
+    from ..testing.simulate import iter_events
 
     start = 1_700_000_000.0
     events = iter_events(viewers=viewers, hours=hours, rooms=rooms, seed=seed, start_ts=start,
@@ -855,7 +855,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from .ruletest import format_report, load_suite, run_suite
+    from ..testing.ruletest import format_report, load_suite, run_suite
 
     reports = []
     status = EXIT_OK
@@ -884,9 +884,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Write the generated kernel module (``--emit``), or compile it and tell where it is cached."""
-    from . import config
-    from .compiler import compile_rules, module_source
-    from .kernels.runtime import PURE_PYTHON
+    from .. import config
+    from ..compiler import compile_rules, module_source
+    from ..kernels.primitives import PURE_PYTHON
 
     if args.json and args.emit == "-":
         raise UsageError("--json and --emit - both want stdout: emit to a file")
@@ -929,7 +929,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 # --- the parser ----------------------------------------------------------------------------------------------
 def _duration(text: str) -> float:
-    from .ruletest import parse_time
+    from ..testing.ruletest import parse_time
 
     try:
         return parse_time(text if any(c.isalpha() for c in text) else float(text))

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from .compiler.explaingen import explain_nodes, node_kind
-from .kernels.runtime import META_NOW, META_RULES, MISSING, SUPPRESSED_REASONS
-from .rules import ast
-from .rules.suggest import did_you_mean
-from .state import FLAG_PRESENT, us
+from ..compiler.explaingen import explain_nodes, node_kind
+from ..kernels.primitives import META_NOW, META_RULES, MISSING, SUPPRESSED_REASONS
+from ..rules import ast
+from ..rules.suggest import did_you_mean
+from ..compiler.layout import FLAG_PRESENT, us
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["Explanation", "Value", "Suppressor", "FiringLog", "explain"]
 

@@ -1,6 +1,6 @@
 """Shared Numba helpers for the generated rule kernels.
 
-State lives in a few 2-D arrays owned by :class:`segengine.state.State`. A kernel
+State lives in a few 2-D arrays owned by :class:`segengine.compiler.layout.State`. A kernel
 receives one int64 *table* of ``(address, rows, cols)`` triples instead of a dozen
 array arguments: Numba's dispatch cost grows with every array argument (about
 90 ns each here), so one table keeps a single-event ``ingest`` cheap. The Python

@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import Engine
-from .errors import EventError, RulesError
-from .events import ROOM_TYPES, Action
-from .rules.load import RuleSet, TomlLoader, load_rules_file
-from .rules.suggest import did_you_mean
+from ..engine import Engine
+from ..errors import EventError, RulesError
+from ..schema.events import ROOM_TYPES, Action
+from ..rules.load import RuleSet, TomlLoader, load_rules_file
+from ..rules.suggest import did_you_mean
 
 __all__ = ["Suite", "Case", "CaseResult", "Report", "load_suite", "run_suite", "run_file", "format_report",
            "parse_time", "format_time"]

@@ -47,8 +47,8 @@ from llvmlite import ir as llvmir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .config import BATCH_FLAGS
-from .kernels.runtime import PURE_PYTHON
+from ..config import BATCH_FLAGS
+from ..kernels.primitives import PURE_PYTHON
 from .events import NUM_MAX, TS_MAX, TS_MIN
 
 __all__ = ["Scanned", "scan_ndjson"]
@@ -793,7 +793,7 @@ def scan_ndjson(data: bytes, type_names: Sequence[str], room_types: Collection[s
     with and without escapes, may appear twice). Floats are bit-identical to msgspec's.
 
     ``None`` whenever some line is invalid (JSON, schema or
-    :func:`segengine.events.check_decoded`), and also for valid but unusual input that is
+    :func:`segengine.schema.events.check_decoded`), and also for valid but unusual input that is
     left to msgspec: a duplicate key, an escaped key, invalid UTF-8 in an ignored key or
     value, ignored values nested deeper than 32, viewer ids mixing JSON ints and strings,
     viewer ints outside int64, an escaped ``type`` or one not spellable raw, a blank line
