@@ -340,6 +340,13 @@ def test_bench_calls_benchmarks_run_main(tmp_path, monkeypatch, capsys):
     assert sys.modules["benchmarks.run"].CALLS == [["--quick", "--json", "out.json"]]
 
 
+def test_bench_finds_the_source_tree_it_runs_from():
+    import segengine.cli as cli
+
+    assert cli.repo_root() == ROOT  # the package's parent, wherever the CLI module sits inside it
+    assert (cli.repo_root() / "benchmarks" / "run.py").is_file()
+
+
 def test_bench_without_the_source_tree_exits_2(tmp_path, monkeypatch, capsys):
     import segengine.cli as cli
 

@@ -43,6 +43,7 @@ KIND_LABELS = {"passerby": "passers-by", "watcher": "watchers", "fan": "fans"}
 MAX_DWELL_LOOKUPS = 200_000   # kind table: mean dwell costs one engine.viewer() call per viewer
 MAX_SKIPPED_LINES = 1_000     # line numbers of skipped events kept for the summary
 SKIPPED_SHOWN = 10            # ... of which the text summary shows this many
+PACKAGE_DIR = Path(__file__).resolve().parent.parent   # segengine/ (this file is segengine/cli/__init__.py)
 
 
 class UsageError(Exception):
@@ -66,7 +67,7 @@ class DataError(Exception):
 # --- small helpers -------------------------------------------------------------------------------
 def bundled_rules() -> Path:
     """``segengine/data/live_room.toml``, the copy of examples/live_room.toml shipped in the package."""
-    return Path(__file__).resolve().parent / "data" / "live_room.toml"
+    return PACKAGE_DIR / "data" / "live_room.toml"
 
 
 def clock(seconds: float) -> str:
@@ -834,7 +835,7 @@ def render_demo(summary: dict[str, Any], replay: Replay) -> str:
 
 def repo_root() -> Path:
     """The parent of the ``segengine`` package directory: the source tree in an editable install."""
-    return Path(__file__).resolve().parent.parent
+    return PACKAGE_DIR.parent
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
