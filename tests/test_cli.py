@@ -52,7 +52,7 @@ def bad_rules(tmp_path) -> Path:
     return path
 
 
-def run_module(*args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_module(*args: str, input: bytes | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "segengine", *args], input=input, capture_output=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
 
