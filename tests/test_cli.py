@@ -428,7 +428,7 @@ def test_subprocess_test_command():
 
 
 def test_subprocess_demo_with_no_arguments():
-    done = run_module("demo", timeout=300)
+    done = run_module("demo")
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode()
     assert "3-hour live room with 5,000 viewers" in out
