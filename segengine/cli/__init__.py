@@ -662,13 +662,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _simulate(viewers: int, hours: float, rooms: int, seed: int, with_kind: bool, string_ids: bool,
-              progress: Progress) -> Iterator[bytes]:
+              progress: Progress, **options: Any) -> Iterator[bytes]:
     """NDJSON blocks of the standard workload (the same bytes as ``simulate.write_ndjson``)."""
     from ..testing.simulate import iter_events
 
     start = 1_700_000_000.0
     events = iter_events(viewers=viewers, hours=hours, rooms=rooms, seed=seed, start_ts=start,
-                         viewer_ids="str" if string_ids else "int", with_kind=with_kind)
+                         viewer_ids="str" if string_ids else "int", with_kind=with_kind, **options)
     n = 0
     while batch := list(islice(events, 1024)):
         n += len(batch)
@@ -683,6 +683,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError("not writing NDJSON to a terminal (the default run is about 65 MB): write it to a file "
                          "with -o FILE, or pipe it (segengine simulate | segengine replay RULES -); "
                          "-o - writes to stdout anyway")
+    from ..testing.simulate import rehearsal_options
+
+    try:  # --schedule, --profiles-out
+        options, profiles = rehearsal_options(args.schedule, args.profiles_out, args.output)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     progress = Progress("simulate", args.hours * 3600.0, _progress_enabled(args.progress))
     started = time.perf_counter()
     n = 0
@@ -692,21 +698,33 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             out = open(args.output, "wb")
         except OSError as err:
+            if profiles is not None:
+                profiles.out.close()
             raise UsageError(f"cannot write {args.output!r}: {err.strerror}") from None
     try:
-        for block in _simulate(args.viewers, args.hours, args.rooms, args.seed, args.with_kind, args.string_ids, progress):
+        for block in _simulate(args.viewers, args.hours, args.rooms, args.seed, args.with_kind, args.string_ids, progress,
+                               **options):
             out.write(block)
             n += block.count(b"\n")
         out.flush()
+        if profiles is not None:
+            profiles.flush()
     finally:
         if out is not sys.stdout.buffer:
             out.close()
+        if profiles is not None:
+            profiles.out.close()
     if args.output not in (None, "-"):
         info = {"file": args.output, "events": n, "viewers": args.viewers, "hours": args.hours, "rooms": args.rooms,
                 "seed": args.seed, "seconds": round(time.perf_counter() - started, 3)}
+        if profiles is not None:
+            info.update(profiles_file=args.profiles_out, profiles=profiles.count)
+        if args.schedule is not None:
+            info["schedule"] = args.schedule
         print(json.dumps(info) if args.json else
               f"wrote {n:,} events ({args.viewers:,} viewers, {args.hours:g} h, {args.rooms} room"
-              f"{'s' if args.rooms != 1 else ''}, seed {args.seed}) to {args.output}")
+              f"{'s' if args.rooms != 1 else ''}, seed {args.seed}) to {args.output}"
+              + (f"; {profiles.count:,} profiles to {args.profiles_out}" if profiles is not None else ""))
     return EXIT_OK
 
 
@@ -995,6 +1013,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write here instead of stdout ('-': stdout, even a terminal)")
     p.add_argument("--with-kind", action="store_true", help="add the true viewer kind to enter events")
     p.add_argument("--string-ids", action="store_true", help="viewer ids 'u1', 'u2' ... instead of integers")
+    p.add_argument("--profiles-out", metavar="FILE",
+                   help="give viewers profiles (age, gender, region, level, tz; level steers buying), write them here")
+    p.add_argument("--schedule", metavar="FILE|builtin",
+                   help="content schedule (TOML/JSON slots of category, price band, weak) that steers views and stays")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", parents=[json_flag, progress_flag],
