@@ -520,6 +520,8 @@ def test_unusable_schedule_arguments():
         simulate.Schedule.from_dict({"slot": []})
     with pytest.raises(ValueError, match="unknown schedule key"):
         simulate.Schedule.from_dict({"slots": []})
+    with pytest.raises(ValueError, match="schedule must be a Schedule"):
+        next(simulate.iter_events(viewers=1, schedule=[(0, 60)]))
     with pytest.raises(ValueError, match="on_profile must be callable"):
         next(simulate.iter_events(viewers=1, on_profile="profiles.jsonl"))
 

@@ -343,7 +343,7 @@ def iter_events(viewers: int = 10_000, hours: float = 3.0, rooms: int = 1, seed:
     of two candidates, low: the cheaper). `schedule` (a Schedule, "builtin" or a file,
     see `load_schedule`) steers views and stays by slot of stream time. Both change the
     events; without them the stream is the standard workload's."""
-    if schedule is not None and not isinstance(schedule, Schedule):
+    if isinstance(schedule, (str, Path)):
         schedule = load_schedule(schedule)
     _check_args(viewers, hours, rooms, start_ts, viewer_ids, schedule, on_profile)
     cat_items = catalogue(seed)
