@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write here instead of stdout ('-': stdout, even a terminal)")
     p.add_argument("--with-kind", action="store_true", help="add the true viewer kind to enter events")
     p.add_argument("--string-ids", action="store_true", help="viewer ids 'u1', 'u2' ... instead of integers")
+    p.add_argument("--profiles-out", metavar="FILE",
+                   help="give viewers profiles (age, gender, region, level, tz; level steers buying), write them here")
+    p.add_argument("--schedule", metavar="FILE|builtin",
+                   help="content schedule (TOML/JSON slots of category, price band, weak) that steers views and stays")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", parents=[json_flag, progress_flag],
