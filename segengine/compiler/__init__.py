@@ -57,6 +57,7 @@ def entry_point(dispatcher, signature: tuple):
 log = logging.getLogger("segengine.compiler")
 _modules: LRUCache = LRUCache(maxsize=64)  # key -> imported kernel module, shared by engines in a process
 _lock = threading.Lock()
+_cfuncs: LRUCache = LRUCache(maxsize=64)  # key -> the event kernel as a C function (engines keep theirs alive)
 
 
 @dataclass
@@ -81,11 +82,10 @@ class CompiledRules:
         if PURE_PYTHON:
             raise RuntimeError("no C function with NUMBA_DISABLE_JIT=1: the kernels are plain Python")
         with _lock:
-            fn = getattr(self.module, "_event_cfunc", None)
+            fn = _cfuncs.get(self.key)
             if fn is None:
                 options = {k: v for k, v in config.KERNEL_FLAGS.items() if k not in ("cache", "nogil")}
-                fn = numba.cfunc(INGEST_EVENT_CSIG, cache=True, **options)(self.module.ingest_event_c)
-                self.module._event_cfunc = fn
+                fn = _cfuncs[self.key] = numba.cfunc(INGEST_EVENT_CSIG, cache=True, **options)(self.module.ingest_event_c)
         return fn
 
 

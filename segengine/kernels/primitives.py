@@ -54,8 +54,10 @@ EVENT, TIMER, TIMER_ENDED = 0, 1, 2
 DONE = 0
 NEED_ROOM = 1  # out buffer, heap or cart table is full: drain / grow and call again
 #: ingest_event's ``slot`` argument asking it to look the viewer up by int id (``vid``) in the
-#: viewer index (M_VIDS); it returns UNKNOWN_VIEWER, having changed nothing, when the id is not there
-BY_VIEWER_ID = -2
+#: viewer index (M_VIDS); -1 is a room event's slot
+BY_VIEWER_ID = -3
+#: ingest_event's result when the int id of a BY_VIEWER_ID call is not in the index: nothing was
+#: changed, Python interns the viewer and calls again (the C fast path's FULL_PATH has this value)
 UNKNOWN_VIEWER = -2
 
 #: Counters in VN are uint16 and saturate here (per bucket, per session, per cart).

@@ -192,3 +192,8 @@ def _dur(seconds: float) -> str:
             return f"{int(seconds // size)}{unit}"
     ms = round(seconds * 1000)
     return f"{ms}ms"
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as a rules file writes it: ``10m``, ``90s``, ``250ms``."""
+    return _dur(seconds)
