@@ -173,3 +173,14 @@ def test_the_c_fast_path_refuses_a_table_it_cannot_serve(example_rules):
     with pytest.raises(ValueError, match="kernel column"):
         bad = tuple((t[0], t[1], 0, *t[3:]) if t[0] == "ts" else t for t in fields.fastpath_fields())
         _fastpath.FastPath(**{**kwargs, "fields": bad})  # a time in an int column
+
+
+def test_the_docs_table_is_the_table():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text(encoding="utf-8")
+    section = text.split("## Fields\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| `")]
+    assert [(r[0].strip(" `"), r[1].strip()) for r in rows] == [(f.name, f.kind) for f in FIELDS]
+    for r, f in zip(rows, FIELDS):
+        assert (r[3].strip() == "no") == (f.required == OPTIONAL), f.name
