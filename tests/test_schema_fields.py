@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 
 import msgspec
 import numba
@@ -17,8 +18,18 @@ import pytest
 from segengine import Batch, Engine, Event
 from segengine.compiler import INGEST_EVENT_SIG, module_source
 from segengine.kernels.primitives import PURE_PYTHON
-from segengine.schema import batch as batch_module, events, fields, ndjson
-from segengine.schema.fields import ALWAYS, BATCH_ROW, BY_NAME, EVENT_ROW, FIELDS, NAMES, OPTIONAL, VIEWER_EVENTS
+from segengine.schema import batch as batch_module
+from segengine.schema import events, fields, ndjson
+from segengine.schema.fields import (
+    ALWAYS,
+    BATCH_ROW,
+    BY_NAME,
+    EVENT_ROW,
+    FIELDS,
+    NAMES,
+    OPTIONAL,
+    VIEWER_EVENTS,
+)
 
 try:
     from segengine.runtime import _fastpath
@@ -116,7 +127,7 @@ def test_the_c_fast_path_is_told_the_table():
     row = [c.name for c in EVENT_ROW]
     for (name, role, col, required, lo, hi), f in zip(told, FIELDS):
         assert row[col] == f.kernel[0] and required == (f.required != OPTIONAL)
-        assert (lo, hi) == f.range if f.range else lo != lo and hi != hi
+        assert (lo, hi) == f.range if f.range else math.isnan(lo) and math.isnan(hi)
     assert not hasattr(_fastpath, "TS_MAX")  # no second home of the ranges
 
 
@@ -161,10 +172,11 @@ def test_the_c_fast_path_refuses_a_table_it_cannot_serve(example_rules):
     engine = Engine(example_rules)
     fast = engine._fast
     assert fast is not None
-    kwargs = dict(kernel=engine._compiled.event_cfunc().address, tab_addr=engine._store.tab_addr, matrices=(0, 1, 2, 3),
-                  keep=None, viewer_codes={}, viewer_ids={}, room_ids={}, string_ids={}, cat_codes={}, retention=engine._retention,
-                  event_type=Event, decode=len, full_path=len, finish=len, guard=engine._guard,
-                  fields=fields.fastpath_fields(), row=fields.ROW_DTYPES)
+    kwargs = {"kernel": engine._compiled.event_cfunc().address, "tab_addr": engine._store.tab_addr,
+              "matrices": (0, 1, 2, 3), "keep": None, "viewer_codes": {}, "viewer_ids": {}, "room_ids": {},
+              "string_ids": {}, "cat_codes": {}, "retention": engine._retention, "event_type": Event, "decode": len,
+              "full_path": len, "finish": len, "guard": engine._guard, "fields": fields.fastpath_fields(),
+              "row": fields.ROW_DTYPES}
     _fastpath.FastPath(**kwargs)
     with pytest.raises(TypeError, match="row"):
         _fastpath.FastPath(**{**kwargs, "row": "iiiifiiff"})

@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "FIELDS", "BY_NAME", "NAMES", "TS_MIN", "TS_MAX", "NUM_MAX", "ALWAYS", "VIEWER_EVENTS",
-           "OPTIONAL", "EVENT_ROW", "BATCH_ROW", "ROW_DTYPES", "KernelColumn", "fastpath_fields"]
+__all__ = ["ALWAYS", "BATCH_ROW", "BY_NAME", "EVENT_ROW", "FIELDS", "KINDS", "NAMES", "NUM_MAX", "OPTIONAL", "ROW_DTYPES", "ROW_ORDER", "TS_MAX", "TS_MIN", "VIEWER_EVENTS", "Field", "KernelColumn", "fastpath_fields"]
 
 #: Accepted event times, unix seconds: ``TS_MIN <= ts < TS_MAX`` (1970-01-01 to the year 5138).
 #: Kernels keep times as int64 microseconds (TS_MAX is 1e17 us, int64 ends at 9.2e18 us) and
