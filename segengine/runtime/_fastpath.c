@@ -474,8 +474,6 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
         row[self->o_cat[k]->col] = code;
     }
 #undef OPTIONAL_VALUE
-    if (PyErr_Occurred())
-        goto done;
     PyObject *due = read_slot(self->retention, self->due_slot); /* a sweep point: the full path */
     if (!due || !PyFloat_CheckExact(due) || !(ts < PyFloat_AS_DOUBLE(due)))
         goto done;
