@@ -90,6 +90,9 @@ def test_batch_is_the_table():
     assert set(batch_module._OPTIONAL_NUM) == {f.name for f in FIELDS if f.required == OPTIONAL and f.kind == "num"}
     b = Batch(type=["like"], viewer=["u1"], room="r1", ts=[1.0], item=["i"], category=["c"], price=[2.0], amount=[3.0],
               text=["t"])
+    full = Event(type="like", ts=1.0, viewer="u1", room="r1", item="i", category="c", price=2.0, amount=3.0, text="t")
+    assert all(getattr(full, name) is not None for name in NAMES)
+    assert Batch.from_events([full]).event(0) == full  # every field makes it through the columns
     assert msgspec.structs.asdict(b.event(0)) == {"type": "like", "viewer": "u1", "room": "r1", "ts": 1.0, "item": "i",
                                                    "category": "c", "price": 2.0, "amount": 3.0, "text": "t"}
 
