@@ -13,7 +13,9 @@
  * last_args()); ``full_path(event)`` -- Engine.ingest's Python code -- takes every event
  * that is unusual in any way (a missing or mistyped field, a new viewer, room or item, a
  * retention sweep point, undecodable bytes), before anything changed. So this file
- * decides nothing that engine.py does not also decide.
+ * decides nothing that engine.py does not also decide. Which fields an event has, their
+ * names, ranges and kernel columns, it is told by segengine/schema/fields.py (the one table
+ * of the event schema) when a FastPath is built; what it knows is what each role means.
  *
  * Optional: setup.py builds it when a C compiler is there; without it engine.py runs the
  * same checks in Python (slower, same results; tests/test_fastpath.py compares the two).
