@@ -34,6 +34,7 @@ from .kernels.primitives import (
     BY_VIEWER_ID, META_EVENTS, META_LATE, META_OUT_N, META_RULES, META_TIMERS, M_VF, M_VI,
     M_VIDS, M_VN, PURE_PYTHON, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
 )
+from .schema.fields import BATCH_ROW, ROW_DTYPES, fastpath_fields
 from .schema.ndjson import scan_ndjson
 from .ops.reload import reload as reload_rules
 from .ops import snapshot as _snapshot
@@ -175,7 +176,7 @@ class Engine:
             viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
             decode=json_decoder.decode, full_path=MethodType(Engine._ingest, self), finish=self._finish_fast,
-            guard=self._guard)  # FastPath.ingest holds the guard: its hand-overs need not enter it again
+            guard=self._guard, fields=fastpath_fields(), row=ROW_DTYPES)  # FastPath.ingest holds the guard: its hand-overs need not enter it again
         self._k_event = fast.call
         if not self._uses_text:
             self._fast = fast
@@ -499,7 +500,9 @@ class Engine:
         cats = self._category_codes(batch.category, n)
         # texts are only compared, never stored: looked up, not interned (unseen: -2, equals no literal)
         texts = self._text_ids(batch.text, n) if self._uses_text else np.full(n, -1, np.int64)
-        cols = (slots, rooms, codes.astype(np.int64, copy=False), batch.ts, items, cats, batch.price, batch.amount, texts)
+        by_field = {"viewer": slots, "room": rooms, "type": codes.astype(np.int64, copy=False), "ts": batch.ts,
+                    "item": items, "category": cats, "price": batch.price, "amount": batch.amount, "text": texts}
+        cols = [by_field[c.field] for c in BATCH_ROW]  # ingest_batch's columns, in the schema's order
         view = BatchView(batch, self._rules.categories)
         start = 0
         store = self._store

@@ -29,6 +29,7 @@ from cachetools import LRUCache
 from .. import config
 from ..kernels.primitives import PURE_PYTHON, true_divide
 from ..rules.load import RuleSet
+from ..schema.fields import EVENT_ROW
 from .layout import Layout, build_layout
 from .codegen import Generated, generate
 from .explaingen import add_explain
@@ -36,8 +37,9 @@ from .explaingen import add_explain
 __all__ = ["CompiledRules", "compile_rules", "module_source", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
 
 _I, _F = numba.types.int64, numba.types.float64
-#: ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)
-INGEST_EVENT_SIG = (_I, _I, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
+#: ingest_event(tab_addr, *row, index): the row is the event schema's (schema/fields.py, EVENT_ROW:
+#: slot, vid, room, code, ts, item, cat, price, amount, text)
+INGEST_EVENT_SIG = (_I, *({"i8": _I, "f8": _F}[c.dtype] for c in EVENT_ROW), _I)
 #: the same as a C function returning int64 (segengine/runtime/_fastpath.c declares it as ``kernel_t``)
 INGEST_EVENT_CSIG = _I(*INGEST_EVENT_SIG)
 

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..schema.events import BUILTIN_TYPES, ROOM_TYPES
+from ..schema.fields import BATCH_ROW, EVENT_ROW
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from .layout import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
@@ -512,7 +513,10 @@ def rescan(tab, now, n):
         # ingest_event_c, which CompiledRules.event_cfunc compiles to a C function for
         # segengine.runtime._fastpath (distinct names: the two compiled forms never share a cache entry;
         # a process compiles only one of them)
-        event_body = f"""(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index):
+        # parameters and batch columns: the event schema's kernel row (schema/fields.py)
+        row = ", ".join(c.name for c in EVENT_ROW)
+        reads = "\n".join(f"        {c.name} = {c.name}s[i]" for c in BATCH_ROW)
+        event_body = f"""(tab_addr, {row}, index):
     # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)
     # or the number of actions waiting in the output buffer (Python reads it only if > 0)
     tab = table_at(tab_addr)
@@ -532,7 +536,7 @@ def ingest_event_c{event_body}
 
 
 @njit(**BATCH_FLAGS)
-def ingest_batch(tab, slots, rooms, codes, tss, items, cats, prices, amounts, texts, start):
+def ingest_batch(tab, {", ".join(c.name + "s" for c in BATCH_ROW)}, start):
     # events start..n-1 of a columnar batch in one call; returns the index to resume at
     # (n when done), stopping early when the output buffer, heap or cart table needs room
 {views_for(batch)}
@@ -540,15 +544,7 @@ def ingest_batch(tab, slots, rooms, codes, tss, items, cats, prices, amounts, te
     for i in range(start, n):
         if i + PREFETCH_AHEAD < n and slots[i + PREFETCH_AHEAD] >= 0:
             prefetch_viewer(tab, slots[i + PREFETCH_AHEAD])  # a later event's rows load meanwhile
-        slot = slots[i]
-        room = rooms[i]
-        code = codes[i]
-        ts = tss[i]
-        item = items[i]
-        cat = cats[i]
-        price = prices[i]
-        amount = amounts[i]
-        text = texts[i]
+{reads}
         index = np.int64(i)
 {batch}
     return n
