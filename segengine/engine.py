@@ -672,6 +672,24 @@ class Engine:
         return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers)))
 
     @exclusive
+    def segment_members(self, name: str, room: str | None = None) -> list[str | int]:
+        """The ids of the viewers :meth:`segment_size` counts (in slot order: first seen first,
+        a slot reused after retention takes its place). O(viewers), in one kernel call."""
+        seg = self._segment_index.get(name)
+        if seg is None:
+            raise KeyError(f"unknown segment {name!r}{did_you_mean(name, self._segment_index)}")
+        room_slot = -1
+        if room is not None:
+            room_slot = self._rooms.get(room)
+            if room_slot < 0:
+                return []
+        n = len(self._viewers)
+        out = np.empty(n, np.int64)
+        found = int(self._mod.segment_members(self._store.tab, seg, self._now_us(), room_slot, n, out))
+        keys = self._viewers.keys
+        return [keys[slot] for slot in out[:found].tolist()]
+
+    @exclusive
     def viewer(self, viewer: str | int) -> dict[str, Any]:
         """Features, profile, tags and segments of one viewer, at the engine's latest time."""
         slot = self._viewers.get(viewer)

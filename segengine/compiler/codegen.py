@@ -561,25 +561,32 @@ def advance(tab, until):
     # queries ---------------------------------------------------------------------------
     def segment_fn(self) -> str:
         """``segment_count(tab, seg, now, room, n)``: how many of viewers 0..n-1 (in ``room``, or
-        any room when -1) are in segment ``seg``. Segments are grouped into kernels of about
-        :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`)."""
-        counter = [0]  # one for every segment: temporaries never collide within a kernel
-        parts = []
-        for name in self.rs.segments:
-            gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
-            gen.counter = counter
-            b, _ = gen.boolean(ast.Name(name, kind="segment", type="bool"))
-            gen.emit(f"if {b}:")
-            gen.emit("    total += 1")
-            parts.append(gen.lines)
+        any room when -1) are in segment ``seg``; ``segment_members(tab, seg, now, room, n, out)``:
+        the same, writing their slots to ``out`` in slot order. Segments are grouped into kernels
+        of about :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`); each query compiles
+        on its first call."""
         loop = ["total = 0",
                 "for slot in range(n):",
                 f"    if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:",
                 "        continue",
                 f"    if room >= 0 and VI[slot, {self.vi('room')}] != room:",
                 "        continue"]
-        return query_kernels("segment_count", "tab, seg, now, room, n", parts, loop, "return total", key="seg", depth=1,
-                             labels=list(self.rs.segments))
+        out = []
+        for name, params, found in (("segment_count", "tab, seg, now, room, n", ["total += 1"]),
+                                    ("segment_members", "tab, seg, now, room, n, out", ["out[total] = slot", "total += 1"])):
+            counter = [0]  # one for every segment: temporaries never collide within a kernel
+            parts = []
+            for seg in self.rs.segments:
+                gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
+                gen.counter = counter
+                b, _ = gen.boolean(ast.Name(seg, kind="segment", type="bool"))
+                gen.emit(f"if {b}:")
+                for line in found:
+                    gen.emit("    " + line)
+                parts.append(gen.lines)
+            out.append(query_kernels(name, params, parts, loop, "return total", key="seg", depth=1,
+                                     labels=list(self.rs.segments)))
+        return "\n\n\n".join(out)
 
     def readout_fn(self) -> str:
         """Every feature the rules use, every profile attribute, every segment: for ``viewer()``."""
