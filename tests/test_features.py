@@ -19,7 +19,7 @@ import pytest
 from segengine import Engine, features
 from segengine.compiler import layout as layout_module
 from segengine.compiler.layout import RI_CORE, VI_CORE, build_layout
-from segengine.features.base import Feature
+from segengine.features.base import CONST, NEVER, Feature
 from segengine.rules import ast, check
 from segengine.rules.load import load_rules
 
@@ -178,3 +178,45 @@ def test_explain_agrees_with_the_kernel(golden_rules, feature):
                             (viewer, rule.name, v.text, v.value, want)
                         compared += 1
     assert compared, f"no rule of the golden file shows {feature.key} in explain"
+
+
+# --- adding a feature is one module ---------------------------------------------------------------
+
+class _Likes(Feature):
+    """What a new module of segengine/features/ would declare: ``likes``, the likes of a viewer."""
+
+    key = "test_likes"
+    rank = 1000
+    names = {"likes": "num"}  # noqa: RUF012 (as the features' modules declare them)
+    inputs = {"likes": ("like",)}  # noqa: RUF012
+
+    def columns(self, rs, lay, nodes, names) -> None:
+        if self.used(names, nodes):
+            lay.add("vn", "likes")
+
+    def on(self, k):
+        if "likes" not in k.lay.vn:
+            return {}
+        col = k.col("vn", "likes")
+        return {"like": [f"if VN[slot, {col}] < COUNT_MAX:", f"    VN[slot, {col}] += 1"]}
+
+    def number(self, gen, node, v):
+        gen.emit(f"{v} = float(VN[slot, {gen.col('vn', 'likes')}])")
+        return v, "0.0", CONST, NEVER
+
+
+def test_a_new_feature_needs_no_other_change(monkeypatch):
+    """Registering a feature (what its module's FEATURES does) is all the checker, the compiler,
+    viewer() and explain need."""
+    likes = _Likes()
+    monkeypatch.setattr(features, "REGISTRY", [*features.REGISTRY, likes])
+    monkeypatch.setitem(features._BY_NAME, "likes", likes)
+    monkeypatch.setitem(check.BUILTINS, "likes", "num")
+    engine = Engine.from_toml('[[rules]]\nname = "fan"\nwhen = "likes >= 2 and dwell > 1s"\nthen = "thanks"\n')
+    assert "VN[slot, VN_LIKES] += 1" in engine.kernel_source
+    assert engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 10.0}) == []
+    engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 10.5})
+    assert [(a.action, a.ts) for a in engine.advance(20.0)] == [("thanks", 11.0)]
+    assert engine.viewer("u1")["features"]["likes"] == 2.0
+    shown = {v.text: v.value for v in _values(engine.explain("u1", "fan").condition)}
+    assert shown["likes"] == 2.0
