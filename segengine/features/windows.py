@@ -189,11 +189,9 @@ class Windows(Feature):
         gen.emit(f"{b} = {n} {op} {limit!r}")
         if not gen.with_timers:
             return NEVER
-        # the smallest count for which "count >= need" holds; the comparison is that test or its negation
-        from ..kernels.primitives import (
-            COUNT_MAX,  # the most a bucket counts (VN is uint16)
-        )
+        from ..kernels.primitives import COUNT_MAX  # here: the checker imports this module, not Numba
 
+        # the smallest count for which "count >= need" holds; the comparison is that test or its negation
         need = math.ceil(limit) if op in (">=", "<") else math.floor(limit) + 1
         if need <= 0 or need > 12 * COUNT_MAX:
             return NEVER  # true (or false) whatever the count can be: time cannot change it
