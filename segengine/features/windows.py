@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..kernels.primitives import COUNT_MAX
 from ..rules import ast
 from .base import CONST, LINEAR, NEVER, Feature, us
 
@@ -189,8 +190,6 @@ class Windows(Feature):
         gen.emit(f"{b} = {n} {op} {limit!r}")
         if not gen.with_timers:
             return NEVER
-        from ..kernels.primitives import COUNT_MAX  # here: the checker imports this module, not Numba
-
         # the smallest count for which "count >= need" holds; the comparison is that test or its negation
         need = math.ceil(limit) if op in (">=", "<") else math.floor(limit) + 1
         if need <= 0 or need > 12 * COUNT_MAX:
