@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from .. import features
 from ..compiler.explaingen import explain_nodes, node_kind
 from ..kernels.primitives import META_NOW, META_RULES, MISSING, SUPPRESSED_REASONS
 from ..rules import ast
@@ -33,7 +34,6 @@ __all__ = ["Explanation", "Value", "Suppressor", "FiringLog", "explain"]
 OK, NOT_OK, UNKNOWN = "✓", "✗", "?"
 NO_EVENT = "no value outside an event"
 
-_SECONDS = frozenset({"dwell", "total_dwell", "stream_time", "now"})
 _COMPARISONS = ast.COMPARISONS
 
 
@@ -251,8 +251,8 @@ def _kleene(op: str, kids: list[Any]) -> bool | None:
 def _unit(node: ast.Node) -> str:
     if isinstance(node, ast.Num):
         return "s" if node.is_duration else ""
-    if isinstance(node, ast.Since) or (isinstance(node, ast.Name) and node.name in _SECONDS):
-        return "s"
+    if features.unit(node):  # the feature says: dwell, since(T), stream_time, now
+        return features.unit(node)
     if isinstance(node, ast.Binary) and node.op in "+-" and node.op in ast.ARITHMETIC:
         units = {_unit(node.left), _unit(node.right)}
         return "s" if "s" in units else ""
