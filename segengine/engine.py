@@ -669,7 +669,7 @@ class Engine:
             room_slot = self._rooms.get(room)
             if room_slot < 0:
                 return 0
-        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers)))
+        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers), _NO_SLOTS))
 
     @exclusive
     def segment_members(self, name: str, room: str | None = None) -> list[str | int]:
@@ -685,7 +685,7 @@ class Engine:
                 return []
         n = len(self._viewers)
         out = np.empty(n, np.int64)
-        found = int(self._mod.segment_members(self._store.tab, seg, self._now_us(), room_slot, n, out))
+        found = int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, n, out))
         keys = self._viewers.keys
         return [keys[slot] for slot in out[:found].tolist()]
 
@@ -761,6 +761,9 @@ class Engine:
             "bytes_per_viewer": self._compiled.layout.bytes_per_viewer,
             **self._retention.stats(self._core),  # live_slots, free_slots, slot_capacity, expired_viewers, expired_rooms
         }
+
+
+_NO_SLOTS = np.empty(0, np.int64)  # segment_size counts without listing
 
 
 def _blank(col: np.ndarray) -> np.ndarray:

@@ -6,9 +6,9 @@ event kernel its address ``tab_addr``, an int a C caller passes as it is):
 * ``ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)``
   -- fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
   pass; returns the number of pending output rows, or -1 when the output buffer, heap or
-  cart table needs room (drain or grow, then call again: work done is not repeated). The
-  same body undecorated as ``ingest_event_c``, which ``CompiledRules.event_cfunc`` compiles
-  to a C function for ``segengine.runtime._fastpath``;
+  cart table needs room (drain or grow, then call again: work done is not repeated). Its
+  twin ``ingest_event_c`` (the same function under another name), which
+  ``CompiledRules.event_cfunc`` compiles to a C function for ``segengine.runtime._fastpath``;
 * ``ingest_batch(tab, slots, rooms, codes, ts, ...)`` -- the same over columns, in one call;
 * ``advance(tab, until_us)`` -- fire timers due up to ``until_us``;
 * ``rescan(tab, now, n)`` -- recompute every viewer's next timer (after a reload);
@@ -502,10 +502,8 @@ def rescan(tab, now, n):
         batch = "\n".join(_indent(self.event_lines("return i", "continue"), 2))
         timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
         views = views_for(one)
-        # the event kernel's body, emitted twice: as a Numba function, and undecorated as
-        # ingest_event_c, which CompiledRules.event_cfunc compiles to a C function for
-        # segengine.runtime._fastpath (distinct names: the two compiled forms never share a cache entry;
-        # a process compiles only one of them)
+        # the event kernel, and its twin ingest_event_c, which CompiledRules.event_cfunc compiles to
+        # a C function for segengine.runtime._fastpath (a process compiles only one of them)
         # parameters and batch columns: the event schema's kernel row (schema/fields.py)
         row = ", ".join(c.name for c in EVENT_ROW)
         reads = "\n".join(f"        {c.name} = {c.name}s[i]" for c in BATCH_ROW)
@@ -525,7 +523,9 @@ def rescan(tab, now, n):
         return f"""@njit(**KERNEL_FLAGS)
 def ingest_event{event_body}
 
-def ingest_event_c{event_body}
+# the same function for the C fast path (CompiledRules.event_cfunc compiles it to a C function):
+# a twin under its own name, so that its compiled form has its own cache entry
+ingest_event_c = twin(ingest_event, "ingest_event_c")
 
 
 @njit(**BATCH_FLAGS)
@@ -553,33 +553,29 @@ def advance(tab, until):
 
     # queries ---------------------------------------------------------------------------
     def segment_fn(self) -> str:
-        """``segment_count(tab, seg, now, room, n)``: how many of viewers 0..n-1 (in ``room``, or
-        any room when -1) are in segment ``seg``; ``segment_members(tab, seg, now, room, n, out)``:
-        the same, writing their slots to ``out`` in slot order. Segments are grouped into kernels
-        of about :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`); each query compiles
-        on its first call."""
+        """``segment_count(tab, seg, now, room, n, out)``: how many of viewers 0..n-1 (in ``room``,
+        or any room when -1) are in segment ``seg``, writing the first ``len(out)`` of their slots
+        to ``out`` (``segment_size`` passes an empty array, ``segment_members`` one of n). Segments
+        are grouped into kernels of about :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`)."""
+        counter = [0]  # one for every segment: temporaries never collide within a kernel
+        parts = []
+        for name in self.rs.segments:
+            gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
+            gen.counter = counter
+            b, _ = gen.boolean(ast.Name(name, kind="segment", type="bool"))
+            gen.emit(f"if {b}:")
+            gen.emit("    if total < out.shape[0]:")
+            gen.emit("        out[total] = slot")
+            gen.emit("    total += 1")
+            parts.append(gen.lines)
         loop = ["total = 0",
                 "for slot in range(n):",
                 f"    if (VI[slot, {self.vi('flags')}] & FLAG_SEEN) == 0:",
                 "        continue",
                 f"    if room >= 0 and VI[slot, {self.vi('room')}] != room:",
                 "        continue"]
-        out = []
-        for name, params, found in (("segment_count", "tab, seg, now, room, n", ["total += 1"]),
-                                    ("segment_members", "tab, seg, now, room, n, out", ["out[total] = slot", "total += 1"])):
-            counter = [0]  # one for every segment: temporaries never collide within a kernel
-            parts = []
-            for seg in self.rs.segments:
-                gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
-                gen.counter = counter
-                b, _ = gen.boolean(ast.Name(seg, kind="segment", type="bool"))
-                gen.emit(f"if {b}:")
-                for line in found:
-                    gen.emit("    " + line)
-                parts.append(gen.lines)
-            out.append(query_kernels(name, params, parts, loop, "return total", key="seg", depth=1,
-                                     labels=list(self.rs.segments)))
-        return "\n\n\n".join(out)
+        return query_kernels("segment_count", "tab, seg, now, room, n, out", parts, loop, "return total", key="seg",
+                             depth=1, labels=list(self.rs.segments))
 
     def readout_fn(self) -> str:
         """Every feature the rules use, every profile attribute, every segment: for ``viewer()``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from types import FunctionType
 
 import numba
 import numpy as np
@@ -124,6 +125,18 @@ else:
             return context.get_dummy_value()
 
         return sig, codegen
+
+
+def twin(kernel, name: str):
+    """The Python function of ``kernel`` under another ``name``: the same lines of the same file,
+    compiled on its own (Numba keys its disk cache by a function's qualified name). The generated
+    module's ``ingest_event_c``, which becomes a C function, is the twin of ``ingest_event``."""
+    fn = getattr(kernel, "py_func", kernel)  # plain Python with NUMBA_DISABLE_JIT=1
+    copy = FunctionType(fn.__code__.replace(co_name=name, co_qualname=name), fn.__globals__, name,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    copy.__module__ = fn.__module__
+    return copy
 
 
 def true_divide(a, b):
