@@ -157,7 +157,7 @@ def _report(args, replay: Replay, profiles: Profiles | None, viewer, rule: str, 
         "rules_file": args.rules, "events_file": replay.source,
         "events": stats["events"], "lines": replay.lines, "rejected": replay.rejected,
         "skipped": {"count": replay.rejected if replay.skip_errors else 0, "lines": replay.skipped_lines},
-        "at": end, "stopped_early": replay.done,
+        "at": end, "at_given": args.at is not None, "stopped_early": replay.done,
         "viewer": viewer, "rule": rule,
         "fired": len(groups),
         "firings": [{"ts": g[0].ts, "at": round(replay.stream_offset(g[0]), 3), "room": g[0].room,
@@ -175,7 +175,7 @@ def _report(args, replay: Replay, profiles: Profiles | None, viewer, rule: str, 
 def _render(report: dict[str, Any], replay: Replay, groups: list[list[Action]], explanation: str) -> str:
     if report["at"] is None:
         upto = "no event was replayed"
-    elif report["stopped_early"] or report["at"] != replay.last_ts:
+    elif report["stopped_early"] or report["at_given"]:
         upto = f"up to ts {_ts(report['at'])} (--at)"
     else:
         upto = f"to the end of the stream (ts {_ts(report['at'])})"

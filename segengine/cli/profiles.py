@@ -20,8 +20,8 @@ import msgspec
 from ..engine import Engine
 from ..errors import EventError
 from ..rules.suggest import did_you_mean
-from .inputs import iter_chunks, open_events
-from .output import DataError
+from .inputs import iter_chunks
+from .output import DataError, UsageError
 
 MAX_REPORTED = 10   # bad profile lines printed on stderr (all are counted)
 MAX_LINES = 1_000   # line numbers of skipped profile lines kept for --json
@@ -60,7 +60,13 @@ class Profiles:
 
 def load_profiles(engine: Engine, path: str, *, skip_errors: bool = False, quiet: bool = False) -> Profiles:
     """Set the profiles of ``path`` on ``engine``; see the module docstring. ``path`` ``-`` is stdin."""
-    stream, _ = open_events(path)
+    if path == "-":
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = open(path, "rb")
+        except OSError as err:
+            raise UsageError(f"cannot read profiles file {path!r}: {err.strerror}") from None
     source = path if path != "-" else "<stdin>"
     declared = engine.rules.profile
     result = Profiles(source)
