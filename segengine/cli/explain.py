@@ -188,6 +188,8 @@ def _render(report: dict[str, Any], replay: Replay, groups: list[list[Action]], 
 
         lines += render_profiles(report["profiles"])
     viewer, rule = report["viewer"], report["rule"]
+    if viewer not in replay.steps:
+        lines.append(f"viewer {viewer!r} sent no event: it is known only from --profiles")
     n = len(groups)
     if not n:
         lines.append(f"{rule} did not fire for viewer {viewer!r} during the replay")
