@@ -235,3 +235,19 @@ def test_missing_profiles_file_is_a_usage_error(tmp_path, capsys):
     events = write(tmp_path / "ev.jsonl", cheap_views(7))
     assert main(["replay", EXAMPLE, events, "--profiles", str(tmp_path / "nope.jsonl")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+# --- the documented example stays true --------------------------------------------------------------
+def test_docs_explain_example_is_the_output(tmp_path, monkeypatch, capsys):
+    """docs/cli.md's `segengine explain ... ev1k.jsonl 15 cart_nudge` block is the command's output, verbatim."""
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8").splitlines()
+    command = "$ segengine explain examples/live_room.toml ev1k.jsonl 15 cart_nudge"
+    start = text.index(command) + 1
+    documented = text[start:text.index("```", start)]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "live_room.toml").write_bytes(Path(EXAMPLE).read_bytes())
+    assert main(["simulate", "--viewers", "1000", "--hours", "1", "-o", "ev1k.jsonl"]) == 0
+    capsys.readouterr()
+    assert main(command.split()[2:]) == 0
+    assert capsys.readouterr().out.splitlines() == documented

@@ -25,7 +25,7 @@ from .inputs import iter_chunks, load_rules, open_events
 from .output import EXIT_ERRORS, EXIT_OK, DataError, UsageError, clock, params_text, plural
 from .profiles import Profiles, load_profiles
 from .progress import Progress, progress_enabled
-from .replay import CHUNK_LINES, Replay
+from .replay import CHUNK_LINES, Replay, check_stdin
 
 MAX_FIRINGS = 1_000         # firings of the rule for the viewer kept (all are counted)
 FIRINGS_SHOWN = 20          # ... and shown in the text report (the first 10 and the last 10)
@@ -99,6 +99,7 @@ def resolve_viewer(text: str, seen: dict[Any, Any], profiles: Profiles | None, s
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    check_stdin(args)
     rules = load_rules(args.rules)
     names = [r.name for r in rules.rules]
     if args.rule not in names:

@@ -3,7 +3,8 @@
 :class:`Replay` feeds chunks of lines to an engine (``ingest_many``), stops at bad events or skips
 them, writes the actions as NDJSON and records the funnel, the segment timeline and the actions per
 rule and per viewer; :meth:`Replay.summary` returns them as the JSON summary, which
-:func:`segengine.cli.summary.render_replay` prints as text. Memory grows with the number of
+:func:`segengine.cli.summary.render_replay` prints as text. ``until``/``after_first`` stop it at a
+time and ``watch`` sees every list of actions (``segengine explain`` uses both). Memory grows with the number of
 viewers, never with the number of events.
 """
 
@@ -312,6 +313,7 @@ class Replay:
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.json and args.output == "-":
         raise UsageError("--json and -o - both want stdout: write the actions to a file")
+    check_stdin(args)
     rules = load_rules(args.rules)
     stream, size = open_events(args.events)
     out: IO[bytes] | None = None
@@ -349,6 +351,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         print(render_replay(summary), file=sys.stderr if args.output == "-" else sys.stdout)
     return EXIT_ERRORS if not summary["ok"] else EXIT_OK
+
+
+def check_stdin(args: argparse.Namespace) -> None:
+    """Events and profiles cannot both come from stdin."""
+    if args.events == "-" and getattr(args, "profiles", None) == "-":
+        raise UsageError("the events and --profiles cannot both be read from stdin ('-'): give one of them as a file")
 
 
 def with_profiles(summary: dict[str, Any], profiles: Profiles | None, replay: Replay) -> dict[str, Any]:
