@@ -51,12 +51,6 @@ class Profiles:
                 "skipped_attributes": dict(sorted(self.skipped_attributes.items())),
                 "rejected": self.rejected, "rejected_lines": self.rejected_lines}
 
-    def notice(self) -> str | None:
-        """The one line reporting undeclared attributes, or None."""
-        if not self.skipped_attributes:
-            return None
-        return f"skipped attributes not in [profile]: {', '.join(sorted(self.skipped_attributes))}"
-
 
 def load_profiles(engine: Engine, path: str, *, skip_errors: bool = False, quiet: bool = False) -> Profiles:
     """Set the profiles of ``path`` on ``engine``; see the module docstring. ``path`` ``-`` is stdin."""
