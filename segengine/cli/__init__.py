@@ -1,4 +1,4 @@
-"""The ``segengine`` command line (docs/cli.md): check, replay, simulate, demo, bench, test, compile.
+"""The ``segengine`` command line (docs/cli.md): check, replay, explain, simulate, demo, bench, test, compile.
 
 Exit codes: 0 ok; 1 rule or data errors (a bad rules file, a malformed event, a failing
 rule test); 2 usage (bad arguments, an unreadable input file). Errors go to stderr, rules
@@ -9,8 +9,9 @@ or ``--progress`` is given.
 This module holds only the argument parser and :func:`main`, which maps errors to exit codes.
 The rest, one concern per module:
 
-- ``commands``: check, test, compile, bench; ``replay``, ``simulate``, ``demo``: those commands
-  (``replay.Replay`` feeds events to an engine and keeps what the summary needs);
+- ``commands``: check, test, compile, bench; ``replay``, ``explain``, ``simulate``, ``demo``: those
+  commands (``replay.Replay`` feeds events to an engine and keeps what the summary needs);
+  ``profiles``: the ``--profiles`` file of replay and explain;
 - ``summary``: the replay summary as text tables (rules, segment timeline, funnel, viewer kinds);
 - ``inputs``: rules and event files, NDJSON chunks; ``progress``: the progress bar;
 - ``output``: exit codes, the error classes, number formats, ``--json`` error output.
@@ -26,6 +27,7 @@ from .. import __version__
 from ..errors import RulesError
 from .commands import cmd_bench, cmd_check, cmd_compile, cmd_test, repo_root
 from .demo import DEMO_VIEWERS, cmd_demo
+from .explain import cmd_explain, parse_at
 from .inputs import bundled_rules, iter_chunks
 from .output import (
     EXIT_ERRORS,
@@ -98,7 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"events per ingest_many call (default {CHUNK_LINES})")
     p.add_argument("--timeline", type=_duration, default=1800.0, metavar="DURATION",
                    help="sample segment sizes every DURATION of event time (default 30m; 0: off)")
+    p.add_argument("--profiles", metavar="PROFILES.jsonl",
+                   help="set these viewer profiles (JSON lines, as simulate --profiles-out writes) before the replay")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("explain", parents=[json_flag, progress_flag],
+                       help="replay events, then explain why a rule did or did not fire for a viewer",
+                       description="Replay EVENTS through RULES (as replay does) to the end of the stream or to --at, "
+                                   "then print engine.explain(VIEWER, RULE): the condition with its values, the "
+                                   "rule's firings for the viewer during the replay, and what suppresses it.")
+    p.add_argument("rules", metavar="RULES", help="rules file (TOML)")
+    p.add_argument("events", metavar="EVENTS.jsonl", help="events, one JSON object per line ('-': stdin)")
+    p.add_argument("viewer", metavar="VIEWER", help="viewer id (an integer id if the events use integer ids)")
+    p.add_argument("rule", metavar="RULE", help="rule name")
+    p.add_argument("--at", type=parse_at, metavar="TS|+DURATION",
+                   help="replay only up to this event time (unix seconds, as the events' ts) or this long after "
+                        "the first event (+90m), and explain at that time")
+    p.add_argument("--profiles", metavar="PROFILES.jsonl", help="set these viewer profiles before the replay")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="report malformed events and go on (exit code 1 at the end) instead of stopping")
+    p.set_defaults(func=cmd_explain)
 
     workload = argparse.ArgumentParser(add_help=False)
     workload.add_argument("--viewers", type=int, default=10_000, metavar="N", help="viewers arriving (default 10000)")

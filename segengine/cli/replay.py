@@ -3,7 +3,8 @@
 :class:`Replay` feeds chunks of lines to an engine (``ingest_many``), stops at bad events or skips
 them, writes the actions as NDJSON and records the funnel, the segment timeline and the actions per
 rule and per viewer; :meth:`Replay.summary` returns them as the JSON summary, which
-:func:`segengine.cli.summary.render_replay` prints as text. Memory grows with the number of
+:func:`segengine.cli.summary.render_replay` prints as text. ``until``/``after_first`` stop it at a
+time and ``watch`` sees every list of actions (``segengine explain`` uses both). Memory grows with the number of
 viewers, never with the number of events.
 """
 
@@ -15,6 +16,7 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, Any
 
 import msgspec
@@ -24,6 +26,7 @@ from ..errors import EventError
 from ..schema.events import ROOM_TYPES, Action
 from .inputs import iter_chunks, load_rules, open_events
 from .output import EXIT_ERRORS, EXIT_OK, DataError, UsageError
+from .profiles import Profiles, load_profiles
 from .progress import Progress, progress_enabled
 from .summary import render_replay
 
@@ -76,7 +79,8 @@ class Replay:
 
     def __init__(self, engine: Engine, source: str = "<events>", *, skip_errors: bool = False,
                  out: IO[bytes] | None = None, timeline_every: float = 1800.0, keep_actions: bool = False,
-                 max_warnings: int = 10):
+                 max_warnings: int = 10, until: float | None = None, after_first: float | None = None,
+                 watch: Callable[[list[Action]], None] | None = None):
         self.engine = engine
         self.source = source
         self.skip_errors = skip_errors
@@ -84,6 +88,10 @@ class Replay:
         self.every = timeline_every
         self.keep = keep_actions
         self.max_warnings = max_warnings
+        self.until = until            # feed only the events up to the first one stamped after this time
+        self.after_first = after_first  # or after this many seconds past the first event's time
+        self.done = False             # an event after `until` was met: the caller stops feeding
+        self.watch = watch            # called with every list of actions (explain keeps some of them)
         self.steps: dict[Any, int] = {}           # viewer -> bit set of funnel steps reached
         self.step_events: Counter = Counter()
         self.kinds: dict[Any, str] = {}           # viewer -> true kind (simulated files only)
@@ -113,6 +121,12 @@ class Replay:
             if t0 is not None:
                 self.first_ts = t0
                 self.next_sample = t0 + self.every if self.every > 0 else None
+                if self.after_first is not None:
+                    self.until = t0 + self.after_first
+        if self.until is not None:
+            cut = next((i for i, e in enumerate(lite) if (t := _num(e.ts)) is not None and t > self.until), None)
+            if cut is not None:
+                lines, lite, line_nos, self.done = lines[:cut], lite[:cut], line_nos[:cut], True
         pos, n = 0, len(lines)
         while pos < n:
             end = n
@@ -196,6 +210,8 @@ class Replay:
     def _actions(self, actions: list[Action]) -> None:
         if not actions:
             return
+        if self.watch is not None:
+            self.watch(actions)
         if self.out is not None:
             self.out.write(_encode_lines(actions))
         for a in actions:
@@ -213,9 +229,11 @@ class Replay:
         while self.next_sample <= ts:
             self.next_sample += self.every
 
-    def finish(self) -> None:
-        """Fire what is due at the last event time (SPEC: results do not depend on when we do)."""
-        if self.last_ts is not None:
+    def finish(self, until: float | None = None) -> None:
+        """Fire what is due at the last event time, or at ``until`` if given (results do not depend on when we do)."""
+        if until is not None:
+            self._actions(self.engine.advance(until))
+        elif self.last_ts is not None:
             self._actions(self.engine.advance(self.last_ts))
         self.seconds = time.perf_counter() - self.started
 
@@ -295,10 +313,13 @@ class Replay:
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.json and args.output == "-":
         raise UsageError("--json and -o - both want stdout: write the actions to a file")
+    check_stdin(args)
     rules = load_rules(args.rules)
     stream, size = open_events(args.events)
     out: IO[bytes] | None = None
     try:
+        engine = Engine(rules)
+        profiles = load_profiles(engine, args.profiles, skip_errors=args.skip_errors) if args.profiles else None
         if args.output == "-":
             out = sys.stdout.buffer
         elif args.output:
@@ -306,7 +327,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 out = open(args.output, "wb")
             except OSError as err:
                 raise UsageError(f"cannot write {args.output!r}: {err.strerror}") from None
-        engine = Engine(rules)
         progress = Progress("replay", size, progress_enabled(args.progress))
         replay = Replay(engine, args.events if args.events != "-" else "<stdin>", skip_errors=args.skip_errors,
                         out=out, timeline_every=args.timeline)
@@ -316,7 +336,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except DataError as err:  # stopped at a bad event: --json still tells what was replayed
             progress.close(size or 0, replay.lines)
             replay.seconds = time.perf_counter() - replay.started
-            err.payload = replay.summary()
+            err.payload = with_profiles(replay.summary(), profiles, replay)
             raise
         replay.finish()
         progress.close(size or 0, replay.lines)
@@ -325,9 +345,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
             stream.close()
         if out is not None and out is not sys.stdout.buffer:
             out.close()
-    summary = replay.summary()
+    summary = with_profiles(replay.summary(), profiles, replay)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(render_replay(summary), file=sys.stderr if args.output == "-" else sys.stdout)
-    return EXIT_ERRORS if replay.rejected else EXIT_OK
+    return EXIT_ERRORS if not summary["ok"] else EXIT_OK
+
+
+def check_stdin(args: argparse.Namespace) -> None:
+    """Events and profiles cannot both come from stdin."""
+    if args.events == "-" and getattr(args, "profiles", None) == "-":
+        raise UsageError("the events and --profiles cannot both be read from stdin ('-'): give one of them as a file")
+
+
+def with_profiles(summary: dict[str, Any], profiles: Profiles | None, replay: Replay) -> dict[str, Any]:
+    """The summary with what ``--profiles`` did (``profiles``), its bad lines among the ``errors``."""
+    if profiles is None:
+        return summary
+    profiles.finish(replay.steps)
+    summary["profiles"] = profiles.summary()
+    if profiles.rejected:
+        summary["ok"] = False
+        summary["errors"] = profiles.errors + summary["errors"]
+    return summary

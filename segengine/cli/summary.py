@@ -77,11 +77,27 @@ def render_replay(summary: dict[str, Any]) -> str:
         more = f", ... (the first {len(shown)} of {skipped['count']:,})" if skipped["count"] > len(shown) else ""
         lines.append(f"  skipped bad events at line{'s' if len(shown) > 1 else ''} "
                      f"{', '.join(str(n) for n in shown)}{more}")
+    if "profiles" in summary:
+        lines += render_profiles(summary["profiles"])
     lines.append(f"  {summary['actions']:,} actions to {summary['viewers_with_actions']:,} viewers")
     lines += [""] + render_rules(summary) + [""] + render_segments(summary) + [""] + render_funnel(summary)
     if "kinds" in summary:
         lines += ["", "Viewer kinds (from the `kind` field of enter events)"] + render_kinds(summary["kinds"])
     return "\n".join(lines)
+
+
+def render_profiles(p: dict[str, Any]) -> list[str]:
+    """What ``--profiles`` did, in one to three lines."""
+    unseen = f" ({p['without_events']:,} of them for viewers without events)" if p["without_events"] else ""
+    out = [f"  profiles: {plural(p['viewers'], 'viewer')} set from {p['file']}{unseen}"]
+    if p["skipped_attributes"]:
+        out.append(f"  skipped attributes not in [profile]: {', '.join(p['skipped_attributes'])}")
+    if p["rejected"]:
+        shown = p["rejected_lines"][:SKIPPED_SHOWN]
+        more = f", ... (the first {len(shown)} of {p['rejected']:,})" if p["rejected"] > len(shown) else ""
+        out.append(f"  skipped bad profile lines at line{'s' if len(shown) > 1 else ''} "
+                   f"{', '.join(str(n) for n in shown)}{more}")
+    return out
 
 
 def render_kinds(kinds: dict[str, dict[str, Any]]) -> list[str]:
