@@ -28,8 +28,8 @@ from .runtime.exclusive import Guard, exclusive
 from .runtime.interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.primitives import (
-    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_RULES, META_TIMERS, MISSING, M_VF, M_VI,
-    M_VIDS, M_VN, PURE_PYTHON, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
+    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_TIMERS, MISSING, M_VF, M_VI,
+    M_VIDS, M_VN, PURE_PYTHON, UNKNOWN_VIEWER,
 )
 from .runtime.store import Store
 from .schema.ndjson import scan_ndjson
@@ -40,6 +40,7 @@ from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
 from .compiler.layout import FLAG_SEEN
+from .guards import REASONS, counter_index, fired_index
 from . import config
 
 try:  # the optional C fast path of ingest (setup.py builds it where a C compiler is)
@@ -784,9 +785,9 @@ class Engine:
         """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
         meta = self._store.META[0]
         n = len(self._rules.rules)
-        fired = {r.name: int(meta[META_RULES + i]) for i, r in enumerate(self._rules.rules)}
+        fired = {r.name: int(meta[fired_index(i)]) for i, r in enumerate(self._rules.rules)}
         suppressed = {
-            r.name: {reason: int(meta[META_RULES + n + 3 * i + k]) for k, reason in enumerate(SUPPRESSED_REASONS)}
+            r.name: {reason: int(meta[counter_index(n, i, k)]) for k, reason in enumerate(REASONS)}
             for i, r in enumerate(self._rules.rules)
         }
         seen = int(np.count_nonzero(self._store.VI[: len(self._viewers), self._compiled.layout.vi.index("flags")] & FLAG_SEEN))

@@ -12,9 +12,10 @@ import numpy as np
 
 from ..kernels.primitives import (
     M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN,
-    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
+    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
 from ..compiler.layout import Layout
+from ..guards import meta_width
 
 __all__ = ["Store"]
 
@@ -56,7 +57,7 @@ class Store:
         # room for a few passes' rows (a kernel asks for room before each pass)
         self.OUTI = np.zeros((max(256, 4 * lay.rows_per_pass(n_rules)), OUT_COLS), np.int64)
         self.OUTF = np.zeros((self.OUTI.shape[0], out_width), np.float64)
-        self.META = np.zeros((1, META_RULES + 4 * n_rules + 1), np.int64)
+        self.META = np.zeros((1, meta_width(n_rules)), np.int64)
         self.META[0, META_NOW] = MISSING
         self.LITS = np.full((1, max(1, n_literals)), -1, np.int64)
         self.VIDS = np.full((1, 1), -1, np.int64)  # int viewer id -> slot (the viewer interner's index)
