@@ -40,7 +40,7 @@ from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
 from .compiler.layout import FLAG_SEEN
-from .guards import REASONS, counter_index, fired_index
+from .guards import fired_index, suppressed_counts
 from . import config
 
 try:  # the optional C fast path of ingest (setup.py builds it where a C compiler is)
@@ -786,10 +786,7 @@ class Engine:
         meta = self._store.META[0]
         n = len(self._rules.rules)
         fired = {r.name: int(meta[fired_index(i)]) for i, r in enumerate(self._rules.rules)}
-        suppressed = {
-            r.name: {reason: int(meta[counter_index(n, i, k)]) for k, reason in enumerate(REASONS)}
-            for i, r in enumerate(self._rules.rules)
-        }
+        suppressed = {r.name: suppressed_counts(meta, n, i) for i, r in enumerate(self._rules.rules)}
         seen = int(np.count_nonzero(self._store.VI[: len(self._viewers), self._compiled.layout.vi.index("flags")] & FLAG_SEEN))
         return {
             "events": int(meta[META_EVENTS]),

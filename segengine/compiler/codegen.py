@@ -29,7 +29,7 @@ from ..schema.events import BUILTIN_TYPES, ROOM_TYPES
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from .layout import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
-from ..guards import GUARDS, counter_index, fired_index, guards_of
+from ..guards import counter_index, fired_index, guards_of, reason_code, used_guards
 from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
 
@@ -116,8 +116,7 @@ class ModuleGen:
 
     def guard_imports(self) -> list[str]:
         """Import the kernel helpers of the guards the rules use."""
-        used = [g for g in GUARDS if any(g.applies(rule) for rule in self.rs.rules)]
-        return ["from %s import %s" % g.helpers() for g in used]
+        return ["from %s import %s" % g.helpers() for g in used_guards(self.rs)]
 
     # event application ------------------------------------------------------------
     def apply_lines(self) -> list[str]:
@@ -425,7 +424,7 @@ def rescan(tab, now, n):
         n_rules = len(self.rs.rules)
         L: list[str] = []
         for g in guarded:
-            code = GUARDS.index(g)
+            code = reason_code(g.name)
             L += [f"{'elif' if L else 'if'} {g.check_code(lay, rule)}:",
                   f"    meta[0, {counter_index(n_rules, r, code)}] += 1  # suppressed[{r}, {g.name}]"]
         return [*L, "else:", *_indent(F, 1)]

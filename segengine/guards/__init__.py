@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from ..compiler.layout import Layout
     from ..rules.load import Rule, RuleSet
 
-__all__ = ["GUARDS", "REASONS", "Guard", "GuardState", "Suppressor", "add_columns", "counter_index", "fired_index",
-           "meta_width", "guards_of", "reason_code"]
+__all__ = ["GUARDS", "REASONS", "Guard", "GuardState", "Suppressor", "add_columns", "counter_index", "counter_columns",
+           "fired_index", "meta_width", "guards_of", "used_guards", "reason_code", "suppressed_counts"]
 
 #: Every guard, in check order; a guard's reason code is its index.
 GUARDS: tuple[Guard, ...] = (once.GUARD, cooldown.GUARD, budget.GUARD)
@@ -36,9 +36,12 @@ GUARDS: tuple[Guard, ...] = (once.GUARD, cooldown.GUARD, budget.GUARD)
 REASONS: tuple[str, ...] = tuple(g.name for g in GUARDS)
 
 
+# Everything below reads GUARDS when called (never a copy taken at import), so a test can
+# register a guard by replacing GUARDS and REASONS.
+
 def reason_code(reason: str) -> int:
     """The code of a suppression reason (its guard's index in ``GUARDS``)."""
-    return REASONS.index(reason)
+    return [g.name for g in GUARDS].index(reason)
 
 
 def fired_index(rule_index: int) -> int:
@@ -51,6 +54,16 @@ def counter_index(n_rules: int, rule_index: int, reason: int) -> int:
     return META_RULES + n_rules + len(GUARDS) * rule_index + reason
 
 
+def counter_columns(n_rules: int, rule_index: int) -> list[int]:
+    """META columns of rule ``rule_index``'s suppression counters, by reason code."""
+    return [counter_index(n_rules, rule_index, k) for k in range(len(GUARDS))]
+
+
+def suppressed_counts(meta_row, n_rules: int, rule_index: int) -> dict[str, int]:
+    """Suppressed firings of rule ``rule_index`` by reason, from row 0 of META (``stats()``, ``explain``)."""
+    return {g.name: int(meta_row[col]) for g, col in zip(GUARDS, counter_columns(n_rules, rule_index))}
+
+
 def meta_width(n_rules: int) -> int:
     """Width of the META row: the engine's fields, then the fired and suppressed counters, then one spare."""
     return counter_index(n_rules, n_rules, 0) + 1
@@ -59,6 +72,11 @@ def meta_width(n_rules: int) -> int:
 def guards_of(rule: "Rule") -> list[Guard]:
     """The guards that take part in ``rule``'s firing, in check order."""
     return [g for g in GUARDS if g.applies(rule)]
+
+
+def used_guards(rs: "RuleSet") -> list[Guard]:
+    """The guards that some rule of ``rs`` uses, in check order."""
+    return [g for g in GUARDS if any(g.applies(rule) for rule in rs.rules)]
 
 
 def add_columns(lay: "Layout", rs: "RuleSet") -> None:

@@ -4,7 +4,8 @@ A guard is one small object that declares everything the engine needs to know ab
 
 * ``name``: its suppression reason, as ``Engine.stats()`` and ``explain`` report it;
 * ``key``: the rule key it reads (the loader parses it; ``setting(rule)`` gives the parsed value);
-* ``add_columns(lay, rs)``: the state columns it needs, added to the layout;
+* ``add_columns(lay, rs)``: the state columns it needs, added to the layout, and
+  ``initial(lay, matrix)`` their values in a new viewer's or room's row;
 * ``blocks`` and ``commit``: two Numba helpers, both called as
   ``f(VI, RI, slot, room, now, *args(lay, rule))``: ``blocks`` says whether a firing is
   suppressed now, ``commit`` records a firing that went through;
@@ -96,6 +97,11 @@ class Guard:
     def add_columns(self, lay: "Layout", rs: "RuleSet") -> None:
         """Add the columns this guard needs for ``rs`` to ``lay``."""
         raise NotImplementedError(f"guard {self.name!r} must say which columns it needs (add_columns)")
+
+    def initial(self, lay: "Layout", matrix: str) -> dict[int, int]:
+        """Initial values of this guard's columns in ``matrix`` ("vi" or "ri") that differ from the
+        matrix's default (VI: 0, RI: ``MISSING``): a new viewer's or room's row starts with them."""
+        return {}
 
     def args(self, lay: "Layout", rule: "Rule") -> tuple[int, ...]:
         """The constant arguments of ``blocks`` and ``commit`` for ``rule``: columns, masks, durations."""

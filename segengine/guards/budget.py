@@ -49,6 +49,9 @@ class Budget(Guard):
             if self.applies(rule):
                 lay.budget_cols[rule.name] = lay.add("ri", f"budget:{rule.name}", 1 + rule.budget[0])
 
+    def initial(self, lay: "Layout", matrix: str) -> dict[int, int]:
+        return {col: 0 for col in lay.budget_cols.values()} if matrix == "ri" else {}  # ring heads; times MISSING
+
     def args(self, lay: "Layout", rule: "Rule") -> tuple[int, ...]:
         n, window = rule.budget
         return lay.budget_cols[rule.name], n, us(window)

@@ -45,6 +45,9 @@ class Cooldown(Guard):
             if self.applies(rule):
                 lay.cooldown_cols[rule.name] = lay.add("vi", f"cooldown:{rule.name}")
 
+    def initial(self, lay: "Layout", matrix: str) -> dict[int, int]:
+        return {col: int(MISSING) for col in lay.cooldown_cols.values()} if matrix == "vi" else {}
+
     def args(self, lay: "Layout", rule: "Rule") -> tuple[int, ...]:
         return lay.cooldown_cols[rule.name], us(rule.cooldown)
 

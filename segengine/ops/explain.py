@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from ..compiler.explaingen import explain_nodes, node_kind
-from ..guards import REASONS, GuardState, Suppressor, counter_index, fired_index, guards_of
+from ..guards import GuardState, Suppressor, fired_index, guards_of, suppressed_counts
 from ..guards.base import number_text as _num
 from ..kernels.primitives import META_NOW, MISSING
 from ..rules import ast
@@ -169,7 +169,7 @@ def explain(engine: "Engine", viewer: str | int, rule_name: str) -> Explanation:
     n = len(rs.rules)
     meta = store.META[0]
     fired = int(meta[fired_index(index)])
-    suppressed = {reason: int(meta[counter_index(n, index, k)]) for k, reason in enumerate(REASONS)}
+    suppressed = suppressed_counts(meta, n, index)
 
     state = GuardState(VI, store.RI, slot, room_slot, now, room)
     suppressors = [g.explain(state, lay, rule) for g in guards_of(rule)]

@@ -31,7 +31,7 @@ from ..kernels.primitives import (
 from ..runtime.store import Store
 from ..rules.load import RuleSet, load_rules, read_rules_text
 from ..compiler.layout import Layout
-from ..guards import REASONS, counter_index, fired_index
+from ..guards import counter_columns, fired_index
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -123,8 +123,7 @@ def migrate(old: CompiledRules, store: Store, new: CompiledRules) -> Store:
         if i is None:
             continue
         out.META[0, fired_index(j)] = store.META[0, fired_index(i)]
-        for k in range(len(REASONS)):
-            out.META[0, counter_index(n_new, j, k)] = store.META[0, counter_index(n_old, i, k)]
+        out.META[0, counter_columns(n_new, j)] = store.META[0, counter_columns(n_old, i)]
 
     out.HEAP = store.HEAP.copy()
     if ol.has_cart and nl.has_cart:

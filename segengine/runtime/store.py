@@ -15,6 +15,7 @@ from ..kernels.primitives import (
     HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
 from ..compiler.layout import Layout
+from .. import guards
 from ..guards import meta_width
 
 __all__ = ["Store"]
@@ -23,20 +24,24 @@ __all__ = ["Store"]
 def _vi_template(lay: Layout) -> np.ndarray:
     row = np.zeros(len(lay.vi), np.int64)
     for i, name in enumerate(lay.vi):
-        if name in ("clock", "last_ts") or name.startswith(("cooldown:", "head:", "since(", "deadline:")):
+        if name in ("clock", "last_ts") or name.startswith(("head:", "since(", "deadline:")):
             row[i] = MISSING
         elif name in ("due", "queued"):
             row[i] = NEVER
         elif name in ("room", "arrival"):
             row[i] = -1
+    for g in guards.GUARDS:
+        for col, value in g.initial(lay, "vi").items():
+            row[col] = value
     return row
 
 
 def _ri_template(lay: Layout) -> np.ndarray:
     row = np.full(len(lay.ri), MISSING, np.int64)
     row[lay.ri.index("audience")] = 0
-    for col in lay.budget_cols.values():
-        row[col] = 0  # ring head
+    for g in guards.GUARDS:
+        for col, value in g.initial(lay, "ri").items():
+            row[col] = value
     return row
 
 
