@@ -58,7 +58,7 @@ class Budget(Guard):
 
     def explain(self, state: GuardState, lay: "Layout", rule: "Rule") -> Suppressor:
         col, n, w = self.args(lay, rule)
-        setting = f"{n}/{ast._dur(rule.budget[1])}"
+        setting = f"{n}/{ast.duration_text(rule.budget[1])}"
         if state.room < 0:
             return Suppressor("budget", setting, False, f"budget {setting}: the viewer has no room yet", spent=0, limit=n)
         ring = state.RI[state.room, col + 1:col + 1 + n]

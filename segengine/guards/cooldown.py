@@ -54,7 +54,7 @@ class Cooldown(Guard):
     def explain(self, state: GuardState, lay: "Layout", rule: "Rule") -> Suppressor:
         col, cd = self.args(lay, rule)
         last = int(state.VI[state.slot, col])
-        setting = ast._dur(rule.cooldown)
+        setting = ast.duration_text(rule.cooldown)
         if self.blocked(state, lay, rule):
             left = (last + cd - state.now) / 1e6
             return Suppressor("cooldown", setting, True, f"cooldown {setting}: {number_text(left)} s remaining "

@@ -192,3 +192,7 @@ def _dur(seconds: float) -> str:
             return f"{int(seconds // size)}{unit}"
     ms = round(seconds * 1000)
     return f"{ms}ms"
+
+
+#: A duration as a rules file writes it: ``10m``, ``90s``, ``250ms`` (explain shows settings with it).
+duration_text = _dur
