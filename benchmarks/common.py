@@ -103,7 +103,7 @@ def _c_fast_path() -> str:
 def fmt(value: float, unit: str) -> str:
     if value != value:
         return "n/a"
-    if unit in ("events/s", "viewers"):
+    if unit in ("events/s", "viewers", "viewers/s"):
         return f"{value / 1e6:.2f} M" if value >= 1e6 else f"{value / 1e3:.0f} k"
     if unit == "bytes" and value >= 2**20:
         return f"{value / 2**20:.0f} MiB"

@@ -1,6 +1,9 @@
-"""The facade: ``Engine`` ties rules, compiled kernels, state arrays and id maps together.
+"""The facade: ``Engine``, the public API over an :class:`~segengine.runtime.core.EngineCore`.
 
-Single-threaded by design, like a game loop: one engine per process (or per shard
+The core holds the compiled rules, state arrays, id maps, sweep schedule and firing log,
+builds actions and decodes values; the engine validates and encodes events, binds the
+kernels (the C fast path where it is built), answers queries and enters the thread
+guard. Single-threaded by design, like a game loop: one engine per process (or per shard
 of viewers). Every public call validates first and mutates after, so a rejected
 event changes nothing.
 """
@@ -8,33 +11,32 @@ event changes nothing.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from types import MethodType
 from typing import Any
 
 import numpy as np
 
-from .runtime.actions import ParamsTemplate
 from .schema.batch import Batch, BatchView, Coded, _py, codes_of, lookup_all, validity
-from .compiler import INGEST_EVENT_SIG, CompiledRules, compile_rules, entry_point
+from .compiler import INGEST_EVENT_SIG, CompiledRules, entry_point
 from .errors import ConcurrentUseError, EventError
 from .schema.events import (
     ROOM_TYPES, TS_MAX, TS_MIN, UTF8_BOM, Action, Event, decode_json, decode_ndjson, encodable, json_decoder, show_value,
     type_problem, validate,
 )
 from .ops.explain import Explanation, FiringLog, explain as explain_rule
+from .runtime.core import EngineCore
 from .runtime.exclusive import Guard, exclusive
 from .runtime.interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.primitives import (
-    BY_VIEWER_ID, DONE, META_EVENTS, META_LATE, META_NOW, META_OUT_N, META_TIMERS, MISSING, M_VF, M_VI,
+    BY_VIEWER_ID, META_EVENTS, META_LATE, META_OUT_N, META_TIMERS, M_VF, M_VI,
     M_VIDS, M_VN, PURE_PYTHON, UNKNOWN_VIEWER,
 )
-from .runtime.store import Store
+from .schema.fields import BATCH_ROW, ROW_DTYPES, fastpath_fields
 from .schema.ndjson import scan_ndjson
 from .ops.reload import reload as reload_rules
-from .ops.retention import Retention
 from .ops import snapshot as _snapshot
 from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
@@ -55,8 +57,6 @@ _FMAX = sys.float_info.max  # comparisons, not math.isfinite: an int beyond floa
 #: Below this many events an ``ingest_many`` call applies them one by one: a batch call has a
 #: fixed cost of ~150 us (about forty numpy operations on short columns), one event ~2 us.
 SMALL_BATCH = 64
-#: Output rows counted per row rather than with one bincount (whose fixed cost is ~1.5 us).
-_FEW_ROWS = 16
 
 
 class Engine:
@@ -78,34 +78,65 @@ class Engine:
     """
 
     def __init__(self, rules: RuleSet, *, capacity: int = 1024):
+        self._start(EngineCore(rules, capacity=capacity))
+
+    @classmethod
+    def _from_core(cls, core: EngineCore) -> "Engine":
+        """An engine over an existing core (a restored snapshot)."""
+        engine = cls.__new__(cls)
+        cls._start(engine, core)
+        return engine
+
+    def _start(self, core: EngineCore) -> None:
         # one thread at a time: every public call enters it (segengine/runtime/exclusive.py); the C one when built
         self._guard = (_fastpath.Guard if _fastpath is not None else Guard)(ConcurrentUseError)
-        self._compiled: CompiledRules = compile_rules(rules)
-        self._setup(self._compiled)
-        self._viewers: Interner = Interner()
-        self._rooms: Interner = Interner()
-        self._strings: Interner = Interner()
+        self._core = core
+        # the parts and core methods the event path reads, as attributes (a lookup less per use)
+        self._viewers: Interner = core.viewers
+        self._rooms: Interner = core.rooms
+        self._strings: Interner = core.strings
         self._intern = self._strings.intern
         self._string_ids = self._strings.ids
         self._viewer_ids = self._viewers.ids
         self._room_ids = self._rooms.ids
-        self._rejected = 0
-        self._retention = Retention()  # bounded memory: sweep schedule and counters
-        self._firings = FiringLog()  # last firing per (viewer, rule), for explain()
-        gen = self._compiled.generated
-        self._store = Store(self._compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
-        self._index_len = 0
-        self._on_viewer_index(self._viewers.index)  # kernels look int viewer ids up themselves
-        self._viewers.on_index = self._on_viewer_index
-        self._bind_literals()
-        self._bind_kernel()
+        self._retention = core.retention  # bounded memory: sweep schedule and counters
+        self._viewer_slot = core.viewer_slot
+        self._room_slot = core.room_slot
+        self._drain = core.drain  # output rows -> actions (the only place actions are built)
+        self._index_len = len(self._viewers.index)
+        core.on_index = self._on_viewer_index
+        core.on_swap = self._adopt
+        self._adopt()
 
-    def _on_viewer_index(self, index: np.ndarray) -> None:
-        """The viewer interner replaced its int-id index: point the kernels at the new one."""
-        self._store.set_viewer_index(index)
-        self._index_len = len(index)
+    def _on_viewer_index(self, length: int) -> None:
+        """The viewer interner replaced its int-id index (the core pointed the kernels at it)."""
+        self._index_len = length
+
+    def _adopt(self) -> None:
+        """Take the core's rules and store (at the start, and after a reload swapped them)."""
+        self._compiled: CompiledRules = self._core.compiled
+        self._store = self._core.store
+        self._setup(self._compiled)
+        self._bind_kernel()  # the new kernel, on the new store
+
+    @property
+    def _rejected(self) -> int:
+        return self._core.rejected
+
+    @_rejected.setter
+    def _rejected(self, value: int) -> None:
+        self._core.rejected = value
+
+    @property
+    def _firings(self) -> FiringLog:
+        return self._core.firings
+
+    @_firings.setter
+    def _firings(self, log: FiringLog) -> None:
+        self._core.firings = log
 
     def _setup(self, compiled: CompiledRules) -> None:
+        """What the event path needs of the rules, decided once per rules."""
         rs = compiled.rules
         self._rules = rs
         self._types = frozenset(rs.event_types)
@@ -118,23 +149,14 @@ class Engine:
         self._uses_text = any(isinstance(n, ast.EventField) and n.field_name == "text"
                               for r in rs.rules for n in ast.walk(r.when))
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
-        self._rule_by_index = list(rs.rules)
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
         self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
         self._cat_codes_none = {None: 0, **self._cat_codes}
         self._viewer_codes = {t: c for t, c in self._codes.items() if t not in ROOM_TYPES}
-        # per rule: what _drain needs to build its actions, decided once
-        kinds = compiled.generated.placeholder_kinds
-        self._plans = []
-        for r in rs.rules:
-            template = ParamsTemplate(r.params, kinds.get(r.name, []))
-            self._plans.append((r.name, r.then[0], tuple(r.then[1:]), r.params, kinds.get(r.name, []),
-                                template if template.dynamic else None))
-        self._needs_values = any(plan[4] for plan in self._plans)
         self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
 
     def _bind_kernel(self) -> None:
-        """Choose how ``ingest`` calls the event kernel (after ``_setup`` and a new store).
+        """Choose how ``ingest`` calls the event kernel (after ``_setup`` and a new store: ``_adopt``).
 
         With ``segengine.runtime._fastpath`` built: a ``FastPath`` does the common event in one C call
         and ``_k_event`` is its generic call; Numba's ``ingest_event`` is then never compiled.
@@ -155,7 +177,7 @@ class Engine:
             viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
             decode=json_decoder.decode, full_path=MethodType(Engine._ingest, self), finish=self._finish_fast,
-            guard=self._guard)  # FastPath.ingest holds the guard: its hand-overs need not enter it again
+            guard=self._guard, fields=fastpath_fields(), row=ROW_DTYPES)  # FastPath.ingest holds the guard: its hand-overs need not enter it again
         self._k_event = fast.call
         if not self._uses_text:
             self._fast = fast
@@ -164,16 +186,6 @@ class Engine:
     def _finish_fast(self, pending: int, event) -> list[Action]:
         """FastPath.ingest's kernel call reported actions (or no room): build them here."""
         return self._finish(pending, [], event, *self._fast.last_args())
-
-    def _bind_literals(self) -> None:
-        """Give each string literal of the rules its id in this engine's interners."""
-        for i, (table, text) in enumerate(self._compiled.generated.literals):
-            if table == "rooms":
-                self._store.LITS[0, i] = self._room_slot(text)
-            elif table == "viewers":
-                self._store.LITS[0, i] = self._viewer_slot(text)  # no accepted event yet: not counted anywhere
-            else:
-                self._store.LITS[0, i] = self._strings.intern(text)
 
     # construction -------------------------------------------------------------------
     @classmethod
@@ -192,12 +204,12 @@ class Engine:
         Compiles the rules stored in the file (cached: fast in a warm process). Raises
         :class:`SnapshotError` for a truncated, corrupt, foreign or other-version file.
         """
-        return _snapshot.load(cls, path)
+        return cls._from_core(_snapshot.load(path))
 
     @exclusive
     def snapshot(self, path: str | Path) -> int:
         """Save the whole state to ``path`` atomically (temp file, fsync, rename); returns its size in bytes."""
-        return _snapshot.save(self, path)
+        return _snapshot.save(self._core, path)
 
     @property
     def rules(self) -> RuleSet:
@@ -227,21 +239,6 @@ class Engine:
             probe.segment_size(name)
         probe.viewer("warmup")
         return self
-
-    # interning --------------------------------------------------------------------------
-    def _viewer_slot(self, viewer: str | int) -> int:
-        slot = self._viewers.ids.get(viewer)
-        if slot is None:
-            slot = self._viewers.intern(viewer)
-            self._store.ensure_viewers(slot + 1)
-        return slot
-
-    def _room_slot(self, room: str) -> int:
-        slot = self._rooms.ids.get(room)
-        if slot is None:
-            slot = self._rooms.intern(room)
-            self._store.ensure_rooms(slot + 1)
-        return slot
 
     # ingestion -------------------------------------------------------------------------------
     def ingest(self, event: Event | dict | bytes | str) -> list[Action]:
@@ -341,7 +338,7 @@ class Engine:
         """Apply checked fields; ``source`` is the event as given (for ``{event.FIELD}`` placeholders)."""
         actions: list[Action] = []
         if ts >= self._retention.due:  # a sweep point passed: fire timers up to it, forget the expired
-            self._retention.step(self, ts, actions)
+            self._retention.step(self._core, ts, actions)
         room = self._rooms.ids.get(room_id)
         if room is None:
             room = self._room_slot(room_id)
@@ -481,7 +478,7 @@ class Engine:
         ts, n, start = batch.ts, len(batch), 0
         while start < n:
             if ts[start] >= self._retention.due:
-                self._retention.step(self, float(ts[start]), actions)
+                self._retention.step(self._core, float(ts[start]), actions)
             later = np.flatnonzero(ts[start + 1:] >= self._retention.due)
             stop = n if later.size == 0 else start + 1 + int(later[0])
             whole = start == 0 and stop == n
@@ -504,7 +501,9 @@ class Engine:
         cats = self._category_codes(batch.category, n)
         # texts are only compared, never stored: looked up, not interned (unseen: -2, equals no literal)
         texts = self._text_ids(batch.text, n) if self._uses_text else np.full(n, -1, np.int64)
-        cols = (slots, rooms, codes.astype(np.int64, copy=False), batch.ts, items, cats, batch.price, batch.amount, texts)
+        by_field = {"viewer": slots, "room": rooms, "type": codes.astype(np.int64, copy=False), "ts": batch.ts,
+                    "item": items, "category": cats, "price": batch.price, "amount": batch.amount, "text": texts}
+        cols = [by_field[c.field] for c in BATCH_ROW]  # ingest_batch's columns, in the schema's order
         view = BatchView(batch, self._rules.categories)
         start = 0
         store = self._store
@@ -626,71 +625,9 @@ class Engine:
         now = float(now)
         actions: list[Action] = []
         if now >= self._retention.due:
-            self._retention.step(self, now, actions)
-        until = int(round(now * 1e6))
-        while self._mod.advance(self._store.tab, until) != DONE:
-            self._drain((), actions)
-            self._store.make_room()
-        if self._store.META[0, META_OUT_N]:
-            self._drain((), actions)
+            self._retention.step(self._core, now, actions)
+        self._core.fire_due(int(round(now * 1e6)), actions)
         return actions
-
-    # actions ---------------------------------------------------------------------------------
-    def _drain(self, events: Sequence[Event] | BatchView, actions: list[Action]) -> None:
-        """Turn the kernel's output rows into actions (the only place actions are built).
-
-        ``events[index]`` is the event a row fired on (index -1: a timer); params with
-        ``{event.FIELD}`` read the field from it, nothing else touches it.
-        """
-        store = self._store
-        n = int(store.META[0, META_OUT_N])
-        out = store.OUTI[:n]
-        rows = out.tolist()
-        values = store.OUTF[:n].tolist() if self._needs_values else None
-        store.META[0, META_OUT_N] = 0
-        viewer_keys, room_keys, plans = self._viewers.keys, self._rooms.keys, self._plans
-        fired = []
-        add = actions.append
-        for j, (r, slot, ts_us, index, room) in enumerate(rows):
-            name, first, rest, params, kinds, template = plans[r]
-            viewer = viewer_keys[slot]
-            room_name = room_keys[room] if room >= 0 else ""
-            ts = ts_us / 1e6
-            fired.append((viewer, name, ts))
-            # each action owns its params (callers may change them): rendered placeholders, or a
-            # copy of the static ones ({} rather than copying an empty dict: ~50 ns less)
-            if template is not None:
-                own = template.render(self, kinds, values[j] if kinds else (), events, index)
-            else:
-                own = params.copy() if params else {}
-            add(Action(name, first, viewer, room_name, ts, own))
-            for action in rest:
-                add(Action(name, action, viewer, room_name, ts, own.copy()))
-        counts = None  # single events: FiringLog counts per row (a bincount's fixed cost is ~1.5 us)
-        if n > _FEW_ROWS:  # batches: one bincount over the rule column
-            totals = np.bincount(out[:, 0], minlength=len(plans)).tolist()
-            counts = {plan[0]: k for plan, k in zip(plans, totals) if k}
-        self._firings.record_many(fired, counts)
-
-    def _decode(self, kind: str, value: float) -> Any:
-        if kind == "num":
-            return value
-        if kind == "bool":
-            return value != 0.0
-        code = int(value)
-        space = kind[4:]
-        if space == "category":
-            return self._category_names[code - 1] if code > 0 else ""
-        if space.startswith("profile:"):
-            values = self._rules.profile[space[8:]].values
-            return values[code - 1] if code > 0 else ""
-        if space == "type":
-            return self._rules.event_types[code] if code >= 0 else ""
-        if space == "rooms":
-            return self._rooms.keys[code] if code >= 0 else ""
-        if space == "viewers":
-            return self._viewers.keys[code] if code >= 0 else ""
-        return self._strings.keys[code] if 0 <= code < len(self._strings) else ""
 
     # profiles and queries -------------------------------------------------------------------
     @exclusive
@@ -720,8 +657,7 @@ class Engine:
             (self._store.VF if matrix == "vf" else self._store.VN)[slot, col] = value
 
     def _now_us(self) -> int:
-        now = int(self._store.META[0, META_NOW])
-        return 0 if now == MISSING else now
+        return self._core.now_us()
 
     @exclusive
     def segment_size(self, name: str, room: str | None = None) -> int:
@@ -734,7 +670,25 @@ class Engine:
             room_slot = self._rooms.get(room)
             if room_slot < 0:
                 return 0
-        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers)))
+        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers), _NO_SLOTS))
+
+    @exclusive
+    def segment_members(self, name: str, room: str | None = None) -> list[str | int]:
+        """The ids of the viewers :meth:`segment_size` counts (in slot order: first seen first,
+        a slot reused after retention takes its place). O(viewers), in one kernel call."""
+        seg = self._segment_index.get(name)
+        if seg is None:
+            raise KeyError(f"unknown segment {name!r}{did_you_mean(name, self._segment_index)}")
+        room_slot = -1
+        if room is not None:
+            room_slot = self._rooms.get(room)
+            if room_slot < 0:
+                return []
+        n = len(self._viewers)
+        out = np.empty(n, np.int64)
+        found = int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, n, out))
+        keys = self._viewers.keys
+        return [keys[slot] for slot in out[:found].tolist()]
 
     @exclusive
     def viewer(self, viewer: str | int) -> dict[str, Any]:
@@ -750,7 +704,7 @@ class Engine:
         result["room"] = self._rooms.keys[room] if room >= 0 else None
         for readout, value in zip(gen.readouts, out.tolist()):
             group = {"feature": "features", "profile": "profile", "segment": "segments"}[readout.group]
-            result[group][readout.label] = self._decode(readout.kind, value)
+            result[group][readout.label] = self._core.decode(readout.kind, value)
         lay = self._compiled.layout
         result["tags"] = [t for t in lay.tags if self._store.VI[slot, lay.tag_bit(t)[0]] & lay.tag_bit(t)[1]]
         return result
@@ -766,7 +720,7 @@ class Engine:
         first call per rules file compiles it, or loads it from the disk cache).
         Raises ``KeyError`` for an unknown viewer or rule. See docs/operations.md (Explain).
         """
-        return explain_rule(self, viewer, rule)
+        return explain_rule(self._core, viewer, rule)
 
     @exclusive
     def reload(self, rules: str | Path, *, warmup: bool = True) -> bool:
@@ -778,7 +732,11 @@ class Engine:
         as the running rules returns ``False`` at once. State is matched by feature, rule
         and tag name; new features start empty (docs/operations.md, Reload).
         """
-        return reload_rules(self, rules, warmup=warmup)
+        return reload_rules(self._core, rules, warmup=self._warm_up if warmup else None)
+
+    def _warm_up(self, rules: RuleSet) -> None:
+        """Compile (or load) the kernels of ``rules`` on a throw-away engine."""
+        type(self)(rules, capacity=4).warmup()
 
     @exclusive
     def stats(self) -> dict[str, Any]:
@@ -799,8 +757,11 @@ class Engine:
             "rooms": self._rooms.live,
             "memory": self._store.nbytes,
             "bytes_per_viewer": self._compiled.layout.bytes_per_viewer,
-            **self._retention.stats(self),  # live_slots, free_slots, slot_capacity, expired_viewers, expired_rooms
+            **self._retention.stats(self._core),  # live_slots, free_slots, slot_capacity, expired_viewers, expired_rooms
         }
+
+
+_NO_SLOTS = np.empty(0, np.int64)  # segment_size counts without listing
 
 
 def _blank(col: np.ndarray) -> np.ndarray:

@@ -475,13 +475,6 @@ def test_lone_surrogates_are_rejected_and_snapshots_stay_possible(rules, field, 
         engine.snapshot(tmp_path / "t.snap")
 
 
-def test_the_c_fast_path_uses_the_same_ranges():
-    from segengine.schema import events
-
-    _fastpath = pytest.importorskip("segengine.runtime._fastpath")
-    assert (_fastpath.TS_MIN, _fastpath.TS_MAX, _fastpath.NUM_MAX) == (events.TS_MIN, events.TS_MAX, events.NUM_MAX)
-
-
 def test_fuzz_count_report():
     """With SEGENGINE_FUZZ_EXAMPLES set, print how many events went through (run it last: -p no:randomly)."""
     if EXAMPLES:

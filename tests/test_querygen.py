@@ -121,7 +121,7 @@ def test_split_kernels_answer_as_one(golden_rules, split_module):
         for seg, name in enumerate(golden_rules.segments):
             for room in (None, "r1", "r2"):
                 slot = -1 if room is None else engine._rooms.get(room)
-                assert mod.segment_count(tab, seg, now, slot, n) == engine.segment_size(name, room), (name, room)
+                assert mod.segment_count(tab, seg, now, slot, n, np.empty(0, np.int64)) == engine.segment_size(name, room), (name, room)
         for viewer in [f"v{i}" for i in range(1, 13)]:
             slot = engine._viewers.get(viewer)
             if slot < 0:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from segengine import Engine, SnapshotError
 from segengine.ops import snapshot as snap
+from segengine.runtime.interning import Interner
 from segengine.rules.load import load_rules
 
 from conftest import ev
@@ -127,8 +128,8 @@ def test_restored_engine_has_the_same_memory(golden_rules, tmp_path, monkeypatch
     assert restored.stats() == engine.stats()
     assert restored.ingest(ev("like", 2999, 5000.0)) == engine.ingest(ev("like", 2999, 5000.0))
     # a file written before the index size was saved still loads (at the size its ids need)
-    real = snap._interner_dict
-    monkeypatch.setattr(snap, "_interner_dict", lambda *a, **k: {x: v for x, v in real(*a, **k).items() if x != "index"})
+    real = Interner.to_state
+    monkeypatch.setattr(Interner, "to_state", lambda *a, **k: {x: v for x, v in real(*a, **k).items() if x != "index"})
     engine.snapshot(tmp_path / "old.seg")
     assert Engine.restore(tmp_path / "old.seg").viewer(2999) == engine.viewer(2999)
 

@@ -29,6 +29,7 @@ from cachetools import LRUCache
 from .. import config
 from ..kernels.primitives import PURE_PYTHON, true_divide
 from ..rules.load import RuleSet
+from ..schema.fields import EVENT_ROW
 from .layout import Layout, build_layout
 from .codegen import Generated, generate
 from .explaingen import add_explain
@@ -36,8 +37,9 @@ from .explaingen import add_explain
 __all__ = ["CompiledRules", "compile_rules", "module_source", "entry_point", "INGEST_EVENT_SIG", "INGEST_EVENT_CSIG"]
 
 _I, _F = numba.types.int64, numba.types.float64
-#: ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)
-INGEST_EVENT_SIG = (_I, _I, _I, _I, _I, _F, _I, _I, _F, _F, _I, _I)
+#: ingest_event(tab_addr, *row, index): the row is the event schema's (schema/fields.py, EVENT_ROW:
+#: slot, vid, room, code, ts, item, cat, price, amount, text)
+INGEST_EVENT_SIG = (_I, *({"i8": _I, "f8": _F}[c.dtype] for c in EVENT_ROW), _I)
 #: the same as a C function returning int64 (segengine/runtime/_fastpath.c declares it as ``kernel_t``)
 INGEST_EVENT_CSIG = _I(*INGEST_EVENT_SIG)
 
@@ -57,6 +59,7 @@ def entry_point(dispatcher, signature: tuple):
 log = logging.getLogger("segengine.compiler")
 _modules: LRUCache = LRUCache(maxsize=64)  # key -> imported kernel module, shared by engines in a process
 _lock = threading.Lock()
+_cfuncs: LRUCache = LRUCache(maxsize=64)  # key -> the event kernel as a C function (engines keep theirs alive)
 
 
 @dataclass
@@ -81,11 +84,10 @@ class CompiledRules:
         if PURE_PYTHON:
             raise RuntimeError("no C function with NUMBA_DISABLE_JIT=1: the kernels are plain Python")
         with _lock:
-            fn = getattr(self.module, "_event_cfunc", None)
+            fn = _cfuncs.get(self.key)
             if fn is None:
                 options = {k: v for k, v in config.KERNEL_FLAGS.items() if k not in ("cache", "nogil")}
-                fn = numba.cfunc(INGEST_EVENT_CSIG, cache=True, **options)(self.module.ingest_event_c)
-                self.module._event_cfunc = fn
+                fn = _cfuncs[self.key] = numba.cfunc(INGEST_EVENT_CSIG, cache=True, **options)(self.module.ingest_event_c)
         return fn
 
 

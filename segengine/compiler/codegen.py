@@ -6,9 +6,9 @@ event kernel its address ``tab_addr``, an int a C caller passes as it is):
 * ``ingest_event(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index)``
   -- fire due timers, apply one event (slot -1: a room event), evaluate its rules in one
   pass; returns the number of pending output rows, or -1 when the output buffer, heap or
-  cart table needs room (drain or grow, then call again: work done is not repeated). The
-  same body undecorated as ``ingest_event_c``, which ``CompiledRules.event_cfunc`` compiles
-  to a C function for ``segengine.runtime._fastpath``;
+  cart table needs room (drain or grow, then call again: work done is not repeated). Its
+  twin ``ingest_event_c`` (the same function under another name), which
+  ``CompiledRules.event_cfunc`` compiles to a C function for ``segengine.runtime._fastpath``;
 * ``ingest_batch(tab, slots, rooms, codes, ts, ...)`` -- the same over columns, in one call;
 * ``advance(tab, until_us)`` -- fire timers due up to ``until_us``;
 * ``rescan(tab, now, n)`` -- recompute every viewer's next timer (after a reload);
@@ -25,20 +25,29 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ..schema.events import BUILTIN_TYPES, ROOM_TYPES
+import numpy as np
+
+from .. import features
+from ..features import base as feature_base
+from ..kernels import primitives
+from ..schema.fields import BATCH_ROW, EVENT_ROW
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
-from .layout import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, Layout, us
+from .layout import Layout, const_name, us
 from ..guards import counter_index, fired_index, guards_of, reason_code, used_guards
 from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
 
 def views_for(body: str) -> str:
-    """The matrix-view lines a function body uses (fewer lines to type: Numba compiles faster)."""
-    return "\n".join("    " + line for line in VIEW_LINES if re.search(rf"\b{line.split(' =')[0]}\b", body))
-
-
-INTEREST_WEIGHTS = {"view": 1.0, "click": 2.0, "cart": 4.0, "pay": 8.0}
+    """The matrix-view lines a function body uses (fewer lines to type: Numba compiles faster),
+    as few statements as fit a line: ``VI, VF, VN, RI = mat_i64(tab, M_VI), ...``."""
+    used = [line.split(" = ") for line in VIEW_LINES if re.search(rf"\b{line.split(' =')[0]}\b", body)]
+    lines: list[list[list[str]]] = []
+    for pair in used:
+        if not lines or len(lines[-1]) == 4:
+            lines.append([])
+        lines[-1].append(pair)
+    return "\n".join(f"    {', '.join(p[0] for p in group)} = {', '.join(p[1] for p in group)}" for group in lines)
 
 
 @dataclass
@@ -59,6 +68,45 @@ class Generated:
     segments: list[str]
     out_width: int
     rule_order: list[str] = field(default_factory=list)
+    constants: dict[str, int] = field(default_factory=dict)  # every constant the source may name
+    constant_lines: str = ""  # the definitions in the source: those it names
+
+
+#: The header line the module's imports of kernel helpers and its constants follow.
+CONSTANTS_HEADER = "from segengine.config import BATCH_FLAGS, KERNEL_FLAGS"
+
+
+
+def _primitives() -> list[str]:
+    """What a generated module may import from :mod:`segengine.kernels.primitives`: its constants
+    and its own functions, in the order it defines them."""
+    out = []
+    for name, obj in vars(primitives).items():
+        if name.startswith("_") or isinstance(obj, type(primitives)):
+            continue
+        if isinstance(obj, (int, float, np.generic)) or getattr(obj, "__module__", "") == primitives.__name__:
+            out.append(name)
+    return out
+
+
+def define_constants(gen: Generated) -> None:
+    """After :data:`CONSTANTS_HEADER`: import the kernel helpers ``gen.source`` uses and define the
+    constants it names (again after an addition to the source). Numba reads module globals as
+    compile-time constants: a name costs nothing over the number."""
+    used = set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", re.sub(r"(^|\s)#[^\n]*", "", gen.source)))
+    imports, line = [], "from segengine.kernels.primitives import ("
+    for name in (n for n in _primitives() if n in used):
+        if len(line) + len(name) > 112:
+            imports.append(line.rstrip())
+            line = "    "
+        line += f"{name}, "
+    imports.append(line.rstrip(", ") + ")")
+    lines = "".join(f"\n{line}" for line in imports)
+    lines += "\n# the rules' event type codes, flag bits and state columns (see segengine.compiler.layout)"
+    lines += "".join(f"\n{name} = {value}" for name, value in gen.constants.items() if name in used)
+    at = gen.source.index(CONSTANTS_HEADER) + len(CONSTANTS_HEADER)
+    gen.source = gen.source[:at] + lines + gen.source[at + len(gen.constant_lines):]
+    gen.constant_lines = lines
 
 
 def _indent(lines: list[str], n: int) -> list[str]:
@@ -72,12 +120,25 @@ class ModuleGen:
         self.lay = lay
         self.lits = Literals()
         self.codes = {name: i for i, name in enumerate(rs.event_types)}
+        self.type_names: dict[str, str] = {}
+        for name, code in self.codes.items():
+            const = const_name("T", name)
+            self.type_names[name] = f"{const}_{code}" if const in self.type_names.values() or const == "T" else const
         self.rules = [r for r in rs.rules if r.enabled]
         self.rule_index = {r.name: i for i, r in enumerate(rs.rules)}
         self.placeholder_kinds: dict[str, list[tuple[str, str]]] = {}
 
-    def vi(self, name: str) -> int:
-        return self.lay.vi.index(name)
+    def vi(self, name: str) -> str:
+        """The named constant of VI column ``name``."""
+        return self.lay.const("vi", name)
+
+    def col(self, matrix: str, col: int | str) -> str:
+        """The named constant of a column (an index or a name) of ``matrix``."""
+        return self.lay.const(matrix, col)
+
+    def code(self, event_type: str) -> str:
+        """The named constant of an event type's code: ``T_PAY``."""
+        return self.type_names[event_type]
 
     # -------------------------------------------------------------------------------
     def generate(self) -> Generated:
@@ -85,8 +146,18 @@ class ModuleGen:
                  self.segment_fn(), self.readout_fn()]
         out_width = max([1, *(len(v) for v in self.placeholder_kinds.values())])
         src = "\n\n".join(parts).replace("OUT_WIDTH_PLACEHOLDER", str(out_width))
-        return Generated(src, list(self.lits.items), self.placeholder_kinds, self.readouts, list(self.rs.segments),
-                         out_width, [r.name for r in self.rs.evaluation_order()])
+        gen = Generated(src, list(self.lits.items), self.placeholder_kinds, self.readouts, list(self.rs.segments),
+                        out_width, [r.name for r in self.rs.evaluation_order()], self.constants())
+        define_constants(gen)
+        return gen
+
+    def constants(self) -> dict[str, int]:
+        """Every constant the module may name: event type codes, flag bits, columns."""
+        out = {const: self.codes[name] for name, const in self.type_names.items()}
+        out.update((name, getattr(feature_base, name)) for name in feature_base.__all__ if name.startswith("FLAG_"))
+        for matrix in ("vi", "vf", "vn", "ri"):
+            out.update((const, col) for col, const in self.lay.constants(matrix).items())
+        return out
 
     def header(self) -> str:
         rs = self.rs
@@ -95,15 +166,7 @@ class ModuleGen:
             '"""Generated by segengine from a rules file. Do not edit: regenerated when the rules change."""',
             "import numpy as np",
             "from numba import njit",
-            "from segengine.config import BATCH_FLAGS, KERNEL_FLAGS",
-            "from segengine.kernels.primitives import (",
-            "    NEVER, MISSING, DONE, NEED_ROOM, BY_VIEWER_ID, UNKNOWN_VIEWER, EVENT, TIMER, TIMER_ENDED, META_NOW, META_HEAP_N, META_OUT_N,",
-            "    META_ARRIVALS,",
-            "    META_CART_N, META_EVENTS, META_LATE, META_TIMERS, META_RULES, M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK,",
-            "    M_CARTV, M_OUTI, M_VIDS,",
-            "    M_OUTF, M_META, M_LITS, COUNT_MAX, mat_i64, mat_f64, mat_u16, to_us, secs, cross_linear, cross_decay,",
-            "    nc_and, nc_or, bucket_of, window_roll, window_count, window_sum, window_expiry, window_drop, heap_push,",
-            "    heap_pop, schedule, cart_find, prefetch_viewer, table_at)",
+            CONSTANTS_HEADER,
             *self.guard_imports(),
             "",
             f"IDLE_US = {us(rs.idle_timeout)}",
@@ -120,113 +183,38 @@ class ModuleGen:
 
     # event application ------------------------------------------------------------
     def apply_lines(self) -> list[str]:
-        """Apply the event to the viewer's state (session, counters, windows, cart, money, interest)."""
-        lay, v = self.lay, self.vi
+        """Apply the event to the viewer's state: its session, then every feature's update code
+        (statements for every event, then one if/elif chain over the event types)."""
+        v = self.vi
         L: list[str] = []
-        L.append("pres = (VI[slot, %d] & %d) != 0" % (v("flags"), FLAG_PRESENT))
-        leave = self.codes["leave"]
+        L.append(f"pres = (VI[slot, {v('flags')}] & FLAG_PRESENT) != 0")
+        leave = self.code("leave")
         L += [
-            "in_session = True  # does this event belong to a session (for count(T) without a window)?",
+            f"same_room = VI[slot, {v('room')}] == room",
+            f"in_session = code != {leave} or (pres and same_room)  # counts for count(T): a leave, in the session it ends",
+            f"if pres and (code == {leave}) == same_room:  # a leave ends its session, an event from another room the old one",
+            *_indent(self.end_session_lines("slot", "now"), 1),
+            "    pres = False",
             f"if code == {leave}:",
-            f"    in_session = pres and VI[slot, {v('room')}] == room  # a leave belongs to the session it ends",
-            "    if in_session:",
-            *_indent(self.end_session_lines("slot", "now"), 2),
-            f"    elif VI[slot, {v('room')}] < 0:",
+            f"    if not in_session and VI[slot, {v('room')}] < 0:",
             f"        VI[slot, {v('room')}] = room  # a leave before any session: its room is the viewer's last",
-            "else:",
-            f"    if pres and VI[slot, {v('room')}] != room:",
-            *_indent(self.end_session_lines("slot", "now"), 2),
-            "        pres = False",
-            "    if not pres:",
-            *_indent(self.start_session_lines(), 2),
+            "elif not pres:",
+            *_indent(self.start_session_lines(), 1),
             f"VI[slot, {v('last_ts')}] = now",
-            f"if (VI[slot, {v('flags')}] & {FLAG_SEEN}) == 0:  # its first accepted event (or its return after retention)",
+            f"if (VI[slot, {v('flags')}] & FLAG_SEEN) == 0:  # its first accepted event (or its return after retention)",
             f"    VI[slot, {v('arrival')}] = meta[0, META_ARRIVALS]",
             "    meta[0, META_ARRIVALS] += 1",
-            f"VI[slot, {v('flags')}] |= {FLAG_SEEN}",
-            "if RI[room, 0] == MISSING:",
-            "    RI[room, 0] = now",
+            f"VI[slot, {v('flags')}] |= FLAG_SEEN",
+            f"if RI[room, {self.col('ri', 'start')}] == MISSING:",
+            f"    RI[room, {self.col('ri', 'start')}] = now",
         ]
-        # since(T), windows, per-session counts: only for the types they name
-        for types, col in lay.since.items():
-            L += [f"if {self.type_test(types)}:", f"    VI[slot, {col}] = now"]
-        for types, col in lay.session_counts.items():
-            L += [f"if in_session and {self.type_test(types)} and VN[slot, {col}] < COUNT_MAX:", f"    VN[slot, {col}] += 1"]
-        by_width: dict[int, list] = {}
-        for win in lay.windows.values():
-            by_width.setdefault(win.window_us, []).append(win)
-        for w_us, wins in by_width.items():
-            all_types = sorted({t for win in wins for t in win.types})
-            head_col = wins[0].head_col
-            L += [f"if {self.type_test(tuple(all_types))}:",
-                  f"    k = bucket_of(now, np.int64({w_us}))",
-                  f"    nclear = window_roll(VI, slot, np.int64({head_col}), k)",
-                  "    for j in range(nclear):",
-                  "        pos = (k - j) % 12"]
-            for win in wins:
-                L.append(f"        VN[slot, {win.count_col} + pos] = 0")
-                if win.sum_col >= 0:
-                    L.append(f"        VF[slot, {win.sum_col} + pos] = 0.0")
-            L.append("    pos = k % 12")
-            for win in wins:
-                field_ok = "True" if win.sum_col < 0 else f"not np.isnan(ev_{win.field_name})"
-                L.append(f"    if {self.type_test(win.types)} and {field_ok} and VN[slot, {win.count_col} + pos] < COUNT_MAX:")
-                L.append(f"        VN[slot, {win.count_col} + pos] += 1")
-                if win.sum_col >= 0:
-                    L.append(f"        VF[slot, {win.sum_col} + pos] += ev_{win.field_name}")
-        spend = lay.vf.index("spend")
-        L += [f"if code == {self.codes['follow']}:", f"    VI[slot, {v('flags')}] |= {FLAG_FOLLOWS}"]
-        pay_amount = "ev_amount"
-        if lay.has_cart:
-            items, value, epoch = lay.vn.index("cart_items"), lay.vf.index("cart_value"), lay.vn.index("cart_epoch")
-            pay_amount = f"ev_amount if not np.isnan(ev_amount) else VF[slot, {value}]"
-            L += [
-                f"if code == {self.codes['cart']}:",
-                "    row = cart_find(CK, slot, ev_item, slot >= 0, meta)",
-                f"    if CK[row, 2] != VN[slot, {epoch}]:",
-                f"        CK[row, 2] = VN[slot, {epoch}]",
-                "        CK[row, 3] = 0",
-                "        CV[row, 0] = 0.0",
-                "    unit = 0.0 if np.isnan(ev_price) else ev_price",
-                "    CK[row, 3] += 1",
-                "    CV[row, 0] += unit",
-                f"    if VN[slot, {items}] < COUNT_MAX:",
-                f"        VN[slot, {items}] += 1",
-                f"    VF[slot, {value}] += unit",
-                f"elif code == {self.codes['uncart']}:",
-                "    row = cart_find(CK, slot, ev_item, slot < 0, meta)",
-                f"    if row >= 0 and CK[row, 2] == VN[slot, {epoch}] and CK[row, 3] > 0:",
-                "        unit = CV[row, 0] / CK[row, 3]",
-                "        CK[row, 3] -= 1",
-                "        CV[row, 0] = 0.0 if CK[row, 3] == 0 else CV[row, 0] - unit",
-                f"        VN[slot, {items}] -= 1",
-                f"        VF[slot, {value}] = 0.0 if VN[slot, {items}] == 0 else VF[slot, {value}] - unit",
-            ]
-        L += [f"if code == {self.codes['pay']}:",
-              f"    VI[slot, {v('orders')}] += 1",
-              f"    paid_amount = {pay_amount}",
-              f"    VF[slot, {spend}] += 0.0 if np.isnan(paid_amount) else paid_amount",
-              f"    VI[slot, {v('flags')}] |= {FLAG_PAID}"]
-        if lay.has_cart:
-            L += [f"    VN[slot, {lay.vn.index('cart_epoch')}] = (VN[slot, {lay.vn.index('cart_epoch')}] + 1) % COUNT_MAX",
-                  f"    VN[slot, {lay.vn.index('cart_items')}] = 0",
-                  f"    VF[slot, {lay.vf.index('cart_value')}] = 0.0"]
-        L += [f"if code == {self.codes['refund']} and not np.isnan(ev_amount):",
-              f"    VF[slot, {spend}] -= ev_amount"]
-        if lay.interest_cols:
-            weights = {self.codes[t]: w for t, w in INTEREST_WEIGHTS.items()}
-            cols = list(lay.interest_cols.values())
-            test = " or ".join(f"code == {c}" for c in weights)
-            # codes past the declared categories (undeclared ones the rules name) feed no interest
-            L += [f"if 0 < ev_cat <= {len(cols)} and ({test}):",
-                  f"    factor = 2.0 ** (-(now - VI[slot, {v('interest_ts')}]) / HALF_LIFE_US)",
-                  f"    for c in range({cols[0]}, {cols[-1] + 1}):",
-                  "        VF[slot, c] *= factor",
-                  f"    VI[slot, {v('interest_ts')}] = now",
-                  "    w = 0.0"]
-            for c, w in weights.items():
-                L += [f"    if code == {c}:", f"        w = {w}"]
-            L += [f"    VF[slot, {cols[0]} - 1 + ev_cat] += w"]
+        by_type: dict[str, list[str]] = {}
+        for feature in features.REGISTRY:
+            L += feature.update(self)
+            for event_type, lines in feature.on(self).items():
+                by_type.setdefault(event_type, []).extend(lines)
+        for i, (event_type, lines) in enumerate(by_type.items()):
+            L += [f"{'el' if i else ''}if code == {self.code(event_type)}:", *_indent(lines, 1)]
         return L
 
     def end_session_lines(self, slot: str, end: str) -> list[str]:
@@ -235,22 +223,26 @@ class ModuleGen:
         return [f"sroom = VI[{slot}, {v('room')}]",
                 f"VI[{slot}, {v('sess_end')}] = {end}",
                 f"VI[{slot}, {v('closed_dwell')}] += {end} - VI[{slot}, {v('sess_start')}]",
-                f"VI[{slot}, {v('flags')}] &= ~{FLAG_PRESENT}",
-                "RI[sroom, 1] -= 1"]
+                f"VI[{slot}, {v('flags')}] &= ~FLAG_PRESENT",
+                f"RI[sroom, {self.col('ri', 'audience')}] -= 1"]
 
     def start_session_lines(self) -> list[str]:
         v = self.vi
+        cleared = [name for name in feature_base.__all__ if name.startswith("FLAG_")
+                   and any(getattr(feature_base, name) & f.session_flags for f in features.REGISTRY)]
+        clear = "".join(f" & ~{name}" for name in cleared)  # flags that hold for one session (paid)
+        flags = f"(VI[slot, {v('flags')}] | FLAG_PRESENT){clear}" if clear else f"VI[slot, {v('flags')}] | FLAG_PRESENT"
         return [f"VI[slot, {v('room')}] = room",
                 f"VI[slot, {v('sess_start')}] = now",
                 f"VI[slot, {v('sess_end')}] = now",
                 f"VI[slot, {v('sessions')}] += 1",
-                f"VI[slot, {v('flags')}] = (VI[slot, {v('flags')}] | {FLAG_PRESENT}) & ~{FLAG_PAID}",
-                *(f"VN[slot, {col}] = 0" for col in self.lay.session_counts.values()),
-                *(f"VI[slot, {col}] = 0" for col in self.lay.session_once_cols),  # once = "session" marks
-                "RI[room, 1] += 1"]
+                f"VI[slot, {v('flags')}] = {flags}",
+                *(line for f in features.REGISTRY for line in f.session_start(self)),
+                *(f"VI[slot, {self.col('vi', col)}] = 0" for col in self.lay.session_once_cols),  # once = "session" marks
+                f"RI[room, {self.col('ri', 'audience')}] += 1"]
 
     def type_test(self, types: tuple[str, ...]) -> str:
-        return "(" + " or ".join(f"code == {self.codes[t]}" for t in types) + ")"
+        return "(" + " or ".join(f"code == {self.code(t)}" for t in types) + ")"
 
     # the evaluation pass ----------------------------------------------------------
     def pass_fn(self) -> str:
@@ -258,7 +250,7 @@ class ModuleGen:
         gen = ExprGen(self.rs, lay, self.lits, with_timers=True, in_event="not timer")
         gen.share_windows()
         L = gen.lines
-        gen.emit("room = VI[slot, %d]" % self.vi("room"))
+        gen.emit(f"room = VI[slot, {self.vi('room')}]")
         gen.emit("due = NEVER")
         readers = set(lay.tag_readers)
         if readers:
@@ -282,7 +274,7 @@ class ModuleGen:
                 b, _ = body.boolean(desugar(rule.when))
                 body.emit(f"if {b}:")
                 body.lines.extend(_indent(self.firing(rule, r, body), 1))
-                test = " or ".join(f"ev_code == {self.codes[t]}" for t in rule.on)
+                test = " or ".join(f"ev_code == {self.code(t)}" for t in rule.on)
                 gen.nest(f"if (not timer) and ({test}):", body)
                 continue
             deadline = lay.deadline_cols.get(rule.name)
@@ -294,19 +286,20 @@ class ModuleGen:
             run, earliest = f"run{deadline}", f"next{deadline}"
             if deadline not in opened:
                 opened.add(deadline)
-                touched = [f"ev_code == {self.codes[t]}" for t in lay.input_types[rule.name]]
-                gen.emit(f"{run} = {' or '.join(['every', f'now >= VI[slot, {deadline}]', *touched])}")
+                touched = [f"ev_code == {self.code(t)}" for t in lay.input_types[rule.name]]
+                came = f"now >= VI[slot, {self.col('vi', deadline)}]"
+                gen.emit(f"{run} = {' or '.join(['every', came, *touched])}")
                 gen.emit(f"{earliest} = NEVER")
             body = gen.child()
             self.state_rule(rule, r, body, earliest)
             gen.nest(f"if {run}:", body)
             if rule.name == last_in_group[deadline]:
                 gen.emit(f"if {run}:")
-                gen.emit(f"    VI[slot, {deadline}] = {earliest}")
-                gen.emit(f"due = min(due, VI[slot, {deadline}])")
+                gen.emit(f"    VI[slot, {self.col('vi', deadline)}] = {earliest}")
+                gen.emit(f"due = min(due, VI[slot, {self.col('vi', deadline)}])")
         if readers:
             self.reevaluation(gen)
-        gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
+        gen.emit(f"if (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}), np.int64({self.vi('arrival')}))")
         L[0:0] = gen.memo_inits  # shared window values: unset until a rule needs them
@@ -340,6 +333,7 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
         """Evaluate a state rule: its edge bit, its next change (into ``due``, or into its
         group's ``earliest`` local), and its firing on a rising edge."""
         col, mask = self.lay.edge_bit(rule.name)
+        col = self.col("vi", col)
         b, c = gen.boolean(desugar(rule.when))
         gen.emit(f"fire = {b} and (VI[slot, {col}] & {mask}) == 0")
         gen.emit(f"if {b}:")
@@ -362,12 +356,12 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
             _, c = gen.boolean(desugar(rule.when))
             if c != NEVER:
                 gen.emit(f"due = min(due, {c})")
-        gen.emit(f"if (VI[slot, {self.vi('flags')}] & {FLAG_PRESENT}) != 0:")
+        gen.emit(f"if (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit("return due")
         body = "\n".join(_indent(gen.lines, 1))
         loop = f"""    for slot in range(n):
-        if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:
+        if (VI[slot, {self.vi('flags')}] & FLAG_SEEN) == 0:
             continue
         schedule(VI, H, meta, slot, _due(VI, VF, VN, RI, LITS, slot, max(now, VI[slot, {self.vi('clock')}])), np.int64({self.vi('due')}), np.int64({self.vi('queued')}), np.int64({self.vi('arrival')}))
     return DONE"""
@@ -458,7 +452,7 @@ def rescan(tab, now, n):
             f"    VI[tslot, {v('clock')}] = tnow",
             # typed values, not literals: literal arguments would compile a second copy of _pass
             "    tkind = np.int64(TIMER)",
-            f"    if (VI[tslot, {v('flags')}] & {FLAG_PRESENT}) != 0 and VI[tslot, {v('last_ts')}] + IDLE_US <= tnow:",
+            f"    if (VI[tslot, {v('flags')}] & FLAG_PRESENT) != 0 and VI[tslot, {v('last_ts')}] + IDLE_US <= tnow:",
             f"        last = VI[tslot, {v('last_ts')}]",
             *_indent(self.end_session_lines("tslot", "last"), 2),
             "        tkind = np.int64(TIMER_ENDED)",
@@ -481,12 +475,12 @@ def rescan(tab, now, n):
             "if until > meta[0, META_NOW]:",
             "    meta[0, META_NOW] = until",
             "if slot < 0:  # a room event",
-            f"    if code == {self.codes['live_start']}:",
-            "        RI[room, 0] = until",
-            "    elif RI[room, 0] == MISSING:  # stream time counts from the room's first event",
-            "        RI[room, 0] = until",
-            f"    if code == {self.codes['live_end']}:",
-            "        RI[room, 2] = until",
+            f"    if code == {self.code('live_start')}:",
+            f"        RI[room, {self.col('ri', 'start')}] = until",
+            f"    elif RI[room, {self.col('ri', 'start')}] == MISSING:  # stream time counts from the room's first event",
+            f"        RI[room, {self.col('ri', 'start')}] = until",
+            f"    if code == {self.code('live_end')}:",
+            f"        RI[room, {self.col('ri', 'live_end')}] = until",
             f"    {done}",
             "now = until",
             f"if now < VI[slot, {v('clock')}]:",
@@ -506,11 +500,12 @@ def rescan(tab, now, n):
         batch = "\n".join(_indent(self.event_lines("return i", "continue"), 2))
         timers = "\n".join(_indent(self.timers_lines("return NEED_ROOM"), 1))
         views = views_for(one)
-        # the event kernel's body, emitted twice: as a Numba function, and undecorated as
-        # ingest_event_c, which CompiledRules.event_cfunc compiles to a C function for
-        # segengine.runtime._fastpath (distinct names: the two compiled forms never share a cache entry;
-        # a process compiles only one of them)
-        event_body = f"""(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index):
+        # the event kernel, and its twin ingest_event_c, which CompiledRules.event_cfunc compiles to
+        # a C function for segengine.runtime._fastpath (a process compiles only one of them)
+        # parameters and batch columns: the event schema's kernel row (schema/fields.py)
+        row = ", ".join(c.name for c in EVENT_ROW)
+        reads = "\n".join(f"        {c.name} = {c.name}s[i]" for c in BATCH_ROW)
+        event_body = f"""(tab_addr, {row}, index):
     # one event (slot -1: a room event); returns -1 (no room: drain or grow, then call again)
     # or the number of actions waiting in the output buffer (Python reads it only if > 0)
     tab = table_at(tab_addr)
@@ -526,11 +521,13 @@ def rescan(tab, now, n):
         return f"""@njit(**KERNEL_FLAGS)
 def ingest_event{event_body}
 
-def ingest_event_c{event_body}
+# the same function for the C fast path (CompiledRules.event_cfunc compiles it to a C function):
+# a twin under its own name, so that its compiled form has its own cache entry
+ingest_event_c = twin(ingest_event, "ingest_event_c")
 
 
 @njit(**BATCH_FLAGS)
-def ingest_batch(tab, slots, rooms, codes, tss, items, cats, prices, amounts, texts, start):
+def ingest_batch(tab, {", ".join(c.name + "s" for c in BATCH_ROW)}, start):
     # events start..n-1 of a columnar batch in one call; returns the index to resume at
     # (n when done), stopping early when the output buffer, heap or cart table needs room
 {views_for(batch)}
@@ -538,15 +535,7 @@ def ingest_batch(tab, slots, rooms, codes, tss, items, cats, prices, amounts, te
     for i in range(start, n):
         if i + PREFETCH_AHEAD < n and slots[i + PREFETCH_AHEAD] >= 0:
             prefetch_viewer(tab, slots[i + PREFETCH_AHEAD])  # a later event's rows load meanwhile
-        slot = slots[i]
-        room = rooms[i]
-        code = codes[i]
-        ts = tss[i]
-        item = items[i]
-        cat = cats[i]
-        price = prices[i]
-        amount = amounts[i]
-        text = texts[i]
+{reads}
         index = np.int64(i)
 {batch}
     return n
@@ -562,9 +551,10 @@ def advance(tab, until):
 
     # queries ---------------------------------------------------------------------------
     def segment_fn(self) -> str:
-        """``segment_count(tab, seg, now, room, n)``: how many of viewers 0..n-1 (in ``room``, or
-        any room when -1) are in segment ``seg``. Segments are grouped into kernels of about
-        :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`)."""
+        """``segment_count(tab, seg, now, room, n, out)``: how many of viewers 0..n-1 (in ``room``,
+        or any room when -1) are in segment ``seg``, writing the first ``len(out)`` of their slots
+        to ``out`` (``segment_size`` passes an empty array, ``segment_members`` one of n). Segments
+        are grouped into kernels of about :data:`QUERY_CHUNK_LINES` lines (see :func:`query_kernels`)."""
         counter = [0]  # one for every segment: temporaries never collide within a kernel
         parts = []
         for name in self.rs.segments:
@@ -572,40 +562,24 @@ def advance(tab, until):
             gen.counter = counter
             b, _ = gen.boolean(ast.Name(name, kind="segment", type="bool"))
             gen.emit(f"if {b}:")
+            gen.emit("    if total < out.shape[0]:")
+            gen.emit("        out[total] = slot")
             gen.emit("    total += 1")
             parts.append(gen.lines)
         loop = ["total = 0",
                 "for slot in range(n):",
-                f"    if (VI[slot, {self.vi('flags')}] & {FLAG_SEEN}) == 0:",
+                f"    if (VI[slot, {self.vi('flags')}] & FLAG_SEEN) == 0:",
                 "        continue",
                 f"    if room >= 0 and VI[slot, {self.vi('room')}] != room:",
                 "        continue"]
-        return query_kernels("segment_count", "tab, seg, now, room, n", parts, loop, "return total", key="seg", depth=1,
-                             labels=list(self.rs.segments))
+        return query_kernels("segment_count", "tab, seg, now, room, n, out", parts, loop, "return total", key="seg",
+                             depth=1, labels=list(self.rs.segments))
 
     def readout_fn(self) -> str:
         """Every feature the rules use, every profile attribute, every segment: for ``viewer()``."""
         lay, rs = self.lay, self.rs
-        items: list[tuple[str, ast.Node, str]] = []
-        for name in ("present", "dwell", "total_dwell", "sessions", "paid", "follows", "orders", "spend", "aov",
-                     "stream_time", "audience"):
-            items.append((name, ast.Name(name, kind="builtin", type=_BUILTIN_TYPES[name]), "feature"))
-        if lay.has_cart:
-            for name in ("carted", "cart_items", "cart_value"):
-                items.append((name, ast.Name(name, kind="builtin", type=_BUILTIN_TYPES[name]), "feature"))
-        if lay.interest_cols:
-            items.append(("top_interest", ast.Name("top_interest", kind="builtin", type="str"), "feature"))
-            for cat in lay.interest_cols:
-                items.append((f"interest({cat})", ast.Interest(cat, type="num"), "feature"))
-        seen: set[str] = set()
-        for root in [*rs.segments.values(), *(r.when for r in rs.rules)]:
-            for node in ast.walk(root):
-                if isinstance(node, (ast.Count, ast.Since, ast.Agg)):
-                    label = ast.to_source(node)
-                    if label not in seen:
-                        seen.add(label)
-                        node.type = "num"
-                        items.append((label, node, "feature"))
+        items: list[tuple[str, ast.Node, str]] = [(label, node, "feature") for f in features.REGISTRY
+                                                   for label, node in f.readouts(rs, lay)]
         for attr in rs.profile.values():
             items.append((attr.name, ast.Name(attr.name, kind="profile", type="num" if attr.kind == "num" else "str"), "profile"))
         for name in rs.segments:
@@ -624,8 +598,8 @@ def advance(tab, until):
             self.readouts.append(Readout(label, kind, group))
             if group == "segment":
                 done[f"segment:{label}"] = (f"(out[{j}] != 0.0)", NEVER)
-            elif isinstance(node, (ast.Count, ast.Agg)):  # constant between events: no slope to keep
-                done[label] = (f"out[{j}]", "0.0", CONST, NEVER)
+            elif node.type == "num" and gen.cache.get(ast.to_source(node), ())[2:3] == (CONST,):
+                done[ast.to_source(node)] = (f"out[{j}]", "0.0", CONST, NEVER)  # constant between events: no slope
         return query_kernels("readout", "tab, slot, now, out", parts, [], f"return {len(items)}")
 
 
@@ -686,13 +660,6 @@ def query_kernels(name: str, params: str, parts: list[list[str]], head: list[str
         calls = [f"_{name}{k}({params})" for k in range(len(groups))]
         src.append(f"def {name}({params}):\n" + "".join(f"    {call}\n" for call in calls[:-1]) + f"    return {calls[-1]}")
     return "\n\n\n".join(src)
-
-
-_BUILTIN_TYPES = {"present": "bool", "dwell": "num", "total_dwell": "num", "sessions": "num", "paid": "bool",
-                  "follows": "bool", "orders": "num", "spend": "num", "aov": "num", "stream_time": "num",
-                  "audience": "num", "carted": "bool", "cart_items": "num", "cart_value": "num"}
-
-_ = (BUILTIN_TYPES, ROOM_TYPES)
 
 
 def generate(rs: RuleSet, lay: Layout) -> Generated:

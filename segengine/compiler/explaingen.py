@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from .layout import Layout
-from .codegen import Generated, query_kernels
+from .codegen import Generated, define_constants, query_kernels
 from .exprgen import ExprGen, Literals, desugar
 
 #: A condition with more nodes than this (segments expanded) gets no values from explain: Numba's
@@ -176,4 +176,5 @@ def add_explain(gen: Generated, rs: RuleSet, lay: Layout) -> None:
     lits = Literals()
     lits.items = list(gen.literals)
     gen.source += "\n\n\n" + explain_source(rs, lay, lits) + "\n"
+    define_constants(gen)  # the constants explain_values names too
     assert lits.items == gen.literals, "explain must not add string literals"

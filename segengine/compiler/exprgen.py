@@ -18,16 +18,14 @@ bucket expires. Boolean nodes combine next-change times (see ``nc_and``).
 
 from __future__ import annotations
 
-import math
-
-from ..kernels.primitives import COUNT_MAX
+from .. import features
+from ..features.base import CONST, DECAY, LINEAR, MIXED, NEVER
 from ..rules import ast
 from ..rules.expr import chain
 from ..rules.load import RuleSet
-from .layout import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, Layout, tags_read, us
+from .layout import Layout, tags_read
 
-CONST, LINEAR, DECAY, MIXED = 0, 1, 2, 3
-NEVER = "NEVER"
+__all__ = ["CONST", "LINEAR", "DECAY", "MIXED", "NEVER", "VIEW_LINES", "ExprGen", "Literals", "desugar"]
 
 #: The state matrices as local arrays, from the pointer table ``tab`` (one list for every
 #: generated function, so a dtype change is made in one place).
@@ -160,23 +158,17 @@ class ExprGen:
         self.lines.append(line)
 
     def vi(self, name: str) -> str:
-        return f"VI[slot, {self.lay.vi.index(name)}]"
+        return f"VI[slot, {self.lay.const('vi', name)}]"
 
-    def present(self) -> str:
-        # a fresh name per scope: one name assigned in hundreds of nested scopes (deep or long
-        # conditions) makes Numba's SSA pass quadratic
-        if "present" not in self.cache:
-            name = self.tmp("pres")
-            self.emit(f"{name} = ({self.vi('flags')} & {FLAG_PRESENT}) != 0")
-            self.cache["present"] = (name,)
-        return self.cache["present"][0]
+    def col(self, matrix: str, col: int | str) -> str:
+        """The named constant of a column (an index or a name) of ``matrix``."""
+        return self.lay.const(matrix, col)
 
-    def room(self) -> str:
-        if "room" not in self.cache:
-            name = self.tmp("vroom")
-            self.emit(f"{name} = {self.vi('room')}")
-            self.cache["room"] = (name,)
-        return self.cache["room"][0]
+    def feature(self, node: ast.Node) -> "features.Feature":
+        f = features.feature_of(node)
+        if f is None:
+            raise TypeError(f"not a built-in feature: {ast.to_source(node)}")  # pragma: no cover
+        return f
 
     # numbers -----------------------------------------------------------------------
     def num(self, node: ast.Node) -> tuple[str, str, int, str]:
@@ -222,127 +214,16 @@ class ExprGen:
         return h
 
     def atom(self, node: ast.Node) -> tuple[str, str, int, str]:
-        lay = self.lay
         v = self.tmp("v")
         if isinstance(node, ast.Name) and node.kind == "profile":
-            matrix, col = lay.profile_cols[node.name]
-            self.emit(f"{v} = float(VF[slot, {col}])")
+            matrix, col = self.lay.profile_cols[node.name]
+            self.emit(f"{v} = float(VF[slot, {self.col('vf', col)}])")
             return v, "0.0", CONST, NEVER
-        if isinstance(node, ast.Name):
-            return self.builtin(node.name, v)
         if isinstance(node, ast.EventField):
             source = {"ts": "ev_ts", "price": "ev_price", "amount": "ev_amount"}[node.field_name]
             self.emit(f"{v} = ({source} if not np.isnan({source}) else 0.0) if {self.in_event} else 0.0")
             return v, "0.0", CONST, NEVER
-        if isinstance(node, ast.Since):
-            col = lay.since[tuple(sorted(node.types))]
-            s = self.tmp("s")
-            self.emit(f"last = VI[slot, {col}]")
-            self.emit(f"{v} = secs(now - last) if last != MISSING else np.inf")
-            self.emit(f"{s} = 1.0 if last != MISSING else 0.0")
-            return v, s, LINEAR, NEVER
-        if isinstance(node, ast.Count) and node.window is None:
-            col = lay.session_counts[tuple(sorted(node.types))]
-            self.emit(f"{v} = float(VN[slot, {col}])")
-            return v, "0.0", CONST, NEVER
-        if isinstance(node, ast.Count):
-            win = lay.windows[(tuple(sorted(node.types)), us(node.window))]
-            k, head = self.bucket(win.window_us, win.head_col)
-            n = self.window_count(win.count_col, head, k)
-            self.emit(f"{v} = {n}")
-            return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us, n)
-        if isinstance(node, ast.Agg):
-            win = lay.windows[(tuple(sorted(node.types)), us(node.window), node.field_name)]
-            k, head = self.bucket(win.window_us, win.head_col)
-            total = self.shared(("sum", win.sum_col),
-                                f"window_sum(VF, slot, np.int64({win.sum_col}), np.int64({head}), np.int64({k}))",
-                                "np.nan", "{0} != {0}")
-            if node.func == "sum":
-                self.emit(f"{v} = {total}")
-            else:
-                n = self.window_count(win.count_col, head, k)
-                self.emit(f"{v} = {total} / {n} if {n} > 0.0 else 0.0")
-                return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us, n)
-            return v, "0.0", CONST, self.expiry(win.count_col, head, k, win.window_us)
-        if isinstance(node, ast.Interest):
-            col = lay.interest_cols[node.category]
-            s = self.tmp("s")
-            self.emit(f"{v} = VF[slot, {col}] * {self.decay()}")
-            self.emit(f"{s} = -LAMBDA * {v}")
-            return v, s, DECAY, NEVER
-        raise TypeError(f"not a numeric atom: {node!r}")  # pragma: no cover
-
-    def bucket(self, w_us: int, head_col: int) -> tuple[str, str]:
-        key = f"bucket:{w_us}"
-        if key not in self.cache:
-            k, head = self.tmp("k"), self.tmp("head")
-            self.emit(f"{k} = bucket_of(now, np.int64({w_us}))")
-            self.emit(f"{head} = VI[slot, {head_col}]")
-            self.cache[key] = (k, head)
-        return self.cache[key]
-
-    def window_count(self, col: int, head: str, k: str) -> str:
-        return self.shared(("count", col), f"window_count(VN, slot, np.int64({col}), np.int64({head}), np.int64({k}))",
-                           "-1.0", "{0} < 0.0")
-
-    def expiry(self, col: int, head: str, k: str, w_us: int, count: str = "") -> str:
-        """When the window's value next changes by a bucket dropping out; ``count``: its count, if
-        already computed (an empty window never changes that way: skip the walk)."""
-        if not self.with_timers:
-            return NEVER
-        call = f"window_expiry(VN, slot, np.int64({col}), np.int64({head}), np.int64({k}), np.int64({w_us}))"
-        return self.shared(("expiry", col), f"({call} if {count} > 0.0 else NEVER)" if count else call,
-                           "MISSING", "{0} == MISSING")
-
-    def decay(self) -> str:
-        if "decay" not in self.cache:
-            self.emit(f"decay = 2.0 ** (-(now - {self.vi('interest_ts')}) / HALF_LIFE_US)")
-            self.cache["decay"] = ("decay",)
-        return "decay"
-
-    def builtin(self, name: str, v: str) -> tuple[str, str, int, str]:
-        lay = self.lay
-        if name == "dwell":
-            p = self.present()
-            s = self.tmp("s")
-            self.emit(f"{v} = secs(now - {self.vi('sess_start')}) if {p} else secs({self.vi('sess_end')} - {self.vi('sess_start')})")
-            self.emit(f"{s} = 1.0 if {p} else 0.0")
-            return v, s, LINEAR, NEVER
-        if name == "total_dwell":
-            p = self.present()
-            s = self.tmp("s")
-            self.emit(f"{v} = secs({self.vi('closed_dwell')} + (now - {self.vi('sess_start')} if {p} else 0))")
-            self.emit(f"{s} = 1.0 if {p} else 0.0")
-            return v, s, LINEAR, NEVER
-        if name in ("sessions", "orders"):
-            self.emit(f"{v} = float({self.vi(name)})")
-            return v, "0.0", CONST, NEVER
-        if name == "spend":
-            self.emit(f"{v} = VF[slot, {lay.vf.index('spend')}]")
-            return v, "0.0", CONST, NEVER
-        if name == "aov":
-            self.emit(f"{v} = VF[slot, {lay.vf.index('spend')}] / {self.vi('orders')} if {self.vi('orders')} > 0 else 0.0")
-            return v, "0.0", CONST, NEVER
-        if name == "cart_items":
-            self.emit(f"{v} = float(VN[slot, {lay.vn.index('cart_items')}])")
-            return v, "0.0", CONST, NEVER
-        if name == "cart_value":
-            self.emit(f"{v} = VF[slot, {lay.vf.index('cart_value')}]")
-            return v, "0.0", CONST, NEVER
-        if name == "stream_time":
-            r = self.room()
-            s = self.tmp("s")
-            self.emit(f"{v} = secs(now - RI[{r}, 0]) if {r} >= 0 and RI[{r}, 0] != MISSING else 0.0")
-            self.emit(f"{s} = 1.0 if {r} >= 0 and RI[{r}, 0] != MISSING else 0.0")
-            return v, s, LINEAR, NEVER
-        if name == "audience":
-            r = self.room()
-            self.emit(f"{v} = float(RI[{r}, 1]) if {r} >= 0 else 0.0")
-            return v, "0.0", CONST, NEVER
-        if name == "now":
-            self.emit(f"{v} = secs(now)")
-            return v, "1.0", LINEAR, NEVER
-        raise TypeError(f"not a numeric builtin: {name}")  # pragma: no cover
+        return self.feature(node).number(self, node, v)
 
     # strings: compared as integer codes in one code space per subject ----------------
     def string(self, node: ast.Node, other: ast.Node) -> str:
@@ -363,18 +244,9 @@ class ExprGen:
                 return f"LITS[0, {self.lits.index('strings', node.value)}]"
             return "-3"  # two literals were folded away already; unreachable in practice
         if isinstance(node, ast.Name) and node.kind == "profile":
-            return f"VN[slot, {lay.profile_cols[node.name][1]}]"
-        if isinstance(node, ast.Name) and node.name == "top_interest":
-            if "top" not in self.cache:
-                cols = [lay.interest_cols[c] for c in rs.categories]
-                self.emit("top = 0")
-                self.emit("best = 0.0")
-                for i, col in enumerate(cols):
-                    self.emit(f"if VF[slot, {col}] > best:")
-                    self.emit(f"    best = VF[slot, {col}]")
-                    self.emit(f"    top = {i + 1}")
-                self.cache["top"] = ("top",)
-            return "top"
+            return f"VN[slot, {self.col('vn', lay.profile_cols[node.name][1])}]"
+        if isinstance(node, ast.Name) and node.kind == "builtin":
+            return self.feature(node).string(self, node)
         if isinstance(node, ast.EventField):
             source = {"type": "ev_code", "category": "ev_cat", "item": "ev_item", "text": "ev_text", "room": "ev_room", "viewer": "slot"}
             return f"({source[node.field_name]} if {self.in_event} else -5)"
@@ -396,7 +268,7 @@ class ExprGen:
     def space(node: ast.Node) -> str:
         if isinstance(node, ast.Name) and node.kind == "profile":
             return f"profile:{node.name}"
-        if isinstance(node, ast.Name) and node.name == "top_interest":
+        if isinstance(node, ast.Name) and node.kind == "builtin" and node.name in features.category_names():
             return "category"
         if isinstance(node, ast.EventField):
             return {"category": "category", "type": "type", "room": "rooms", "viewer": "viewers"}.get(node.field_name, "strings")
@@ -415,24 +287,15 @@ class ExprGen:
                     return value  # read fresh: rules earlier in the pass may tag
                 self.cache[key] = value
             return self.cache[key]
-        if isinstance(node, ast.Name):
+        if isinstance(node, ast.Name):  # the checker only lets boolean built-ins through
+            truth = self.feature(node).truth(self, node)
             b = self.tmp("b")
-            lay = self.lay
-            if node.name == "present":
-                self.emit(f"{b} = {self.present()}")
-            elif node.name == "paid":
-                self.emit(f"{b} = ({self.vi('flags')} & {FLAG_PAID}) != 0")
-            elif node.name == "follows":
-                self.emit(f"{b} = ({self.vi('flags')} & {FLAG_FOLLOWS}) != 0")
-            elif node.name == "carted":
-                self.emit(f"{b} = VN[slot, {lay.vn.index('cart_items')}] > 0")
-            else:  # pragma: no cover - the checker only lets boolean names through
-                raise TypeError(node.name)
+            self.emit(f"{b} = {truth}")
             return b, NEVER
         if isinstance(node, ast.Tag):
             b = self.tmp("b")
             col, mask = self.lay.tag_bit(node.name)
-            self.emit(f"{b} = (VI[slot, {col}] & {mask}) != 0")  # read fresh: rules earlier in the pass may tag
+            self.emit(f"{b} = (VI[slot, {self.col('vi', col)}] & {mask}) != 0")  # read fresh: rules earlier in the pass may tag
             return b, NEVER
         if isinstance(node, ast.Unary):
             inner, c = self.boolean(node.operand)
@@ -520,9 +383,11 @@ class ExprGen:
             else:
                 self.emit(f"{b} = {left} {op} {right}")
             return b, NEVER
-        threshold = self.window_threshold(node, b)
-        if threshold is not None:
-            return b, threshold
+        for side in (node.left, node.right):  # a feature may know the comparison's next change better
+            f = features.feature_of(side)
+            threshold = f.compare(self, node, b) if f else None
+            if threshold is not None:
+                return b, threshold
         a, sa, ka, ha = self.num(node.left)
         r, sr, kr, hr = self.num(node.right)
         if op == ">":
@@ -545,42 +410,6 @@ class ExprGen:
         if horizon != NEVER:
             self.emit(f"{c} = min({c}, {horizon})")
         return b, c
-
-    def window_threshold(self, node: ast.Binary, b: str) -> str | None:
-        """``count(T, W) OP number`` (OP one of < <= > >=): emit ``b`` and return its exact next
-        change, or None for any other comparison.
-
-        Between events a window count only falls (buckets drop out), so the comparison changes
-        at most once: when the count falls below the threshold. That instant is when the bucket
-        holding the threshold-th newest event drops out, not when the oldest bucket does (the
-        window's horizon): a viewer with a full window gets one timer, not one per bucket.
-        """
-        op, left, right = node.op, node.left, node.right
-        if isinstance(left, ast.Num) and isinstance(right, ast.Count):  # 3 <= count(...)
-            left, right, op = right, left, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
-        if (op not in ("<", "<=", ">", ">=") or not isinstance(left, ast.Count) or left.window is None
-                or not isinstance(right, ast.Num)):
-            return None
-        win = self.lay.windows[(tuple(sorted(left.types)), us(left.window))]
-        k, head = self.bucket(win.window_us, win.head_col)
-        n = self.window_count(win.count_col, head, k)
-        limit = float(right.value)
-        self.emit(f"{b} = {n} {op} {limit!r}")
-        if not self.with_timers:
-            return NEVER
-        # the smallest count for which "count >= need" holds; the comparison is that test or its negation
-        need = math.ceil(limit) if op in (">=", "<") else math.floor(limit) + 1
-        if need <= 0 or need > 12 * COUNT_MAX:
-            return NEVER  # true (or false) whatever the count can be: time cannot change it
-        c = self.tmp("c")
-        self.emit(f"{c} = NEVER")
-        sub = self.child()  # only while "count >= need" holds can time change the comparison
-        drop = sub.shared(("drop", win.count_col, need),
-                          f"window_drop(VN, slot, np.int64({win.count_col}), np.int64({head}), np.int64({k}), "
-                          f"np.int64({win.window_us}), np.int64({need}))", "MISSING", "{0} == MISSING")
-        sub.emit(f"{c} = {drop}")
-        self.nest(f"if {b}:" if op in (">", ">=") else f"if not {b}:", sub)
-        return c
 
     def value(self, node: ast.Node) -> tuple[str, str]:
         """A placeholder or readout value as a float, and its type."""

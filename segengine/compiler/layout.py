@@ -17,37 +17,28 @@ Rooms get one int64 matrix ``RI`` (stream start, audience, budget rings).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from .. import features
+from ..guards import add_columns as add_guard_columns
+from ..features.base import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, us
+from ..features.windows import WindowFeature
 from ..rules import ast
-from ..rules.load import RuleSet
 
-__all__ = ["Layout", "WindowFeature", "build_layout", "FLAG_PRESENT", "FLAG_PAID", "FLAG_FOLLOWS", "FLAG_SEEN"]
+if TYPE_CHECKING:
+    from ..rules.load import RuleSet
 
-FLAG_PRESENT = 1
-FLAG_PAID = 2
-FLAG_FOLLOWS = 4
-FLAG_SEEN = 8  # has sent an accepted event (segment_size counts these)
-
-CART_FEATURES = frozenset({"carted", "cart_items", "cart_value"})
-INTEREST_FEATURES = frozenset({"top_interest"})
+__all__ = ["Layout", "WindowFeature", "build_layout", "const_name", "FLAG_PRESENT", "FLAG_PAID", "FLAG_FOLLOWS",
+           "FLAG_SEEN", "us"]
 
 
-def us(seconds: float) -> int:
-    """Seconds -> integer microseconds, as the kernels keep time."""
-    return int(round(seconds * 1_000_000))
-
-
-@dataclass
-class WindowFeature:
-    """A sliding window of 12 buckets: counts in VN (and sums in VF for ``sum``/``avg``)."""
-
-    types: tuple[str, ...]
-    window_us: int
-    count_col: int  # first of 12 VN columns
-    sum_col: int = -1  # first of 12 VF columns (sum/avg of `field`)
-    field_name: str = ""
-    head_col: int = -1  # VI column shared by all windows of this length
+def const_name(prefix: str, name: str) -> str:
+    """The generated module's constant for a column or event type: ``VI_FLAGS``, ``T_PAY``,
+    ``VN_COUNT_LIKE_60000000US`` (the first of a window's 12 columns)."""
+    base = re.sub(r"[^0-9A-Za-z]+", "_", re.sub(r"\[0\]$", "", name)).strip("_").upper()
+    return f"{prefix}_{base}" if base else prefix
 
 
 @dataclass
@@ -84,9 +75,35 @@ class Layout:
     # the tags they read: a pass that changes one of these tags evaluates them again at its end
     tag_readers: list[str] = field(default_factory=list)
     read_tags: set[str] = field(default_factory=set)
+    _names: dict[str, tuple[int, dict[int, str]]] = field(default_factory=dict, repr=False, compare=False)
 
     def col(self, matrix: str, name: str) -> int:
         return getattr(self, matrix).index(name)
+
+    def const(self, matrix: str, col: int | str) -> str:
+        """The generated module's name for column ``col`` (an index or a name) of ``matrix``."""
+        if isinstance(col, str):
+            col = getattr(self, matrix).index(col)
+        return self.constants(matrix)[col]
+
+    def constants(self, matrix: str) -> dict[int, str]:
+        """Column index -> constant name, for the columns of ``matrix`` code can name (the first
+        of a group of columns; names made unique with the index when two columns would share one)."""
+        cols = getattr(self, matrix)
+        cached = self._names.get(matrix)
+        if cached is None or cached[0] != len(cols):
+            out: dict[int, str] = {}
+            taken: set[str] = set()
+            for i, name in enumerate(cols):
+                if re.search(r"\[[1-9][0-9]*\]$", name):
+                    continue
+                const = const_name(matrix.upper(), name)
+                if const in taken or const == matrix.upper():
+                    const = f"{const}_{i}"
+                taken.add(const)
+                out[i] = const
+            cached = self._names[matrix] = (len(cols), out)
+        return cached[1]
 
     def add(self, matrix: str, name: str, width: int = 1) -> int:
         cols = getattr(self, matrix)
@@ -125,14 +142,14 @@ class Layout:
 # arrival: the viewer's arrival number (META_ARRIVALS at its first accepted event; -1 before),
 # the tie-break of timers due at one instant (docs/semantics.md, Order of actions)
 VI_CORE = ("clock", "last_ts", "sess_start", "sess_end", "closed_dwell", "due", "queued", "room", "sessions", "flags",
-           "orders", "arrival")
+           "arrival")
 RI_CORE = ("start", "audience", "live_end")
 
 
 def _category_side(node: ast.Node) -> bool:
     """A string whose value is coded in the category space: ``event.category``, ``top_interest``."""
     return ((isinstance(node, ast.EventField) and node.field_name == "category")
-            or (isinstance(node, ast.Name) and node.kind == "builtin" and node.name == "top_interest"))
+            or (isinstance(node, ast.Name) and node.kind == "builtin" and node.name in features.category_names()))
 
 
 def category_names(rs: RuleSet, nodes: list[ast.Node]) -> tuple[str, ...]:
@@ -172,43 +189,28 @@ def _referenced(rs: RuleSet) -> list[ast.Node]:
     return nodes
 
 
-#: Which event types can change a built-in feature, besides a session starting or ending and
-#: time passing. None: something other than this viewer's events can (the room, other viewers).
-FEATURE_INPUTS: dict[str, tuple[str, ...] | None] = {
-    "present": (), "dwell": (), "total_dwell": (), "sessions": (), "now": (),
-    "carted": ("cart", "uncart", "pay"), "cart_items": ("cart", "uncart", "pay"),
-    "cart_value": ("cart", "uncart", "pay"), "paid": ("pay",),
-    "orders": ("pay",), "spend": ("pay", "refund"), "aov": ("pay", "refund"), "follows": ("follow",),
-    "top_interest": None, "stream_time": None, "audience": None,
-}
-
-
 def rule_inputs(rs: RuleSet, node: ast.Node) -> tuple[str, ...] | None:
     """The event types whose events can change the value of condition ``node`` (besides a
     session starting or ending, and time, whose effect its next-change time already gives).
 
     None when something else can change it: tags (an earlier rule of the same pass may tag),
-    profile attributes (``set_profile``), the room (``audience``, ``stream_time``) and
-    interest (kept simple: every interest feature counts as changing with any event).
+    profile attributes (``set_profile``), event fields, and the features that say so (the room:
+    ``audience``, ``stream_time``; interest, kept simple: it counts as changing with any event).
     """
     types: set[str] = set()
     for n in ast.walk(node):
-        if isinstance(n, ast.Name):
-            if n.kind == "segment":
-                inner = rule_inputs(rs, rs.segments[n.name])
-                if inner is None:
-                    return None
-                types.update(inner)
-            elif n.kind == "builtin" and n.name in FEATURE_INPUTS:
-                inputs = FEATURE_INPUTS[n.name]
-                if inputs is None:
-                    return None
-                types.update(inputs)
-            else:  # a profile attribute, or a name this table does not know: always evaluate
+        feature = features.feature_of(n)
+        if feature is not None:
+            inputs = feature.node_inputs(n)
+            if inputs is None:
                 return None
-        elif isinstance(n, (ast.Count, ast.Agg, ast.Since)):
-            types.update(n.types)
-        elif isinstance(n, (ast.Tag, ast.Interest, ast.EventField)):
+            types.update(inputs)
+        elif isinstance(n, ast.Name) and n.kind == "segment":
+            inner = rule_inputs(rs, rs.segments[n.name])
+            if inner is None:
+                return None
+            types.update(inner)
+        elif isinstance(n, (ast.Name, ast.Tag, ast.EventField)):  # a profile attribute, a tag, a field
             return None
     return tuple(sorted(types))
 
@@ -234,7 +236,6 @@ def build_layout(rs: RuleSet) -> Layout:
     lay = Layout()
     for name in VI_CORE:
         lay.add("vi", name)
-    lay.add("vf", "spend")
     for name in RI_CORE:
         lay.add("ri", name)
     nodes = _referenced(rs)
@@ -276,47 +277,11 @@ def build_layout(rs: RuleSet) -> Layout:
                     groups[inputs] = lay.add("vi", f"deadline:{'|'.join(inputs)}")
                 lay.input_types[rule.name] = inputs
                 lay.deadline_cols[rule.name] = groups[inputs]
-    from ..guards import add_columns as add_guard_columns  # here: the guards import this module's helpers
-
     add_guard_columns(lay, rs)  # once, cooldown, budget (segengine/guards/)
 
-    for n in nodes:
-        if isinstance(n, ast.Since):
-            key = tuple(sorted(n.types))
-            if key not in lay.since:
-                lay.since[key] = lay.add("vi", f"since({'|'.join(key)})")
-        elif isinstance(n, ast.Count) and n.window is None:
-            key = tuple(sorted(n.types))
-            if key not in lay.session_counts:
-                lay.session_counts[key] = lay.add("vn", f"count({'|'.join(key)})")
-        elif isinstance(n, (ast.Count, ast.Agg)):
-            w = us(n.window)
-            types = tuple(sorted(n.types))
-            if w not in lay.heads:
-                lay.heads[w] = lay.add("vi", f"head:{w}")
-            ckey = (types, w)
-            if isinstance(n, ast.Count) and ckey not in lay.windows:
-                col = lay.add("vn", f"count({'|'.join(types)},{w}us)", 12)
-                lay.windows[ckey] = WindowFeature(types, w, col, head_col=lay.heads[w])
-            if isinstance(n, ast.Agg):
-                # sum/avg count only the events that carry the field: their own count buckets
-                skey = (types, w, n.field_name)
-                if skey not in lay.windows:
-                    label = f"{n.field_name},{'|'.join(types)},{w}us"
-                    ncol = lay.add("vn", f"n({label})", 12)
-                    scol = lay.add("vf", f"sum({label})", 12)
-                    lay.windows[skey] = WindowFeature(types, w, ncol, scol, n.field_name, lay.heads[w])
-
     lay.category_names = category_names(rs, nodes)
-    if any(isinstance(n, ast.Interest) for n in nodes) or names & INTEREST_FEATURES:
-        lay.add("vi", "interest_ts")
-        for cat in rs.categories:
-            lay.interest_cols[cat] = lay.add("vf", f"interest({cat})")
-    if names & CART_FEATURES:
-        lay.has_cart = True
-        lay.add("vf", "cart_value")
-        lay.add("vn", "cart_items")
-        lay.add("vn", "cart_epoch")
+    for feature in features.REGISTRY:  # each feature adds the columns the rules need of it
+        feature.columns(rs, lay, nodes, names)
     for attr in rs.profile.values():
         if attr.kind == "num":
             lay.profile_cols[attr.name] = ("vf", lay.add("vf", f"profile:{attr.name}"))

@@ -15,7 +15,7 @@ from numba import njit
 from ..config import KERNEL_FLAGS
 from ..kernels.primitives import MISSING
 from ..rules import ast
-from ..compiler.layout import us
+from ..features.base import us
 from .base import Guard, GuardState, Suppressor, number_text
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from numba import njit
 
 from ..config import KERNEL_FLAGS
-from ..compiler.layout import FLAG_PRESENT
+from ..features.base import FLAG_PRESENT
 from .base import Guard, GuardState, Suppressor
 
 if TYPE_CHECKING:

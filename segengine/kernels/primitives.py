@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from types import FunctionType
 
 import numba
 import numpy as np
@@ -53,8 +54,10 @@ EVENT, TIMER, TIMER_ENDED = 0, 1, 2
 DONE = 0
 NEED_ROOM = 1  # out buffer, heap or cart table is full: drain / grow and call again
 #: ingest_event's ``slot`` argument asking it to look the viewer up by int id (``vid``) in the
-#: viewer index (M_VIDS); it returns UNKNOWN_VIEWER, having changed nothing, when the id is not there
-BY_VIEWER_ID = -2
+#: viewer index (M_VIDS); -1 is a room event's slot
+BY_VIEWER_ID = -3
+#: ingest_event's result when the int id of a BY_VIEWER_ID call is not in the index: nothing was
+#: changed, Python interns the viewer and calls again (the C fast path's FULL_PATH has this value)
 UNKNOWN_VIEWER = -2
 
 #: Counters in VN are uint16 and saturate here (per bucket, per session, per cart).
@@ -121,6 +124,18 @@ else:
             return context.get_dummy_value()
 
         return sig, codegen
+
+
+def twin(kernel, name: str):
+    """The Python function of ``kernel`` under another ``name``: the same lines of the same file,
+    compiled on its own (Numba keys its disk cache by a function's qualified name). The generated
+    module's ``ingest_event_c``, which becomes a C function, is the twin of ``ingest_event``."""
+    fn = getattr(kernel, "py_func", kernel)  # plain Python with NUMBA_DISABLE_JIT=1
+    copy = FunctionType(fn.__code__.replace(co_name=name, co_qualname=name), fn.__globals__, name,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    copy.__module__ = fn.__module__
+    return copy
 
 
 def true_divide(a, b):

@@ -32,7 +32,7 @@ _SIG = ("UniTuple(int64, 3)(int64[:, ::1], float64[:, ::1], uint16[:, ::1], int6
 
 
 @njit(_SIG, **KERNEL_FLAGS)
-def _sweep(VI, VF, VN, RI, CK, CV, H, meta, vi_row, ri_row, vstate, rstate, cols, cutoff, stamp, out_v, out_r):
+def sweep(VI, VF, VN, RI, CK, CV, H, meta, vi_row, ri_row, vstate, rstate, cols, cutoff, stamp, out_v, out_r):
     """Reset expired viewer and room rows; returns (viewers expired, rooms expired, stale timers dropped).
 
     A viewer slot expires when its viewer has sent an accepted event, is not present, has

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from .. import features
 from ..compiler.explaingen import explain_nodes, node_kind
 from ..guards import GuardState, Suppressor, fired_index, guards_of, suppressed_counts
 from ..guards.base import number_text as _num
@@ -28,14 +29,13 @@ from ..rules import ast
 from ..rules.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..runtime.core import EngineCore
 
 __all__ = ["Explanation", "Value", "Suppressor", "FiringLog", "explain"]
 
 OK, NOT_OK, UNKNOWN = "✓", "✗", "?"
 NO_EVENT = "no value outside an event"
 
-_SECONDS = frozenset({"dwell", "total_dwell", "stream_time", "now"})
 _COMPARISONS = ast.COMPARISONS
 
 
@@ -138,20 +138,39 @@ class FiringLog:
     def complete(self, rule: str, fired: int) -> bool:
         return rule not in self.evicted and self.recorded.get(rule, 0) == fired
 
+    # saving and loading ------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """The log as plain data, least recently fired first (that order decides evictions)."""
+        return {
+            "maxsize": int(self.maxsize),
+            "entries": [[k[0], k[1], *v] for k, v in self.entries.items()],
+            "evicted": sorted(self.evicted),
+            "recorded": dict(self.recorded),
+            "epoch": dict(self.epoch),
+        }
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Replace the log with what :meth:`to_state` saved."""
+        self.maxsize = data["maxsize"]
+        self.entries = OrderedDict(((viewer, rule), tuple(value)) for viewer, rule, *value in data["entries"])
+        self.evicted = set(data["evicted"])
+        self.recorded = dict(data["recorded"])
+        self.epoch = dict(data["epoch"])
+
 
 # --- explain ---------------------------------------------------------------------------
 
-def explain(engine: "Engine", viewer: str | int, rule_name: str) -> Explanation:
+def explain(core: "EngineCore", viewer: str | int, rule_name: str) -> Explanation:
     """Build the explanation; see :meth:`Engine.explain`."""
-    rs = engine._rules
+    rs = core.rules
     index = next((i for i, r in enumerate(rs.rules) if r.name == rule_name), -1)
     if index < 0:
         raise KeyError(f"unknown rule {rule_name!r}{did_you_mean(rule_name, [r.name for r in rs.rules])}")
-    slot = engine._viewers.get(viewer)
+    slot = core.viewers.get(viewer)
     if slot < 0:
         raise KeyError(f"unknown viewer {viewer!r}")
     rule = rs.rules[index]
-    store, lay = engine._store, engine._compiled.layout
+    store, lay = core.store, core.compiled.layout
     VI = store.VI
     col = lay.vi.index
     meta_now = int(store.META[0, META_NOW])
@@ -159,13 +178,13 @@ def explain(engine: "Engine", viewer: str | int, rule_name: str) -> Explanation:
 
     nodes = explain_nodes(rs, rule)
     out = np.zeros(len(nodes), np.float64)
-    written = int(engine._mod.explain_values(store.tab, slot, now, index, out))
-    values = _decoded(engine, nodes, out.tolist() if written == len(nodes) else None)
+    written = int(core.module.explain_values(store.tab, slot, now, index, out))
+    values = _decoded(core, nodes, out.tolist() if written == len(nodes) else None)
     tree = _tree(rs, nodes, values, 0, True)
     holds = values[0]
 
     room_slot = int(VI[slot, col("room")])
-    room = engine._rooms.keys[room_slot] if room_slot >= 0 else None
+    room = core.rooms.keys[room_slot] if room_slot >= 0 else None
     n = len(rs.rules)
     meta = store.META[0]
     fired = int(meta[fired_index(index)])
@@ -180,7 +199,7 @@ def explain(engine: "Engine", viewer: str | int, rule_name: str) -> Explanation:
         previous = bool(VI[slot, bit_col] & mask)
     would_fire, verdict = _verdict(rule, holds, previous, suppressed_by, written >= 0)
 
-    last, note = _last_fired(engine, viewer, rule, fired, slot)
+    last, note = _last_fired(core, viewer, rule, fired, slot)
     return Explanation(
         viewer=viewer, rule=rule.name, kind="event" if rule.is_event_rule else "state", enabled=rule.enabled,
         when=rule.when_text, then=list(rule.then), now=now / 1e6, room=room, condition=tree, holds=holds,
@@ -188,7 +207,7 @@ def explain(engine: "Engine", viewer: str | int, rule_name: str) -> Explanation:
         suppressed_by=suppressed_by, last_fired=last, last_fired_note=note, fired=fired, suppressed=suppressed)
 
 
-def _decoded(engine: "Engine", nodes, raw: list[float] | None) -> list[Any]:
+def _decoded(core: "EngineCore", nodes, raw: list[float] | None) -> list[Any]:
     """Each node's Python value; None where it depends on the event (or values are unavailable)."""
     values: list[Any] = [None] * len(nodes)
     for i in range(len(nodes) - 1, -1, -1):  # children (later in preorder) first
@@ -206,7 +225,7 @@ def _decoded(engine: "Engine", nodes, raw: list[float] | None) -> list[Any]:
         elif any(k is None for k in kids):
             values[i] = None
         else:
-            values[i] = engine._decode(node_kind(node), raw[i])
+            values[i] = core.decode(node_kind(node), raw[i])
     return values
 
 
@@ -223,8 +242,8 @@ def _kleene(op: str, kids: list[Any]) -> bool | None:
 def _unit(node: ast.Node) -> str:
     if isinstance(node, ast.Num):
         return "s" if node.is_duration else ""
-    if isinstance(node, ast.Since) or (isinstance(node, ast.Name) and node.name in _SECONDS):
-        return "s"
+    if features.unit(node):  # the feature says: dwell, since(T), stream_time, now
+        return features.unit(node)
     if isinstance(node, ast.Binary) and node.op in "+-" and node.op in ast.ARITHMETIC:
         units = {_unit(node.left), _unit(node.right)}
         return "s" if "s" in units else ""
@@ -308,14 +327,14 @@ def _verdict(rule, holds: bool | None, previous: bool | None, suppressed_by: str
     return False, "the condition is false"
 
 
-def _last_fired(engine: "Engine", viewer, rule, fired: int, slot: int) -> tuple[float | None, str]:
-    log: FiringLog = engine._firings
+def _last_fired(core: "EngineCore", viewer, rule, fired: int, slot: int) -> tuple[float | None, str]:
+    log: FiringLog = core.firings
     ts = log.last(viewer, rule.name)
     if ts is not None:
         return ts, ""
-    col = engine._compiled.layout.cooldown_cols.get(rule.name)
-    if col is not None and engine._store.VI[slot, col] != MISSING:
-        return int(engine._store.VI[slot, col]) / 1e6, "from the rule's cooldown state"
+    col = core.compiled.layout.cooldown_cols.get(rule.name)
+    if col is not None and core.store.VI[slot, col] != MISSING:
+        return int(core.store.VI[slot, col]) / 1e6, "from the rule's cooldown state"
     if log.complete(rule.name, fired):
         return None, "never fired for this viewer"
     return None, (f"unknown: not in the firing log (it keeps the {log.maxsize:,} most recently fired "

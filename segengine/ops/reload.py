@@ -4,8 +4,9 @@ Order of work, so that a bad file changes nothing: read the text; if it is the t
 already running, stop (a hash, nothing else); load and check it (``RulesError``);
 compile it and, by default, warm its kernels up on a throw-away engine; build a new
 :class:`~segengine.runtime.store.Store` for the new layout and copy the state over
-(:func:`migrate`); only then swap the engine's tables, rebind the literals and
-recompute every viewer's next timer (:func:`rescan`).
+(:func:`migrate`); only then swap them in (:meth:`EngineCore.swap
+<segengine.runtime.core.EngineCore.swap>`, which rebinds the literals) and recompute
+every viewer's next timer (:func:`rescan`).
 
 What is kept and what restarts is listed in ``docs/operations.md`` (Reload). In short,
 state is matched by *name*: columns by the feature they hold (``since(checkout)``,
@@ -17,7 +18,7 @@ gone is dropped. Slots, ids, the timer heap and the cart table stay as they are.
 from __future__ import annotations
 
 import hashlib
-import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ from ..compiler.layout import Layout
 from ..guards import counter_columns, fired_index
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..runtime.core import EngineCore
 
 __all__ = ["read_source", "reload", "migrate", "rescan"]
 
@@ -55,32 +56,27 @@ def read_source(source: str | Path) -> tuple[str, str]:
     return source, "<rules>"
 
 
-def reload(engine: "Engine", source: str | Path, *, warmup: bool = True) -> bool:
-    """See :meth:`Engine.reload`. Returns whether the rules changed."""
+def reload(core: "EngineCore", source: str | Path, *, warmup: Callable[[RuleSet], object] | None = None) -> bool:
+    """See :meth:`Engine.reload`. Returns whether the rules changed.
+
+    ``warmup``: called with the new rules after they compiled, before the swap (the engine
+    warms their kernels up on a throw-away engine); an exception there changes nothing.
+    """
     text, filename = read_source(source)
     try:
-        same = hashlib.sha256(text.encode()).hexdigest() == engine._rules.fingerprint
+        same = hashlib.sha256(text.encode()).hexdigest() == core.rules.fingerprint
     except UnicodeEncodeError:  # a lone surrogate: load_rules reports where
         same = False
     if same:
         return False
     rs = load_rules(text, filename)  # RulesError: nothing touched
     compiled = compile_rules(rs)
-    if warmup:
-        type(engine)(rs, capacity=4).warmup()  # compile (or load) the kernels before the swap
-    store = migrate(engine._compiled, engine._store, compiled)
-    old = engine._rules
+    if warmup is not None:
+        warmup(rs)  # compile (or load) the kernels before the swap
+    store = migrate(core.compiled, core.store, compiled)
     # the swap: nothing below can fail on a bad rules file
-    engine._store = store
-    store.set_viewer_index(engine._viewers.index)
-    engine._compiled = compiled
-    engine._setup(compiled)
-    engine._bind_literals()
-    engine._bind_kernel()  # the new kernel, on the new store
-    engine._retention.due = -math.inf  # the sweep period follows [engine] retention: recompute it
-    gone = {r.name for r in old.rules} - {r.name for r in rs.rules}
-    engine._firings.forget_rules(gone)
-    rescan(engine._store, engine._mod, len(engine._viewers))
+    core.swap(compiled, store)  # literals, sweep schedule, firing log; the engine rebinds its kernel
+    rescan(core.store, core.module, len(core.viewers))
     return True
 
 

@@ -12,7 +12,7 @@ once (for the latest point passed). So what is forgotten, and when, depends only
 the event sequence, never on how often ``advance()`` is called, and a viewer is kept
 at most one sweep period longer than the retention.
 
-What: see :func:`segengine.kernels.retention._sweep` for the exact conditions, and
+What: see :func:`segengine.kernels.retention.sweep` for the exact conditions, and
 ``docs/operations.md`` (Memory) for what a returning viewer keeps (nothing).
 """
 
@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..runtime.interning import SLOT_FREE, SLOT_PINNED, SLOT_USED, Interner
-from ..kernels.primitives import DONE, META_HEAP_N, META_NOW, META_OUT_N
+from ..kernels.primitives import META_HEAP_N, META_NOW
 from ..compiler.layout import FLAG_PRESENT, FLAG_SEEN, us
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..runtime.core import EngineCore
     from ..schema.events import Action
 
 __all__ = ["Retention", "sweep_period_us"]
@@ -64,49 +64,51 @@ class Retention:
         self.expired_viewers = 0
         self.expired_rooms = 0
 
-    # snapshot support ------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    # saving and loading ------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """The schedule and counters as plain data; :meth:`load_state` reads them back."""
         return {"last": self.last, "expired_viewers": self.expired_viewers, "expired_rooms": self.expired_rooms}
 
-    def load(self, data: dict[str, Any]) -> None:
+    def load_state(self, data: dict[str, Any]) -> None:
         self.last = data["last"]
         self.expired_viewers = int(data["expired_viewers"])
         self.expired_rooms = int(data["expired_rooms"])
-        self.due = -math.inf  # recomputed by the next call
+        self.restart()
+
+    def restart(self) -> None:
+        """Make the next call run :meth:`step` (after a load, or new rules: the period may differ)."""
+        self.due = -math.inf
 
     # the schedule ----------------------------------------------------------------------
-    def step(self, engine: "Engine", ts: float, actions: "list[Action]") -> None:
+    def step(self, core: "EngineCore", ts: float, actions: "list[Action]") -> None:
         """Sweep at the latest sweep point at or before ``ts`` unless done already.
 
         Fires the timers due up to that point first (their actions go to ``actions``),
         exactly as the coming call would have, so the order of actions is unchanged.
         """
-        period = sweep_period_us(engine.rules.retention)
+        period = sweep_period_us(core.rules.retention)
         point = us(ts) // period * period
         if self.last is None or point > self.last:
-            store = engine._store
+            store = core.store
             if store.META[0, META_HEAP_N] > 0 and store.HEAP[0, 0] <= point:  # timers are due
-                while engine._mod.advance(store.tab, point) != DONE:
-                    engine._drain((), actions)
-                    store.make_room()
-                if store.META[0, META_OUT_N]:
-                    engine._drain((), actions)
+                core.fire_due(point, actions)
             elif point > store.META[0, META_NOW]:
                 # nothing due: what the advance kernel would do, without loading it (the first
                 # ingest of a process then compiles or loads one kernel fewer)
                 store.META[0, META_NOW] = point
-            self.sweep(engine, point)
+            self.sweep(core, point)
             self.last = point
         self.due = (self.last + period - 2) / 1e6
 
-    def sweep(self, engine: "Engine", point: int) -> tuple[int, int]:
+    def sweep(self, core: "EngineCore", point: int) -> tuple[int, int]:
         """Forget what expired at sweep point ``point`` (microseconds); returns (viewers, rooms)."""
         from ..kernels import retention as kr  # compiled (or loaded from cache) at the first sweep, not at import
 
-        store, lay = engine._store, engine._compiled.layout
-        viewers, rooms = engine._viewers, engine._rooms
-        _pin(engine, viewers, "viewers")
-        _pin(engine, rooms, "rooms")
+        store, lay = core.store, core.compiled.layout
+        viewers, rooms = core.viewers, core.rooms
+        literals = core.compiled.generated.literals
+        _pin(literals, viewers, "viewers")
+        _pin(literals, rooms, "rooms")
         cols = np.zeros(kr.N_COLS, np.int64)
         cols[kr.C_CLOCK] = lay.vi.index("clock")
         cols[kr.C_LAST_TS] = lay.vi.index("last_ts")
@@ -123,8 +125,8 @@ class Retention:
         out_r = np.empty(nr, np.int64)
         vstate = np.frombuffer(viewers.state, np.uint8)  # zero-copy views: dropped before any intern
         rstate = np.frombuffer(rooms.state, np.uint8)
-        cutoff = point - us(engine.rules.retention)
-        n_v, n_r, _ = kr._sweep(store.VI, store.VF, store.VN, store.RI, store.CARTK, store.CARTV, store.HEAP, store.META,
+        cutoff = point - us(core.rules.retention)
+        n_v, n_r, _ = kr.sweep(store.VI, store.VF, store.VN, store.RI, store.CARTK, store.CARTV, store.HEAP, store.META,
                              store.vi_row, store.ri_row, vstate, rstate, cols, cutoff, point, out_v, out_r)
         del vstate, rstate
         # the kernel marked unpinned expired slots FREE; forget their ids
@@ -134,10 +136,10 @@ class Retention:
         self.expired_rooms += n_r
         return n_v, n_r
 
-    def stats(self, engine: "Engine") -> dict[str, int]:
+    def stats(self, core: "EngineCore") -> dict[str, int]:
         """Slot counters for :meth:`Engine.stats`."""
-        capacity = engine._store.VI.shape[0]
-        live = engine._viewers.live
+        capacity = core.store.VI.shape[0]
+        live = core.viewers.live
         return {
             "live_slots": live,
             "free_slots": capacity - live,
@@ -147,11 +149,11 @@ class Retention:
         }
 
 
-def _pin(engine: "Engine", interner: Interner, table: str) -> None:
+def _pin(literals: list[tuple[str, str]], interner: Interner, table: str) -> None:
     """Mark the slots that the rules' string literals refer to: reset when expired, never reused."""
     state = np.frombuffer(interner.state, np.uint8)
     state[state == SLOT_PINNED] = SLOT_USED
-    for lit_table, text in engine._compiled.generated.literals:
+    for lit_table, text in literals:
         if lit_table == table:
             slot = interner.ids.get(text)
             if slot is not None:

@@ -45,11 +45,10 @@ import msgspec
 import numpy as np
 
 from ..errors import RulesError, SnapshotError
-from ..runtime.interning import Interner
-from ..kernels.primitives import META_HEAP_N
+from ..runtime.store import SAVED
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..runtime.core import EngineCore
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "save", "load"]
 
@@ -62,11 +61,6 @@ _CHUNK = 8 << 20  # bytes per write/read call: bounded memory, and a crash can h
 _DTYPES = frozenset({"<i8", "<f8", "<u2"})  # the dtypes a Store holds (VN counters are uint16)
 _BIG_INT = 1  # msgpack ext code: an int viewer id outside 64 bits, as decimal text
 
-# name, rows written: "all" or the Python-side count that bounds them
-_ARRAYS = (
-    ("VI", "viewers"), ("VF", "viewers"), ("VN", "viewers"), ("RI", "rooms"), ("HEAP", "heap"),
-    ("CARTK", "all"), ("CARTV", "all"), ("OUTI", "all"), ("OUTF", "all"), ("META", "all"), ("LITS", "all"),
-)
 
 
 def _align(n: int) -> int:
@@ -92,16 +86,6 @@ def _write(f: BinaryIO, hasher: Any, data: memoryview | bytes) -> None:
         _write_chunk(f, hasher, view[start:start + _CHUNK])
 
 
-def _interner_dict(interner: Interner, with_state: bool = True) -> dict[str, Any]:
-    # the int-key index is derived from the keys, but its size is kept: the restored engine's
-    # index (the viewers' one is a state array, in stats()["memory"]) is then the same size
-    out: dict[str, Any] = {"keys": interner.keys, "index": len(interner.index)}
-    if with_state:
-        out["free"] = interner.free
-        out["state"] = bytes(interner.state)
-    return out
-
-
 def _big_ints(obj: Any) -> Any:
     """Int viewer ids beyond 64 bits as msgpack extensions (msgpack ints stop at 64 bits)."""
     if isinstance(obj, bool):
@@ -121,29 +105,12 @@ def _ext_hook(code: int, data: memoryview) -> Any:
     raise SnapshotError(f"unknown msgpack extension {code} in the snapshot header")
 
 
-def _firings_dict(engine: "Engine") -> dict[str, Any] | None:
-    """The explain() firing log, in least-recently-used order (that order decides evictions)."""
-    log = getattr(engine, "_firings", None)
-    if log is None:
-        return None
-    return {
-        "maxsize": int(log.maxsize),
-        "entries": [[k[0], k[1], *v] for k, v in log.entries.items()],  # least recently fired first
-        "evicted": sorted(log.evicted),
-        "recorded": dict(log.recorded),
-        "epoch": dict(log.epoch),
-    }
-
-
-def _collect(engine: "Engine") -> tuple[dict[str, Any], list[np.ndarray]]:
-    store, lay, rules = engine._store, engine._compiled.layout, engine.rules
-    rows = {"viewers": len(engine._viewers), "rooms": len(engine._rooms), "heap": int(store.META[0, META_HEAP_N])}
+def _collect(core: "EngineCore") -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The header (rules, layout, array table, each part's state) and the arrays to write."""
+    lay, rules = core.compiled.layout, core.rules
     arrays, specs, offset = [], [], 0
-    for name, bound in _ARRAYS:
-        full = getattr(store, name)
-        arr = full if bound == "all" else full[: rows[bound]]
-        arr = np.ascontiguousarray(arr)
-        specs.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "capacity": full.shape[0],
+    for name, arr, capacity in core.store.saved_arrays(len(core.viewers), len(core.rooms)):
+        specs.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "capacity": capacity,
                       "offset": offset, "nbytes": arr.nbytes})
         arrays.append(arr)
         offset += arr.nbytes + _align(arr.nbytes)
@@ -154,12 +121,7 @@ def _collect(engine: "Engine") -> tuple[dict[str, Any], list[np.ndarray]]:
         "rules": {"text": rules.text, "filename": rules.filename, "fingerprint": rules.fingerprint},
         "layout": {"vi": lay.vi, "vf": lay.vf, "vn": lay.vn, "ri": lay.ri},
         "arrays": specs,
-        "viewers": _interner_dict(engine._viewers),
-        "rooms": _interner_dict(engine._rooms),
-        "strings": _interner_dict(engine._strings, with_state=False),
-        "rejected": engine._rejected,
-        "retention": engine._retention.to_dict(),
-        "firings": _firings_dict(engine),
+        **core.save_parts(),  # viewers, rooms, strings, rejected, retention, firings
     }
     return header, arrays
 
@@ -176,8 +138,8 @@ def _encode_header(header: dict[str, Any]) -> bytes:
         raise SnapshotError(f"cannot write a snapshot: the state holds a value that does not encode ({err})") from err
 
 
-def save(engine: "Engine", path: str | os.PathLike) -> int:
-    """Write ``engine``'s whole state to ``path`` atomically; returns the file size in bytes.
+def save(core: "EngineCore", path: str | os.PathLike) -> int:
+    """Write the engine's whole state to ``path`` atomically; returns the file size in bytes.
 
     Cost: O(state size): about one second per GB here (hashing and writing), plus the
     fsync. The engine must not be used from another thread meanwhile (it never is:
@@ -185,7 +147,7 @@ def save(engine: "Engine", path: str | os.PathLike) -> int:
     """
     target = Path(path)
     directory = target.parent.resolve()
-    header, arrays = _collect(engine)
+    header, arrays = _collect(core)
     hbytes = _encode_header(header)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), hashlib.sha256(hbytes).digest()) + hbytes
     prefix += bytes(_align(len(prefix)))
@@ -320,49 +282,17 @@ def _check_specs(path: Path, header: Any) -> list[dict[str, Any]]:
                 raise ValueError(f"bad capacity of array {spec['name']!r}")
             offset += spec["nbytes"] + _align(spec["nbytes"])
             names.append(spec["name"])
-        if names != [name for name, _ in _ARRAYS]:
+        if names != [name for name, _ in SAVED]:
             raise ValueError(f"unexpected arrays {names}")
         return specs
     except (KeyError, TypeError, ValueError) as err:
         raise _fail(path, f"corrupt snapshot: bad header ({err})") from None
 
 
-def _fill_interner(interner: Interner, data: dict[str, Any]) -> None:
-    keys = data["keys"]
-    interner.keys = keys
-    interner.ids.clear()  # in place: the engine keeps references to these dicts on its hot path
-    interner.ids.update(zip(keys, range(len(keys))))
-    interner.ids.pop(None, None)  # free slots
-    interner.free = list(data.get("free", ()))
-    interner.state = bytearray(data["state"]) if "state" in data else bytearray(len(keys))
-    if len(interner.state) != len(keys) or len(interner.ids) + len(interner.free) != len(keys):
-        raise ValueError("inconsistent id map")
-    size = data.get("index")
-    if size is None:  # written before the size was saved
-        interner.reindex()
-    elif type(size) is not int or not 0 < size <= min(2 * Interner.DENSE_LIMIT, 8 * (len(keys) + 4096)):
-        raise ValueError(f"bad index size {size!r}")  # an index grows to at most that (Interner._cover)
-    else:  # every int key below the size is in the index, as in the saved engine
-        interner.rebuild_index(size)
-
-
-def _fill_firings(engine: "Engine", data: dict[str, Any] | None) -> None:
-    log = getattr(engine, "_firings", None)
-    if log is None or data is None:
-        return
-    fresh = type(log)(maxsize=data["maxsize"])
-    for viewer, rule, *value in data["entries"]:
-        fresh.entries[(viewer, rule)] = tuple(value)
-    fresh.evicted.clear()
-    fresh.evicted.update(data["evicted"])
-    fresh.recorded = dict(data["recorded"])
-    fresh.epoch = dict(data["epoch"])
-    engine._firings = fresh
-
-
-def load(cls: type["Engine"], path: str | os.PathLike) -> "Engine":
-    """Build a new engine from a snapshot file (see the module docstring for the checks)."""
+def load(path: str | os.PathLike) -> "EngineCore":
+    """An engine core built from a snapshot file (see the module docstring for the checks)."""
     from ..rules.load import load_rules
+    from ..runtime.core import EngineCore
 
     path = Path(path)
     header, arrays = _read(path)
@@ -375,33 +305,16 @@ def load(cls: type["Engine"], path: str | os.PathLike) -> "Engine":
         raise _fail(path, f"corrupt snapshot: bad header ({err!r})") from None
     if rules.fingerprint != rules_info.get("fingerprint"):
         raise _fail(path, "corrupt snapshot: the rules text does not match its fingerprint")
-    engine = cls(rules, capacity=1)
-    lay = engine._compiled.layout
+    core = EngineCore(rules, capacity=1)
+    lay = core.compiled.layout
     stored = header.get("layout", {})
     for matrix in ("vi", "vf", "vn", "ri"):
         if stored.get(matrix) != getattr(lay, matrix):
             raise _fail(path, f"the snapshot's state layout ({matrix.upper()} columns) differs from what this "
                               f"segengine builds for its rules (written by segengine {header.get('segengine')})")
-    store = engine._store
     try:
-        specs = {spec["name"]: spec for spec in header["arrays"]}
-        for name, full in arrays.items():
-            current = getattr(store, name)
-            if full.shape[1] != current.shape[1] or full.dtype != current.dtype:
-                raise ValueError(f"array {name} has {full.shape[1]} columns of {full.dtype}; "
-                                 f"expected {current.shape[1]} of {current.dtype}")
-            rows = specs[name]["shape"][0]
-            full[rows:] = store.vi_row if name == "VI" else store.ri_row if name == "RI" else 0
-            setattr(store, name, full)
-        _fill_interner(engine._viewers, header["viewers"])
-        _fill_interner(engine._rooms, header["rooms"])
-        _fill_interner(engine._strings, header["strings"])
-        if len(engine._viewers) != specs["VI"]["shape"][0] or len(engine._rooms) != specs["RI"]["shape"][0]:
-            raise ValueError("id maps and state rows disagree")
-        engine._rejected = int(header["rejected"])
-        engine._retention.load(header["retention"])
-        _fill_firings(engine, header.get("firings"))
+        rows = {spec["name"]: spec["shape"][0] for spec in header["arrays"]}
+        core.load_parts(header, arrays, rows)
     except (KeyError, TypeError, ValueError) as err:
         raise _fail(path, f"corrupt snapshot: {err}") from None
-    store.refresh()
-    return engine
+    return core

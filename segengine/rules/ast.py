@@ -194,5 +194,6 @@ def _dur(seconds: float) -> str:
     return f"{ms}ms"
 
 
-#: A duration as a rules file writes it: ``10m``, ``90s``, ``250ms`` (explain shows settings with it).
-duration_text = _dur
+def duration_text(seconds: float) -> str:
+    """A duration as a rules file writes it: ``10m``, ``90s``, ``250ms``."""
+    return _dur(seconds)

@@ -9,19 +9,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .. import features
 from . import ast
 from .expr import ExprError, FUNCTIONS, MAX_DURATION
 from .suggest import did_you_mean
 
 __all__ = ["BUILTINS", "CheckContext", "check_expr", "fold", "segment_refs"]
 
-#: Built-in names and their types (SPEC §4).
-BUILTINS: dict[str, str] = {
-    "present": "bool", "dwell": "num", "total_dwell": "num", "sessions": "num",
-    "carted": "bool", "cart_items": "num", "cart_value": "num", "paid": "bool",
-    "orders": "num", "spend": "num", "aov": "num", "follows": "bool",
-    "top_interest": "str", "stream_time": "num", "audience": "num", "now": "num",
-}
+#: Built-in names and their types: declared by the feature registry (segengine.features).
+BUILTINS: dict[str, str] = features.builtin_types()
+#: Built-in string names whose values are categories (``top_interest``).
+CATEGORY_BUILTINS = features.category_names()
 AGG_FIELDS = ("price", "amount")
 _TYPE_WORDS = {"bool": "a condition (true/false)", "num": "a number", "str": "a string"}
 
@@ -177,7 +175,7 @@ def _category_value(subject: ast.Node, value: ast.Str, ctx: CheckContext, errors
     allowed: tuple[str, ...] = ()
     if isinstance(subject, ast.Name) and subject.kind == "profile" and ctx.profile[subject.name] != "num":
         allowed = (*ctx.profile[subject.name], "")  # "" is the value of an unset attribute
-    elif isinstance(subject, ast.Name) and subject.name == "top_interest":
+    elif isinstance(subject, ast.Name) and subject.kind == "builtin" and subject.name in CATEGORY_BUILTINS:
         allowed = (*ctx.categories, "")
     elif isinstance(subject, ast.EventField) and subject.field_name == "type":
         allowed = tuple(sorted(ctx.event_types))
@@ -195,7 +193,7 @@ _STRING_KINDS = {"category": "name", "item": "text", "text": "text", "room": "ro
 def _string_kind(node: ast.Node) -> str:
     if isinstance(node, ast.EventField):
         return _STRING_KINDS.get(node.field_name, "")
-    if isinstance(node, ast.Name) and (node.kind == "profile" or node.name == "top_interest"):
+    if isinstance(node, ast.Name) and (node.kind == "profile" or (node.kind == "builtin" and node.name in CATEGORY_BUILTINS)):
         return "name"
     return ""  # a literal (compares with anything) or an error reported already
 

@@ -48,8 +48,8 @@ class TomlIndex:
         # tomllib itself turns CRLF into LF before parsing.  Dropping the CR
         # keeps every other character on the same line and column, so the
         # positions we report are valid for the original text as well.
-        self._text = text.replace("\r\n", "\n")
-        self._lines = self._text.split("\n")
+        self.text = text.replace("\r\n", "\n")
+        self._lines = self.text.split("\n")
         self._line_starts = [0]
         for line in self._lines[:-1]:
             self._line_starts.append(self._line_starts[-1] + len(line) + 1)
@@ -67,7 +67,7 @@ class TomlIndex:
         the first header.  Array elements have no key: None.
         """
         entry = self._entries.get(tuple(path))
-        return None if entry is None or entry.key is None else self._line_col(entry.key)
+        return None if entry is None or entry.key is None else self.line_col(entry.key)
 
     def value(self, path: Path) -> tuple[int, int] | None:
         """(line, col) of the first character of the value at `path`.
@@ -78,7 +78,7 @@ class TomlIndex:
         the array of tables itself have no single value: None.
         """
         entry = self._entries.get(tuple(path))
-        return None if entry is None or entry.value is None else self._line_col(entry.value)
+        return None if entry is None or entry.value is None else self.line_col(entry.value)
 
     def string_pos(self, path: Path, offset: int) -> tuple[int, int] | None:
         """(line, col) of decoded character `offset` of the string at `path`.
@@ -90,7 +90,7 @@ class TomlIndex:
         entry = self._entries.get(tuple(path))
         if entry is None or entry.chars is None or not 0 <= offset < len(entry.chars):
             return None
-        return self._line_col(entry.chars[offset])
+        return self.line_col(entry.chars[offset])
 
     def line_text(self, line: int) -> str:
         """The source line (1-based) without its line ending; '' if out of range."""
@@ -100,22 +100,26 @@ class TomlIndex:
         """Keys defined directly under the table at `path`, in source order."""
         return list(self._children.get(tuple(path), []))
 
-    # -- used by the scanner ------------------------------------------------
+    # -- used by the scanner (_Scanner) -------------------------------------
 
-    def _line_col(self, offset: int) -> tuple[int, int]:
+    def line_col(self, offset: int) -> tuple[int, int]:
         line_index = bisect_right(self._line_starts, offset) - 1
         return line_index + 1, offset - self._line_starts[line_index] + 1
 
-    def _entry(self, path: Path) -> _Entry:
+    def entry(self, path: Path) -> _Entry:
         return self._entries.setdefault(path, _Entry())
 
-    def _add_key(self, parent: Path, name: str, offset: int) -> Path:
+    def open_table(self, path: Path) -> None:
+        """Record that a table exists at `path` (it may have no keys)."""
+        self._children.setdefault(path, [])
+
+    def add_key(self, parent: Path, name: str, offset: int) -> Path:
         """Record `name` under `parent` (first mention wins) and return its path."""
         siblings = self._children.setdefault(parent, [])
         if name not in siblings:
             siblings.append(name)
         path = parent + (name,)
-        entry = self._entry(path)
+        entry = self.entry(path)
         if entry.key is None:
             entry.key = offset
         return path
@@ -126,7 +130,7 @@ class _Scanner:
 
     def __init__(self, index: TomlIndex) -> None:
         self.index = index
-        self.text = index._text
+        self.text = index.text
         self.pos = 0
         self.array_table_sizes: dict[Path, int] = {}  # [[x]] path -> elements so far
 
@@ -138,7 +142,7 @@ class _Scanner:
         return self.text[i] if i < len(self.text) else ""
 
     def fail(self, what: str) -> ValueError:
-        line, col = self.index._line_col(min(self.pos, len(self.text)))
+        line, col = self.index.line_col(min(self.pos, len(self.text)))
         return ValueError(f"{line}:{col}: cannot scan TOML here ({what})")
 
     def expect(self, token: str) -> None:
@@ -188,20 +192,20 @@ class _Scanner:
         # Intermediate names that refer to an array of tables mean its last element.
         parent: Path = ()
         for name, offset in parts[:-1]:
-            parent = self.index._add_key(parent, name, offset)
+            parent = self.index.add_key(parent, name, offset)
             if parent in self.array_table_sizes:
                 parent += (self.array_table_sizes[parent] - 1,)
 
         name, offset = parts[-1]
-        table = self.index._add_key(parent, name, offset)
+        table = self.index.add_key(parent, name, offset)
         if array:
             count = self.array_table_sizes.get(table, 0)
             self.array_table_sizes[table] = count + 1
             table += (count,)
-        entry = self.index._entry(table)
+        entry = self.index.entry(table)
         entry.key = offset  # the header is the definition, even after an implicit mention
         entry.value = header_start
-        self.index._children.setdefault(table, [])
+        self.index.open_table(table)
         return table
 
     def scan_key(self) -> list[tuple[str, int]]:
@@ -230,7 +234,7 @@ class _Scanner:
     def scan_key_value(self, table: Path) -> None:
         path = table
         for name, offset in self.scan_key():
-            path = self.index._add_key(path, name, offset)
+            path = self.index.add_key(path, name, offset)
         self.skip_spaces()
         self.expect("=")
         self.skip_spaces()
@@ -239,7 +243,7 @@ class _Scanner:
     # -- values ---------------------------------------------------------------
 
     def scan_value(self, path: Path) -> None:
-        entry = self.index._entry(path)
+        entry = self.index.entry(path)
         entry.value = self.pos
         if self.text.startswith('"""', self.pos):
             _, entry.chars = self.scan_multiline_basic_string()
@@ -278,7 +282,7 @@ class _Scanner:
 
     def scan_inline_table(self, path: Path) -> None:
         self.expect("{")
-        self.index._children.setdefault(path, [])
+        self.index.open_table(path)
         while True:
             self.skip_blank()  # newlines are TOML 1.1 only, but cheap to allow
             if self.char() == "}":

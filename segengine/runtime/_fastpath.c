@@ -13,7 +13,9 @@
  * last_args()); ``full_path(event)`` -- Engine.ingest's Python code -- takes every event
  * that is unusual in any way (a missing or mistyped field, a new viewer, room or item, a
  * retention sweep point, undecodable bytes), before anything changed. So this file
- * decides nothing that engine.py does not also decide.
+ * decides nothing that engine.py does not also decide. Which fields an event has, their
+ * names, ranges and kernel columns, it is told by segengine/schema/fields.py (the one table
+ * of the event schema) when a FastPath is built; what it knows is what each role means.
  *
  * Optional: setup.py builds it when a C compiler is there; without it engine.py runs the
  * same checks in Python (slower, same results; tests/test_fastpath.py compares the two).
@@ -25,7 +27,8 @@
 #include <stdint.h>
 #include <pythread.h>
 
-/* the event kernel, as INGEST_EVENT_CSIG in segengine/compiler/__init__.py */
+/* the event kernel, as INGEST_EVENT_CSIG in segengine/compiler/__init__.py: (tab_addr, *row, index),
+ * the row being segengine/schema/fields.py's EVENT_ROW (ROW_DTYPES below, checked at FastPath init) */
 typedef int64_t (*kernel_t)(int64_t tab_addr, int64_t slot, int64_t vid, int64_t room, int64_t code,
                             double ts, int64_t item, int64_t cat, double price, double amount,
                             int64_t text, int64_t index);
@@ -159,16 +162,30 @@ static PyTypeObject GuardType = {
     .tp_methods = Guard_methods,
     .tp_getset = Guard_getset,
 };
-/* The accepted ranges, as events.TS_MIN, TS_MAX and NUM_MAX (exported below; a test compares
- * them): ts in [TS_MIN, TS_MAX), price and amount in (-NUM_MAX, NUM_MAX). */
-#define TS_MIN 0.0
-#define TS_MAX 1e11
-#define NUM_MAX 1e15
+/* The event's fields are not listed here: segengine/schema/fields.py holds the one table of
+ * them, and an engine hands it over when it builds its FastPath (``fields``: per field its
+ * name, role, kernel column, whether viewer events require it, and its accepted range). What
+ * this file knows is what each *role* (a kind of field, fields.py's ``_C_ROLES``) means: how a
+ * value of it is checked and turned into the kernel's argument. */
+enum role { R_TYPE, R_TIME, R_ID, R_ROOM, R_STR, R_CATEGORY, R_NUM, R_TEXT, N_ROLES };
+#define MAX_FIELDS 16
+/* The kernel's row (fields.EVENT_ROW) as kernel_t takes it, one letter per column (i: int64,
+ * f: double); the engine passes its own (``row``), which must be this one. */
+#define ROW_DTYPES "iiiifiiffi"
+#define ROW_LEN 10
+#define ROW_CALL(i, f) (i)[0], (i)[1], (i)[2], (i)[3], (f)[4], (i)[5], (i)[6], (f)[7], (f)[8], (i)[9]
+
+typedef struct {
+    PyObject *name; /* borrowed from the FastPath's ``fields`` tuple, which it keeps */
+    int role, col, required;
+    double lo, hi; /* accepted range: time lo <= x < hi, num lo < x < hi */
+    Py_ssize_t slot; /* where an Event keeps it (a __slots__ offset), -1: unknown */
+} field_t;
 
 /* Every Python object a FastPath holds (also its constructor's keyword arguments, in order,
  * after kernel, tab_addr and matrices): one list for init, traverse and clear. */
 #define FASTPATH_OBJECTS(X) X(keep) X(viewer_codes) X(viewer_ids) X(room_ids) X(string_ids) X(cat_codes) \
-    X(retention) X(event_type) X(decode) X(full_path) X(finish) X(guard)
+    X(retention) X(event_type) X(decode) X(full_path) X(finish) X(guard) X(fields) X(row)
 
 typedef struct {
     PyObject_HEAD
@@ -183,15 +200,22 @@ typedef struct {
 #define DECLARE(name) PyObject *name;
     FASTPATH_OBJECTS(DECLARE)
 #undef DECLARE
-    /* where an Event keeps its nine fields and the retention schedule its ``due`` (both are
-     * __slots__ classes: reading a slot is a load, a getattr ~15 ns); -1: use no fast path */
-    Py_ssize_t event_slots[9], due_slot;
-    /* the arguments of the last kernel call, for a retry once the output buffer is drained */
-    int64_t a_slot, a_vid, a_room, a_code, a_item, a_cat;
-    double a_ts, a_price, a_amount;
+    /* the event's fields (an Event keeps them in __slots__, as the retention schedule its
+     * ``due``: reading a slot is a load, a getattr ~15 ns); n_required: how many viewer events
+     * require (a dict of only those holds nothing optional) */
+    field_t f[MAX_FIELDS];
+    int n_fields, n_required;
+    /* the four roles a viewer event requires, one field each (straight-line code below), and the
+     * optional fields by role (a short loop each, with no switch: ~10 ns less than one loop) */
+    const field_t *f_type, *f_time, *f_id, *f_room;
+    const field_t *o_num[MAX_FIELDS], *o_text[MAX_FIELDS], *o_str[MAX_FIELDS], *o_cat[MAX_FIELDS];
+    int n_num, n_text, n_str, n_cat;
+    Py_ssize_t due_slot;
+    /* the arguments of the last kernel call (the row), for a retry once the output buffer is drained */
+    int64_t a_i[ROW_LEN];
+    double a_f[ROW_LEN];
 } FastPath;
 
-static PyObject *s_type, *s_ts, *s_room, *s_viewer, *s_item, *s_category, *s_price, *s_amount, *s_text;
 static PyObject *s_due, *s_empty;
 
 /* The offset of attribute ``name`` of ``type`` if it is a plain object slot (a member
@@ -259,7 +283,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
 #define ADDRESS(name) , &name
     FASTPATH_OBJECTS(LOCAL)
     static char *kwlist[] = {"kernel", "tab_addr", "matrices", FASTPATH_OBJECTS(NAME) NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)OOOOOOOOOOOO", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)OOOOOOOOOOOOOO", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
                                      &m_vn, &m_vids FASTPATH_OBJECTS(ADDRESS)))
         return -1;
 #undef LOCAL
@@ -285,9 +309,56 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->kernel = (kernel_t)(uintptr_t)kernel;
     self->tab = (int64_t *)(uintptr_t)tab_addr;
     self->m_vi = m_vi, self->m_vf = m_vf, self->m_vn = m_vn, self->m_vids = m_vids;
-    PyObject *field_names[9] = {s_type, s_ts, s_room, s_viewer, s_item, s_category, s_price, s_amount, s_text};
-    for (int i = 0; i < 9; i++)
-        self->event_slots[i] = PyType_Check(event_type) ? slot_offset((PyTypeObject *)event_type, field_names[i]) : -1;
+    if (!PyUnicode_Check(row) || PyUnicode_CompareWithASCIIString(row, ROW_DTYPES) != 0) {
+        PyErr_SetString(PyExc_TypeError, "FastPath: row must be \"" ROW_DTYPES "\" (the kernel_t this was built for)");
+        return -1;
+    }
+    if (!PyTuple_CheckExact(fields) || PyTuple_GET_SIZE(fields) > MAX_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "FastPath: fields must be a tuple of at most 16 fields");
+        return -1;
+    }
+    int n = (int)PyTuple_GET_SIZE(fields), required = 0, roles = 0;
+    self->n_num = self->n_text = self->n_str = self->n_cat = 0;
+    const field_t *by_role[N_ROLES] = {NULL};
+    for (int i = 0; i < n; i++) {
+        field_t *fd = &self->f[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(fields, i), "Uiipdd", &fd->name, &fd->role, &fd->col, &fd->required,
+                              &fd->lo, &fd->hi))
+            return -1;
+        if (fd->role < 0 || fd->role >= N_ROLES || fd->col < 0 || fd->col >= ROW_LEN ||
+            ROW_DTYPES[fd->col] != ((fd->role == R_TIME || fd->role == R_NUM) ? 'f' : 'i') ||
+            (fd->role == R_ID && (fd->col + 1 >= ROW_LEN || ROW_DTYPES[fd->col + 1] != 'i'))) {
+            PyErr_Format(PyExc_ValueError, "FastPath: field %R: bad role or kernel column", fd->name);
+            return -1;
+        }
+        /* type, time, viewer and room: one field each, required (by viewer events); the others optional */
+        int must = fd->role == R_TYPE || fd->role == R_TIME || fd->role == R_ID || fd->role == R_ROOM;
+        if (must != fd->required || (must && by_role[fd->role])) {
+            PyErr_Format(PyExc_ValueError, "FastPath: field %R: the fast path needs one required field each of type, "
+                                           "time, id and room, and every other field optional", fd->name);
+            return -1;
+        }
+        by_role[fd->role] = fd;
+        if (fd->role == R_NUM)
+            self->o_num[self->n_num++] = fd;
+        else if (fd->role == R_TEXT)
+            self->o_text[self->n_text++] = fd;
+        else if (fd->role == R_STR)
+            self->o_str[self->n_str++] = fd;
+        else if (fd->role == R_CATEGORY)
+            self->o_cat[self->n_cat++] = fd;
+        fd->slot = PyType_Check(event_type) ? slot_offset((PyTypeObject *)event_type, fd->name) : -1;
+        required += fd->required;
+        roles |= 1 << fd->role;
+    }
+    /* every role at least once: the kernel's row has a column for each */
+    if (roles != (1 << N_ROLES) - 1) {
+        PyErr_SetString(PyExc_ValueError, "FastPath: fields must hold every role");
+        return -1;
+    }
+    self->n_fields = n, self->n_required = required;
+    self->f_type = by_role[R_TYPE], self->f_time = by_role[R_TIME], self->f_id = by_role[R_ID];
+    self->f_room = by_role[R_ROOM];
     self->due_slot = slot_offset(Py_TYPE(retention), s_due);
 #define KEEP(name) Py_INCREF(name); Py_XSETREF(self->name, name);
     FASTPATH_OBJECTS(KEEP)
@@ -295,20 +366,13 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-/* a float (exactly: no subclass, as engine.py's ``type(x) is float``) that is finite */
-static inline int finite_float(PyObject *o, double *out) {
+/* a float (exactly: no subclass, as engine.py's ``type(x) is float``) within [lo, hi) (time)
+ * or (lo, hi) (num): false for NaN and infinities */
+static inline int float_in(PyObject *o, const field_t *fd, double *out) {
     if (!PyFloat_CheckExact(o))
         return 0;
-    *out = PyFloat_AS_DOUBLE(o);
-    return isfinite(*out);
-}
-
-/* a float (exactly) that is within (-NUM_MAX, NUM_MAX) */
-static inline int num_in_range(PyObject *o, double *out) {
-    if (!PyFloat_CheckExact(o))
-        return 0;
-    *out = PyFloat_AS_DOUBLE(o);
-    return *out > -NUM_MAX && *out < NUM_MAX;
+    double x = *out = PyFloat_AS_DOUBLE(o);
+    return fd->role == R_TIME ? (x >= fd->lo && x < fd->hi) : (x > fd->lo && x < fd->hi);
 }
 
 /* a str that encodes as UTF-8 (no lone surrogate): ASCII is a flag read; otherwise the UTF-8
@@ -317,43 +381,31 @@ static inline int encodable(PyObject *s) {
     return PyUnicode_IS_ASCII(s) || PyUnicode_AsUTF8AndSize(s, NULL) != NULL;
 }
 
-/* absent or None -> NULL; a str -> itself; anything else -> set *bad */
-static inline PyObject *optional_str(PyObject *o, int *bad) {
-    if (o == NULL || o == Py_None)
-        return NULL;
-    if (!PyUnicode_CheckExact(o))
-        *bad = 1;
-    return o;
-}
-
+/* The kernel's row for ``event`` (into self->a_i, a_f) and the kernel's result, or FULL_PATH
+ * for anything Python's full path must judge or do first. The required fields by role, then
+ * the optional ones by role: */
 static int64_t fast_ingest(FastPath *self, PyObject *event) {
-    PyObject *t, *ts_o, *room_o, *viewer;
-    PyObject *item = NULL, *cat = NULL, *price_o = NULL, *amount_o = NULL, *text = NULL;
-    int bad = 0;
+    const field_t *f_type = self->f_type, *f_time = self->f_time, *f_id = self->f_id, *f_room = self->f_room;
+    PyObject *t, *ts_o, *room_o, *viewer, *id;
+    int64_t *row = self->a_i;
+    double *frow = self->a_f;
     int64_t result = FULL_PATH;
+    int from_dict, all = 1;
 
     if (PyDict_CheckExact(event)) { /* borrowed references: nothing below runs Python code */
-        t = PyDict_GetItemWithError(event, s_type);
-        ts_o = PyDict_GetItemWithError(event, s_ts);
-        room_o = PyDict_GetItemWithError(event, s_room);
-        viewer = PyDict_GetItemWithError(event, s_viewer);
-        if (!t || !ts_o || !room_o || !viewer)
+        from_dict = 1;
+        t = PyDict_GetItemWithError(event, f_type->name);
+        ts_o = PyDict_GetItemWithError(event, f_time->name);
+        room_o = PyDict_GetItemWithError(event, f_room->name);
+        viewer = PyDict_GetItemWithError(event, f_id->name);
+        if (!t || !ts_o || !room_o || !viewer) /* missing (or a room event): the full path */
             goto done;
-        if (PyDict_Size(event) != 4) { /* the four required keys only: nothing optional */
-            item = PyDict_GetItemWithError(event, s_item);
-            cat = PyDict_GetItemWithError(event, s_category);
-            price_o = PyDict_GetItemWithError(event, s_price);
-            amount_o = PyDict_GetItemWithError(event, s_amount);
-            text = PyDict_GetItemWithError(event, s_text);
-        }
-    } else if ((PyObject *)Py_TYPE(event) == self->event_type) { /* an Event (msgspec Struct) */
-        PyObject *fields[9]; /* borrowed, like the dict's */
-        for (int i = 0; i < 9; i++) {
-            if (!(fields[i] = read_slot(event, self->event_slots[i])))
-                goto done;
-        }
-        t = fields[0], ts_o = fields[1], room_o = fields[2], viewer = fields[3];
-        item = fields[4], cat = fields[5], price_o = fields[6], amount_o = fields[7], text = fields[8];
+        all = PyDict_Size(event) != self->n_required; /* the required keys only: nothing optional */
+    } else if ((PyObject *)Py_TYPE(event) == self->event_type) { /* an Event (msgspec Struct): its slots */
+        from_dict = 0;
+        if (!(t = read_slot(event, f_type->slot)) || !(ts_o = read_slot(event, f_time->slot)) ||
+            !(room_o = read_slot(event, f_room->slot)) || !(viewer = read_slot(event, f_id->slot)))
+            goto done;
     } else {
         return FULL_PATH;
     }
@@ -371,41 +423,59 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
             vid = v;
             __builtin_prefetch(vids + vid);
         }
+    } else if (!PyUnicode_CheckExact(viewer)) {
+        goto done;
     }
+    double ts;
+    if (!PyUnicode_CheckExact(t) || !PyUnicode_CheckExact(room_o) || !float_in(ts_o, f_time, &ts))
+        goto done;
+    if (!(id = PyDict_GetItemWithError(self->viewer_codes, t))) /* room events are not there: the full path */
+        goto done;
+    row[f_type->col] = PyLong_AsLongLong(id);
+    if (!(id = PyDict_GetItemWithError(self->room_ids, room_o))) /* a new room: the full path interns it */
+        goto done;
+    row[f_room->col] = PyLong_AsLongLong(id);
+    frow[f_time->col] = ts;
 
-    double ts, price = NAN, amount = NAN;
-    if (!PyUnicode_CheckExact(t) || !finite_float(ts_o, &ts) || !(ts >= TS_MIN && ts < TS_MAX) ||
-        !PyUnicode_CheckExact(room_o))
-        goto done;
-    item = optional_str(item, &bad);
-    cat = optional_str(cat, &bad);
-    text = optional_str(text, &bad); /* checked only: engine.py builds no FastPath for rules that read it */
-    if (bad || (text && !encodable(text)))
-        goto done;
-    if (price_o != NULL && price_o != Py_None && !num_in_range(price_o, &price))
-        goto done;
-    if (amount_o != NULL && amount_o != Py_None && !num_in_range(amount_o, &amount))
-        goto done;
-
-    PyObject *code_o = PyDict_GetItemWithError(self->viewer_codes, t); /* room events: not there */
-    if (!code_o)
-        goto done;
-    int64_t code = PyLong_AsLongLong(code_o);
-    PyObject *room_s = PyDict_GetItemWithError(self->room_ids, room_o);
-    if (!room_s)
-        goto done;
-    PyObject *item_s = PyDict_GetItemWithError(self->string_ids, item ? item : s_empty);
-    if (!item_s)
-        goto done;
-    int64_t cat_code = 0;
-    if (cat) {
-        PyObject *c = PyDict_GetItemWithError(self->cat_codes, cat);
-        if (!c && PyErr_Occurred())
+    /* the optional fields, by role: absent (or None) reads as absent */
+#define OPTIONAL_VALUE(fd) (from_dict ? (all ? PyDict_GetItemWithError(event, (fd)->name) : NULL) : read_slot(event, (fd)->slot))
+    for (int k = 0; k < self->n_num; k++) { /* a float within its range; absent: NaN */
+        PyObject *v = OPTIONAL_VALUE(self->o_num[k]);
+        if (v == NULL || v == Py_None)
+            frow[self->o_num[k]->col] = NAN;
+        else if (!float_in(v, self->o_num[k], &frow[self->o_num[k]->col]))
             goto done;
-        if (!c && !encodable(cat)) /* a declared category encodes (it came from the rules) */
-            goto done;
-        cat_code = c ? PyLong_AsLongLong(c) : -1; /* undeclared category: -1 */
     }
+    for (int k = 0; k < self->n_text; k++) { /* checked only: engine.py builds no FastPath.ingest for rules that read it */
+        PyObject *v = OPTIONAL_VALUE(self->o_text[k]);
+        if (v != NULL && v != Py_None && (!PyUnicode_CheckExact(v) || !encodable(v)))
+            goto done;
+        row[self->o_text[k]->col] = -1;
+    }
+    for (int k = 0; k < self->n_str; k++) { /* its string id; absent reads as ""; an unseen string: the full path interns it */
+        PyObject *v = OPTIONAL_VALUE(self->o_str[k]);
+        if (v == NULL || v == Py_None)
+            v = s_empty;
+        else if (!PyUnicode_CheckExact(v))
+            goto done;
+        if (!(id = PyDict_GetItemWithError(self->string_ids, v)))
+            goto done;
+        row[self->o_str[k]->col] = PyLong_AsLongLong(id);
+    }
+    for (int k = 0; k < self->n_cat; k++) { /* its code: 0 absent, -1 a category the rules do not name */
+        PyObject *v = OPTIONAL_VALUE(self->o_cat[k]);
+        int64_t code = 0;
+        if (v != NULL && v != Py_None) {
+            if (!PyUnicode_CheckExact(v))
+                goto done;
+            id = PyDict_GetItemWithError(self->cat_codes, v);
+            if (!id && (PyErr_Occurred() || !encodable(v))) /* a declared category encodes (it came from the rules) */
+                goto done;
+            code = id ? PyLong_AsLongLong(id) : -1;
+        }
+        row[self->o_cat[k]->col] = code;
+    }
+#undef OPTIONAL_VALUE
     PyObject *due = read_slot(self->retention, self->due_slot); /* a sweep point: the full path */
     if (!due || !PyFloat_CheckExact(due) || !(ts < PyFloat_AS_DOUBLE(due)))
         goto done;
@@ -415,26 +485,20 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     int64_t slot;
     if (vid >= 0) {
         slot = vids[vid];
-    } else if (PyLong_CheckExact(viewer) || PyUnicode_CheckExact(viewer)) {
+    } else {
         PyObject *slot_o = PyDict_GetItemWithError(self->viewer_ids, viewer);
         slot = slot_o ? PyLong_AsLongLong(slot_o) : -1;
         vid = 0;
-    } else {
-        goto done;
     }
     if (slot < 0)
         goto done;
     prefetch_row(self->tab, self->m_vi, slot, sizeof(int64_t));
     prefetch_row(self->tab, self->m_vn, slot, sizeof(uint16_t));
     prefetch_row(self->tab, self->m_vf, slot, sizeof(double));
-
-    self->a_slot = slot, self->a_vid = vid, self->a_code = code, self->a_ts = ts, self->a_cat = cat_code;
-    self->a_room = PyLong_AsLongLong(room_s), self->a_item = PyLong_AsLongLong(item_s);
-    self->a_price = price, self->a_amount = amount;
+    row[f_id->col] = slot, row[f_id->col + 1] = vid; /* the viewer's columns: slot, then vid */
     if (PyErr_Occurred())
         goto done;
-    result = self->kernel((int64_t)(uintptr_t)self->tab, slot, vid, self->a_room, code, ts, self->a_item, cat_code, price, amount,
-                          -1, 0);
+    result = self->kernel((int64_t)(uintptr_t)self->tab, ROW_CALL(row, frow), 0);
 done:
     if (PyErr_Occurred())
         PyErr_Clear();
@@ -484,38 +548,45 @@ static PyObject *ingest_guarded(FastPath *self, PyObject *event) {
 }
 
 static PyObject *FastPath_last_args(FastPath *self, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("LLLLdLLddL", (long long)self->a_slot, (long long)self->a_vid, (long long)self->a_room,
-                         (long long)self->a_code, self->a_ts, (long long)self->a_item, (long long)self->a_cat,
-                         self->a_price, self->a_amount, -1LL);
+    PyObject *out = PyTuple_New(ROW_LEN);
+    for (int k = 0; out && k < ROW_LEN; k++) {
+        PyObject *x = ROW_DTYPES[k] == 'f' ? PyFloat_FromDouble(self->a_f[k]) : PyLong_FromLongLong(self->a_i[k]);
+        if (!x) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, k, x);
+    }
+    return out;
 }
 
-/* call(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index): the kernel
- * with explicit arguments (the full path's calls), as Numba's ingest_event takes them */
+/* call(tab_addr, *row, index): the kernel with explicit arguments (the full path's calls), as
+ * Numba's ingest_event takes them */
 static PyObject *FastPath_call(FastPath *self, PyObject *const *args, Py_ssize_t nargs) {
     if (self->kernel == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "FastPath: cleared");
         return NULL;
     }
-    if (nargs != 12) {
-        PyErr_Format(PyExc_TypeError, "call() takes 12 arguments (%zd given)", nargs);
+    if (nargs != ROW_LEN + 2) {
+        PyErr_Format(PyExc_TypeError, "call() takes %d arguments (%zd given)", ROW_LEN + 2, nargs);
         return NULL;
     }
-    int64_t n[12];
-    double f[12];
-    for (int i = 0; i < 12; i++) {
-        if (i == 5 || i == 8 || i == 9) {
-            f[i] = PyFloat_AsDouble(args[i]);
-        } else {
-            n[i] = PyLong_AsLongLong(args[i]);
-        }
-        if (PyErr_Occurred())
-            return NULL;
+    int64_t n[ROW_LEN];
+    double f[ROW_LEN];
+    int64_t tab = PyLong_AsLongLong(args[0]), index = PyLong_AsLongLong(args[ROW_LEN + 1]);
+    for (int k = 0; k < ROW_LEN; k++) {
+        if (ROW_DTYPES[k] == 'f')
+            f[k] = PyFloat_AsDouble(args[k + 1]);
+        else
+            n[k] = PyLong_AsLongLong(args[k + 1]);
     }
-    if (n[0] != (int64_t)(uintptr_t)self->tab) {
+    if (PyErr_Occurred())
+        return NULL;
+    if (tab != (int64_t)(uintptr_t)self->tab) {
         PyErr_SetString(PyExc_ValueError, "call(): not this engine's table");
         return NULL;
     }
-    return PyLong_FromLongLong(self->kernel(n[0], n[1], n[2], n[3], n[4], f[5], n[6], n[7], f[8], f[9], n[10], n[11]));
+    return PyLong_FromLongLong(self->kernel(tab, ROW_CALL(n, f), index));
 }
 
 static PyMethodDef FastPath_methods[] = {
@@ -525,9 +596,9 @@ static PyMethodDef FastPath_methods[] = {
      "Engine.ingest in C: the common event in one call. Raises EventError (state untouched) on a\n"
      "malformed event, ConcurrentUseError when another thread is inside a call of this engine."},
     {"last_args", (PyCFunction)FastPath_last_args, METH_NOARGS,
-     "the last kernel call's (slot, vid, room, code, ts, item, cat, price, amount, text)"},
+     "the last kernel call's row (segengine.schema.fields.EVENT_ROW: slot, vid, room, code, ts, item, cat, price, amount, text)"},
     {"call", (PyCFunction)(void (*)(void))FastPath_call, METH_FASTCALL,
-     "call(tab_addr, slot, vid, room, code, ts, item, cat, price, amount, text, index) -> kernel result"},
+     "call(tab_addr, *row, index) -> kernel result (row: segengine.schema.fields.EVENT_ROW)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -554,21 +625,13 @@ static struct PyModuleDef fastpath_module = {
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
 #define INTERN(var, text) if (!(var = PyUnicode_InternFromString(text))) return NULL;
-    INTERN(s_type, "type") INTERN(s_ts, "ts") INTERN(s_room, "room") INTERN(s_viewer, "viewer")
-    INTERN(s_item, "item") INTERN(s_category, "category") INTERN(s_price, "price") INTERN(s_amount, "amount")
-    INTERN(s_text, "text") INTERN(s_due, "due") INTERN(s_empty, "")
+    INTERN(s_due, "due") INTERN(s_empty, "")
 #undef INTERN
     if (PyType_Ready(&FastPathType) < 0 || PyType_Ready(&GuardType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&fastpath_module);
     if (!m)
         return NULL;
-    if (PyModule_AddObject(m, "TS_MIN", PyFloat_FromDouble(TS_MIN)) < 0 ||
-        PyModule_AddObject(m, "TS_MAX", PyFloat_FromDouble(TS_MAX)) < 0 ||
-        PyModule_AddObject(m, "NUM_MAX", PyFloat_FromDouble(NUM_MAX)) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
     Py_INCREF(&FastPathType);
     if (PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0) {
         Py_DECREF(&FastPathType);

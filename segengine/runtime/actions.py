@@ -9,14 +9,11 @@ list) by row index: no per-firing event object is built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..schema.batch import BatchView
 from ..rules.load import PLACEHOLDER_RE
-
-if TYPE_CHECKING:
-    from ..engine import Engine
 
 __all__ = ["ParamsTemplate", "event_field", "format_value"]
 
@@ -64,9 +61,12 @@ class ParamsTemplate:
     def dynamic(self) -> bool:
         return any(mode != CONSTANT for _, mode, _ in self.steps)
 
-    def render(self, engine: Engine, kinds: list[tuple[str, str]], vals: list[float],
+    def render(self, decode: Callable[[str, float], Any], kinds: list[tuple[str, str]], vals: list[float],
                events: Sequence[Any], index: int) -> dict[str, Any]:
-        """The params of one firing; ``events[index]`` is its event (``index`` -1: a timer)."""
+        """The params of one firing; ``events[index]`` is its event (``index`` -1: a timer).
+
+        ``decode(kind, value)`` turns a feature's kernel value into Python
+        (:meth:`segengine.runtime.core.EngineCore.decode`)."""
         out: dict[str, Any] = {}
         for key, mode, arg in self.steps:
             if mode == CONSTANT:
@@ -74,13 +74,13 @@ class ParamsTemplate:
             elif mode == EVENT_FIELD:
                 out[key] = event_field(events, index, arg)
             elif mode == FEATURE:
-                out[key] = "" if arg < 0 else engine._decode(kinds[arg][1], vals[arg])
+                out[key] = "" if arg < 0 else decode(kinds[arg][1], vals[arg])
             else:
                 def lookup(text: str) -> Any:
                     if text.startswith("event."):
                         return event_field(events, index, text[6:])
                     i = self.index.get(text)
-                    return "" if i is None else engine._decode(kinds[i][1], vals[i])
+                    return "" if i is None else decode(kinds[i][1], vals[i])
 
                 if mode == TEXT:
                     out[key] = PLACEHOLDER_RE.sub(lambda m: format_value(lookup(m.group(1))), arg)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Generic, Hashable, TypeVar
+from typing import Any, Generic, Hashable, TypeVar
 
 import numpy as np
 
@@ -174,6 +174,45 @@ class Interner(Generic[K]):
             batch.append(slot)
         batch.reverse()
         self.free.extend(batch)
+
+    # saving and loading ------------------------------------------------------------------
+    def to_state(self, with_slots: bool = True) -> dict[str, Any]:
+        """The id map as plain data (msgpack-encodable); :meth:`load_state` reads it back.
+
+        The int-key index is derived from the keys, but its size is kept: the loaded
+        interner's index (the viewers' one is a state array, in ``stats()["memory"]``) is then
+        the same size. ``with_slots=False``: no free list and slot states (an interner whose
+        slots are never released, as the strings').
+        """
+        out: dict[str, Any] = {"keys": self.keys, "index": len(self._dense)}
+        if with_slots:
+            out["free"] = self.free
+            out["state"] = bytes(self.state)
+        return out
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Replace the keys with those :meth:`to_state` saved (``ValueError`` if inconsistent).
+
+        ``ids`` is updated in place: the engine and its fast path hold references to it.
+        """
+        keys = data["keys"]
+        if not isinstance(keys, list):
+            raise ValueError("bad id map")
+        self.keys = keys
+        self.ids.clear()
+        self.ids.update(zip(keys, range(len(keys))))
+        self.ids.pop(None, None)  # free slots
+        self.free = list(data.get("free", ()))
+        self.state = bytearray(data["state"]) if "state" in data else bytearray(len(keys))
+        if len(self.state) != len(keys) or len(self.ids) + len(self.free) != len(keys):
+            raise ValueError("inconsistent id map")
+        size = data.get("index")
+        if size is None:  # written before the size was saved
+            self.reindex()
+        elif type(size) is not int or not 0 < size <= min(2 * self.DENSE_LIMIT, 8 * (len(keys) + 4096)):
+            raise ValueError(f"bad index size {size!r}")  # an index grows to at most that (_cover)
+        else:  # every int key below the size is in the index, as in the saved interner
+            self.rebuild_index(size)
 
     def get(self, key: K, default: int = -1) -> int:
         return self.ids.get(key, default)

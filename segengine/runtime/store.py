@@ -20,6 +20,13 @@ from ..guards import meta_width
 
 __all__ = ["Store"]
 
+#: The arrays a snapshot saves, in order, and what bounds the rows in use: the viewer or
+#: room slots handed out, the live timer-heap entries, or every row ("all").
+SAVED = (
+    ("VI", "viewers"), ("VF", "viewers"), ("VN", "viewers"), ("RI", "rooms"), ("HEAP", "heap"),
+    ("CARTK", "all"), ("CARTV", "all"), ("OUTI", "all"), ("OUTF", "all"), ("META", "all"), ("LITS", "all"),
+)
+
 
 def _vi_template(lay: Layout) -> np.ndarray:
     row = np.zeros(len(lay.vi), np.int64)
@@ -135,6 +142,30 @@ class Store:
         values = np.zeros((size, 1), np.float64)
         self.META[0, META_CART_N] = cart_rehash(self.CARTK, self.CARTV, keys, values, self.VN, epoch_col)
         self.CARTK, self.CARTV = keys, values
+
+    # saving and loading ------------------------------------------------------------------
+    def saved_arrays(self, viewers: int, rooms: int) -> list[tuple[str, np.ndarray, int]]:
+        """``(name, rows in use, capacity)`` of each array a snapshot saves (:data:`SAVED` order),
+        given the viewer and room slots handed out. The rows are C-contiguous views or copies."""
+        bound = {"viewers": viewers, "rooms": rooms, "heap": int(self.META[0, META_HEAP_N])}
+        out = []
+        for name, rows in SAVED:
+            full = getattr(self, name)
+            arr = full if rows == "all" else full[: bound[rows]]
+            out.append((name, np.ascontiguousarray(arr), full.shape[0]))
+        return out
+
+    def load_arrays(self, arrays: dict[str, np.ndarray], rows: dict[str, int]) -> None:
+        """Take over saved arrays (full capacity; the first ``rows[name]`` rows hold the saved
+        data, the rest are reset here). ``ValueError`` when one does not fit this layout."""
+        for name, full in arrays.items():
+            current = getattr(self, name)
+            if full.shape[1] != current.shape[1] or full.dtype != current.dtype:
+                raise ValueError(f"array {name} has {full.shape[1]} columns of {full.dtype}; "
+                                 f"expected {current.shape[1]} of {current.dtype}")
+            full[rows[name]:] = self.vi_row if name == "VI" else self.ri_row if name == "RI" else 0
+            setattr(self, name, full)
+        self.refresh()
 
     @property
     def nbytes(self) -> int:

@@ -14,15 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .events import NUM_MAX, TS_MAX, TS_MIN, Event, encodable, num_range_message, ts_range_message
+from .events import Event, encodable, num_range_message, ts_range_message
+from .fields import BY_NAME, FIELDS, NAMES, OPTIONAL
 
 if TYPE_CHECKING:
     from .ndjson import Scanned
 
 __all__ = ["Batch", "Coded"]
 
-_FIELDS = ("type", "viewer", "room", "ts", "item", "category", "price", "amount", "text")
-_OPTIONAL = ("item", "category", "text")  # a column left out is None: no work at all
+_FIELDS = NAMES  # the event schema's fields (schema/fields.py): one column each
+#: optional string columns: one left out is None, no work at all
+_OPTIONAL = tuple(f.name for f in FIELDS if f.required == OPTIONAL and f.is_str)
+#: optional number columns: one left out is all NaN (absent)
+_OPTIONAL_NUM = tuple(f.name for f in FIELDS if f.required == OPTIONAL and f.kind == "num")
+_TS_MIN, _TS_MAX = BY_NAME["ts"].range
 
 
 class Coded:
@@ -285,7 +290,7 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
 
     flag(codes < 0, "type", "unknown or missing event type")
     ts = batch.ts
-    bad_ts = ~((ts >= TS_MIN) & (ts < TS_MAX))  # NaN (missing) and inf too
+    bad_ts = ~((ts >= _TS_MIN) & (ts < _TS_MAX))  # NaN (missing) and inf too
     if bad_ts.any():
         first = float(ts[np.flatnonzero(bad_ts)[0]])
         flag(bad_ts, "ts", "Expected a finite number, got a missing or non-finite ts" if first != first
@@ -304,9 +309,10 @@ def validity(batch: Batch, codes: np.ndarray, room_codes: np.ndarray) -> tuple[n
         if col is None or (name != "text" and not isinstance(col, Coded) and col.dtype.kind in "iu"):
             continue  # left out; or int item ids / category codes (columnar backends use them)
         flag(_present_but_not_str(col, ints_ok=name == "item"), name, "Expected `str`")
-    for name in ("price", "amount"):
+    for name in _OPTIONAL_NUM:
         col = getattr(batch, name)
-        out = np.abs(col) >= NUM_MAX  # NaN (absent) is not
+        lo, hi = BY_NAME[name].range
+        out = (col <= lo) | (col >= hi)  # NaN (absent) is not
         if out.any():
             flag(out, name, num_range_message(float(col[np.flatnonzero(out)[0]])))
     # strings that do not encode as UTF-8 (lone surrogates), in check()'s order

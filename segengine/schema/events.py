@@ -12,19 +12,10 @@ import msgspec
 
 from ..errors import EventError
 from ..rules.suggest import closest
+from .fields import FIELDS, NUM_MAX, OPTIONAL, TS_MAX, TS_MIN
 
 __all__ = ["Event", "Action", "BUILTIN_TYPES", "ROOM_TYPES", "EVENT_FIELDS", "TS_MIN", "TS_MAX", "NUM_MAX", "validate",
            "decode_json", "decode_ndjson"]
-
-#: Accepted event times, unix seconds: ``TS_MIN <= ts < TS_MAX`` (1970-01-01 to the year 5138).
-#: Kernels keep times as int64 microseconds (TS_MAX is 1e17 us, int64 ends at 9.2e18 us) and
-#: mark "never" as -2**62 us: ``now - never`` stays below 4.7e18 us, which leaves more than
-#: 140,000 years of room for ``ts + idle_timeout + windows + cooldowns`` before int64 overflows.
-#: A millisecond (1.7e12) or microsecond (1.7e15) timestamp sent by mistake is rejected.
-TS_MIN = 0.0
-TS_MAX = 1e11
-#: Accepted prices and amounts: ``-NUM_MAX < x < NUM_MAX`` (a quadrillion: money, not overflow).
-NUM_MAX = 1e15
 
 BUILTIN_TYPES: tuple[str, ...] = (
     "enter", "leave", "heartbeat", "view", "click", "like", "comment", "share", "follow",
@@ -35,7 +26,11 @@ ROOM_TYPES = frozenset({"live_start", "live_end"})
 
 
 class Event(msgspec.Struct, omit_defaults=True, gc=False):
-    """One viewer (or room) event. ``None`` means absent; JSON ``null`` counts as absent."""
+    """One viewer (or room) event. ``None`` means absent; JSON ``null`` counts as absent.
+
+    The fields are those of ``schema/fields.py``'s table, in its order (checked at import:
+    a class statement keeps msgspec's decoder and type checkers seeing a plain Struct).
+    """
 
     type: str | None = None
     ts: float | None = None
@@ -48,11 +43,18 @@ class Event(msgspec.Struct, omit_defaults=True, gc=False):
     text: str | None = None
 
 
+def _agrees(struct: type, fields=FIELDS) -> None:
+    """Raise unless ``struct``'s fields are the table's: names, order, annotations, None defaults."""
+    got = [(f.name, f.type, f.default) for f in msgspec.structs.fields(struct)]
+    want = [(f.name, f.annotation, None) for f in fields]
+    if got != want:
+        raise TypeError(f"{struct.__name__} disagrees with schema/fields.py: {got} != {want}")
+
+
+_agrees(Event)
+
 #: Field name -> expression type, for ``event.FIELD`` in rules.
-EVENT_FIELDS: dict[str, str] = {
-    "type": "str", "viewer": "str", "room": "str", "ts": "num", "item": "str",
-    "category": "str", "price": "num", "amount": "num", "text": "str",
-}
+EVENT_FIELDS: dict[str, str] = {f.name: f.expr for f in FIELDS}
 
 
 class Action(msgspec.Struct, gc=False):
@@ -74,8 +76,9 @@ class Action(msgspec.Struct, gc=False):
 
 json_decoder = msgspec.json.Decoder(Event)  # also used by the C fast path (engine.py)
 _ndjson_decoder = msgspec.json.Decoder(list[Event])
-_STR_FIELDS = ("item", "category", "text")
-_NUM_FIELDS = ("price", "amount")
+#: the optional fields by what they hold (the required ones are checked one by one, in check())
+_STR_FIELDS = tuple(f.name for f in FIELDS if f.required == OPTIONAL and f.is_str)
+_NUM_FIELDS = tuple(f.name for f in FIELDS if f.required == OPTIONAL and f.kind == "num")
 
 
 def _field_from_msgspec(err: msgspec.ValidationError) -> str:
@@ -195,7 +198,8 @@ def type_problem(t: Any, known_types: frozenset[str]) -> str:
     if not isinstance(t, str):
         return f"Expected `str`, got `{type(t).__name__}`"
     return unknown_type_message(t, known_types)
-_TEXT_FIELDS = ("type", "viewer", "room", "item", "category", "text")
+#: fields that may hold a str (each must encode as UTF-8), in check()'s order
+_TEXT_FIELDS = tuple(f.name for f in FIELDS if f.kind not in ("time", "num"))
 
 
 def encodable(s: str) -> bool:

@@ -49,7 +49,7 @@ from numba.extending import intrinsic
 
 from ..config import BATCH_FLAGS
 from ..kernels.primitives import PURE_PYTHON
-from .events import NUM_MAX, TS_MAX, TS_MIN
+from .fields import ALWAYS, FIELDS, NUM_MAX, TS_MAX, TS_MIN
 
 __all__ = ["Scanned", "scan_ndjson"]
 
@@ -78,9 +78,10 @@ class Scanned:
 
 _FLAGS = {**BATCH_FLAGS}
 
-# Keys, in bit order of the kernel's `seen` mask.
-_KEYS = ("type", "ts", "viewer", "room", "item", "category", "price", "amount", "text")
-K_TYPE, K_TS, K_VIEWER, K_ROOM, K_ITEM, K_CATEGORY, K_PRICE, K_AMOUNT, K_TEXT = range(9)
+# Keys: the event schema's fields (schema/fields.py), in bit order of the kernel's `seen` mask.
+_KEYS = tuple(f.name for f in FIELDS)
+K_TYPE, K_TS, K_VIEWER, K_ROOM, K_ITEM, K_CATEGORY, K_PRICE, K_AMOUNT, K_TEXT = (
+    _KEYS.index(k) for k in ("type", "ts", "viewer", "room", "item", "category", "price", "amount", "text"))
 # Keys are matched without hashing: candidates by first byte, then one 8-byte compare.
 _KEY_WORD = np.array([int.from_bytes(k.encode().ljust(8, b"\0"), "little", signed=True) for k in _KEYS], np.int64)
 _KEY_LEN = np.array([len(k) for k in _KEYS], np.int64)
@@ -91,10 +92,17 @@ for _k in reversed(range(len(_KEYS))):
     _KEY_FIRST[ord(_KEYS[_k][0])] = _k
 # Rows of the int column block; string values are hashed and interned under these field ids.
 C_TYPE, C_VIEWER, C_ROOM, C_ITEM, C_TEXT, C_CATEGORY, C_ABSENT = range(7)
-# Key -> int column of a string value (-1: not a string field), key -> float column (-1: none).
-_SCOL = np.array([C_TYPE, -1, C_VIEWER, C_ROOM, C_ITEM, C_CATEGORY, -1, -1, C_TEXT], np.int64)
-_FCOL = np.array([-1, 0, -1, -1, -1, -1, 1, 2, -1], np.int64)
-_REQUIRED = (1 << K_TYPE) | (1 << K_TS) | (1 << K_ROOM)
+# Key -> int column of a string value (-1: not a string field), key -> float column (-1: none),
+# by each field's kind; the float columns are the time, then the numbers, in the table's order.
+_SCOL = np.array([{"type": C_TYPE, "id": C_VIEWER, "room": C_ROOM, "str": C_ITEM, "category": C_CATEGORY,
+                   "text": C_TEXT}.get(f.kind, -1) for f in FIELDS], np.int64)
+_FLOATS = [k for k, f in enumerate(FIELDS) if f.kind in ("time", "num")]
+_FCOL = np.array([_FLOATS.index(k) if k in _FLOATS else -1 for k in range(len(FIELDS))], np.int64)
+_REQUIRED = sum(1 << k for k, f in enumerate(FIELDS) if f.required == ALWAYS)
+# the scanner's columns are one per field: a schema this file does not know stops the import
+assert len(_KEYS) <= 63 and all(len(k) <= 8 for k in _KEYS), "scanner keys: at most 63, of at most 8 bytes"
+assert sorted(c for c in _SCOL.tolist() if c >= 0) == [C_TYPE, C_VIEWER, C_ROOM, C_ITEM, C_TEXT, C_CATEGORY]
+assert [FIELDS[k].kind for k in _FLOATS] == ["time", "num", "num"] and _KEYS[K_PRICE] == "price"
 _POW10 = np.array([10.0 ** k for k in range(23)])  # all exact
 _LITS = np.frombuffer(b"nulltruefalse", np.uint8).copy()
 _TWO53 = 2 ** 53
