@@ -31,8 +31,8 @@ from .runtime.exclusive import Guard, exclusive
 from .runtime.interning import Interner, first_seen
 from .kernels.columns import category_codes, dense_slots
 from .kernels.primitives import (
-    BY_VIEWER_ID, META_EVENTS, META_LATE, META_OUT_N, META_RULES, META_TIMERS, M_VF, M_VI,
-    M_VIDS, M_VN, PURE_PYTHON, SUPPRESSED_REASONS, UNKNOWN_VIEWER,
+    BY_VIEWER_ID, META_EVENTS, META_LATE, META_OUT_N, META_TIMERS, M_VF, M_VI,
+    M_VIDS, M_VN, PURE_PYTHON, UNKNOWN_VIEWER,
 )
 from .schema.fields import BATCH_ROW, ROW_DTYPES, fastpath_fields
 from .schema.ndjson import scan_ndjson
@@ -42,6 +42,7 @@ from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
 from .compiler.layout import FLAG_SEEN
+from .guards import fired_index, suppressed_counts
 from . import config
 
 try:  # the optional C fast path of ingest (setup.py builds it where a C compiler is)
@@ -742,11 +743,8 @@ class Engine:
         """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
         meta = self._store.META[0]
         n = len(self._rules.rules)
-        fired = {r.name: int(meta[META_RULES + i]) for i, r in enumerate(self._rules.rules)}
-        suppressed = {
-            r.name: {reason: int(meta[META_RULES + n + 3 * i + k]) for k, reason in enumerate(SUPPRESSED_REASONS)}
-            for i, r in enumerate(self._rules.rules)
-        }
+        fired = {r.name: int(meta[fired_index(i)]) for i, r in enumerate(self._rules.rules)}
+        suppressed = {r.name: suppressed_counts(meta, n, i) for i, r in enumerate(self._rules.rules)}
         seen = int(np.count_nonzero(self._store.VI[: len(self._viewers), self._compiled.layout.vi.index("flags")] & FLAG_SEEN))
         return {
             "events": int(meta[META_EVENTS]),

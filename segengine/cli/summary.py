@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import guards
 from .output import clock, pct, plural, span, tenths
 
 KIND_LABELS = {"passerby": "passers-by", "watcher": "watchers", "fan": "fans"}
@@ -17,12 +18,13 @@ SKIPPED_SHOWN = 10            # line numbers of skipped events the text summary 
 
 def render_rules(summary: dict[str, Any]) -> list[str]:
     width = max([len(r["rule"]) for r in summary["rules"]] + [10])
-    out = ["Actions per rule", f"  {'rule':<{width}}  {'fired':>7}  {'actions':>8}  {'suppressed (once / cooldown / budget)'}"]
+    reasons = guards.REASONS  # once, cooldown, budget: the guard registry's order
+    out = ["Actions per rule", f"  {'rule':<{width}}  {'fired':>7}  {'actions':>8}  suppressed ({' / '.join(reasons)})"]
     fired_total = 0
     for r in summary["rules"]:
         s = r["suppressed"]
         supp = sum(s.values())
-        detail = f"{supp:>7,}  ({s['once']:,} / {s['cooldown']:,} / {s['budget']:,})" if supp else f"{0:>7}"
+        detail = f"{supp:>7,}  ({' / '.join(f'{s[k]:,}' for k in reasons)})" if supp else f"{0:>7}"
         out.append(f"  {r['rule']:<{width}}  {r['fired']:>7,}  {r['actions']:>8,}  {detail}")
         fired_total += r["fired"]
     out.append(f"  {'total':<{width}}  {fired_total:>7,}  {summary['actions']:>8,}")

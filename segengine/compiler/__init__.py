@@ -94,7 +94,8 @@ class CompiledRules:
 def _runtime_fingerprint() -> str:
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for rel in ("kernels/primitives.py", "config.py", "compiler/codegen.py", "compiler/exprgen.py"):
+    guards = sorted(str(p.relative_to(here)) for p in (here / "guards").glob("*.py"))  # kernel helpers too
+    for rel in ("kernels/primitives.py", "config.py", "compiler/codegen.py", "compiler/exprgen.py", *guards):
         h.update((here / rel).read_bytes())
     h.update(numba.__version__.encode())
     h.update(sys.version.encode())

@@ -34,6 +34,7 @@ from ..schema.fields import BATCH_ROW, EVENT_ROW
 from ..rules import ast
 from ..rules.load import Rule, RuleSet
 from .layout import Layout, const_name, us
+from ..guards import counter_index, fired_index, guards_of, reason_code, used_guards
 from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
 
 
@@ -166,6 +167,7 @@ class ModuleGen:
             "import numpy as np",
             "from numba import njit",
             CONSTANTS_HEADER,
+            *self.guard_imports(),
             "",
             f"IDLE_US = {us(rs.idle_timeout)}",
             f"HALF_LIFE_US = {float(hl_us)!r}",
@@ -174,6 +176,10 @@ class ModuleGen:
             "OUT_WIDTH = OUT_WIDTH_PLACEHOLDER",
             "PREFETCH_AHEAD = 8  # batch: start loading the rows of the event this far ahead",
         ])
+
+    def guard_imports(self) -> list[str]:
+        """Import the kernel helpers of the guards the rules use."""
+        return ["from %s import %s" % g.helpers() for g in used_guards(self.rs)]
 
     # event application ------------------------------------------------------------
     def apply_lines(self) -> list[str]:
@@ -371,8 +377,8 @@ def rescan(tab, now, n):
 {loop}"""
 
     def firing(self, rule: Rule, r: int, gen: ExprGen) -> list[str]:
-        """Suppression checks, then the output row, counters and tag actions. Placeholder values
-        are computed here, only when the rule fires."""
+        """Suppression checks (the rule's guards, segengine/guards/), then the output row, counters,
+        guard commits and tag actions. Placeholder values are computed here, only when the rule fires."""
         lay = self.lay
         values_gen = gen.child(with_timers=False)
         values = []
@@ -384,18 +390,6 @@ def rescan(tab, now, n):
             values.append(val)
             kinds.append((text, kind))
         self.placeholder_kinds[rule.name] = kinds
-        n_rules = len(self.rs.rules)
-        L = ["supp = -1"]
-        if rule.once is not None:
-            col, mask = lay.once_bit(rule.name)
-            L += [f"if (VI[slot, {col}] & {mask}) != 0:", "    supp = 0"]
-        if rule.cooldown is not None:
-            col = lay.cooldown_cols[rule.name]
-            L += [f"if supp < 0 and VI[slot, {col}] != MISSING and now - VI[slot, {col}] < {us(rule.cooldown)}:", "    supp = 1"]
-        if rule.budget is not None:
-            n, window = rule.budget
-            L += [f"if supp < 0 and not budget_allows(RI, room, np.int64({lay.budget_cols[rule.name]}), np.int64({n}), now, np.int64({us(window)})):", "    supp = 2"]
-        L += ["if supp >= 0:", f"    meta[0, META_RULES + {n_rules} + 3 * {r} + supp] += 1", "else:"]
         F = [*values_gen.lines,
             "n = meta[0, META_OUT_N]",
             f"OI[n, 0] = {r}",
@@ -405,14 +399,9 @@ def rescan(tab, now, n):
             "OI[n, 4] = room",
         ]
         F += [f"OF[n, {j}] = {val}" for j, val in enumerate(values)]
-        F += ["meta[0, META_OUT_N] = n + 1", f"meta[0, META_RULES + {r}] += 1"]
-        if rule.once is not None:
-            col, mask = lay.once_bit(rule.name)
-            F.append(f"VI[slot, {col}] |= {mask}")
-        if rule.cooldown is not None:
-            F.append(f"VI[slot, {lay.cooldown_cols[rule.name]}] = now")
-        if rule.budget is not None:
-            F.append(f"budget_take(RI, room, np.int64({lay.budget_cols[rule.name]}), np.int64({rule.budget[0]}), now)")
+        F += ["meta[0, META_OUT_N] = n + 1", f"meta[0, {fired_index(r)}] += 1  # fired[{r}]"]
+        guarded = guards_of(rule)
+        F += [g.commit_code(lay, rule) for g in guarded]
         for action in rule.then:
             if action.startswith(("tag:", "untag:")):
                 tag = action.split(":", 1)[1]
@@ -423,7 +412,16 @@ def rescan(tab, now, n):
                           f"    {change}", "    tagged = True"]
                 else:
                     F.append(change)
-        return L + _indent(F, 1)
+        if not guarded:
+            return F
+        # the first guard that blocks the firing suppresses it, counted under its reason
+        n_rules = len(self.rs.rules)
+        L: list[str] = []
+        for g in guarded:
+            code = reason_code(g.name)
+            L += [f"{'elif' if L else 'if'} {g.check_code(lay, rule)}:",
+                  f"    meta[0, {counter_index(n_rules, r, code)}] += 1  # suppressed[{r}, {g.name}]"]
+        return [*L, "else:", *_indent(F, 1)]
 
     # timers and entry points ------------------------------------------------------------
     def timers_lines(self, need_room: str) -> list[str]:

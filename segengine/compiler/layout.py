@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import features
+from ..guards import add_columns as add_guard_columns
 from ..features.base import FLAG_FOLLOWS, FLAG_PAID, FLAG_PRESENT, FLAG_SEEN, us
 from ..features.windows import WindowFeature
 from ..rules import ast
@@ -276,25 +277,7 @@ def build_layout(rs: RuleSet) -> Layout:
                     groups[inputs] = lay.add("vi", f"deadline:{'|'.join(inputs)}")
                 lay.input_types[rule.name] = inputs
                 lay.deadline_cols[rule.name] = groups[inputs]
-    for rule in rs.rules:
-        if not rule.enabled:
-            continue
-        if rule.cooldown is not None:
-            lay.cooldown_cols[rule.name] = lay.add("vi", f"cooldown:{rule.name}")
-        if rule.budget is not None:
-            n, _ = rule.budget
-            lay.budget_cols[rule.name] = lay.add("ri", f"budget:{rule.name}", 1 + n)
-
-    # once marks as bits, 63 rules a column: one column for the once = "session" rules (cleared
-    # when a session starts), one for the once = "lifetime" rules
-    for kind in ("session", "lifetime"):
-        marked = [r.name for r in rs.rules if r.enabled and r.once == kind]
-        for i in range(0, len(marked), 63):
-            col = lay.add("vi", f"once_{kind}{i // 63}")
-            if kind == "session":
-                lay.session_once_cols.append(col)
-            for j, name in enumerate(marked[i:i + 63]):
-                lay.once_bits[name] = (col, 1 << j)
+    add_guard_columns(lay, rs)  # once, cooldown, budget (segengine/guards/)
 
     lay.category_names = category_names(rs, nodes)
     for feature in features.REGISTRY:  # each feature adds the columns the rules need of it

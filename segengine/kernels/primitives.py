@@ -44,8 +44,7 @@ META_EVENTS = 4
 META_LATE = 5
 META_TIMERS = 6  # timers processed
 META_ARRIVALS = 7  # arrival numbers handed out: a viewer's first accepted event takes the next one
-META_RULES = 8  # fired[r] at META_RULES + r, then suppressed[r, reason] at META_RULES + R + 3r + reason
-SUPPRESSED_REASONS = ("once", "cooldown", "budget")
+META_RULES = 8  # then the fired and suppressed counters: segengine.guards.counter_index
 
 # What a pass is for (_pass's ``timer`` argument): an event, a timer, or a timer at which the
 # viewer's session ended by the idle timeout (every rule is evaluated then).
@@ -509,19 +508,3 @@ def cart_rehash(K_old, V_old, K_new, V_new, epochs, epoch_col):
         V_new[i, 0] = V_old[r, 0]
         n += 1
     return n
-
-
-# --- budgets: per room and rule, a ring of the last N firing times -------------------------
-
-@njit(**KERNEL_FLAGS)
-def budget_allows(RI, room, col, n, now, w_us):
-    head = RI[room, col]
-    oldest = RI[room, col + 1 + head]
-    return oldest == MISSING or oldest <= now - w_us
-
-
-@njit(**KERNEL_FLAGS)
-def budget_take(RI, room, col, n, now):
-    head = RI[room, col]
-    RI[room, col + 1 + head] = now
-    RI[room, col] = (head + 1) % n

@@ -3,7 +3,8 @@
 The values come from the generated ``explain_values`` kernel (see
 :mod:`segengine.compiler.explaingen`): the same code the rule passes run, evaluated
 at the engine's latest time, without firing anything and without touching state.
-Suppression (``once``, ``cooldown``, ``budget``) is read from the state arrays, and
+Suppression (``once``, ``cooldown``, ``budget``) comes from each guard
+(:mod:`segengine.guards`), which runs the kernel's own check on the state arrays, and
 the last firing from a bounded log the engine keeps while it drains actions.
 
 The result is an :class:`Explanation`, a ``msgspec.Struct``: ``str()`` gives a
@@ -21,10 +22,11 @@ import numpy as np
 
 from .. import features
 from ..compiler.explaingen import explain_nodes, node_kind
-from ..kernels.primitives import META_NOW, META_RULES, MISSING, SUPPRESSED_REASONS
+from ..guards import GuardState, Suppressor, fired_index, guards_of, suppressed_counts
+from ..guards.base import number_text as _num
+from ..kernels.primitives import META_NOW, MISSING
 from ..rules import ast
 from ..rules.suggest import did_you_mean
-from ..compiler.layout import FLAG_PRESENT, us
 
 if TYPE_CHECKING:
     from ..runtime.core import EngineCore
@@ -55,18 +57,6 @@ class Value(msgspec.Struct, omit_defaults=True):
     segment: str = ""  # the node is this segment's name; its child is the segment's condition
     note: str = ""
     children: list["Value"] = []
-
-
-class Suppressor(msgspec.Struct, omit_defaults=True):
-    """A ``once``, ``cooldown`` or ``budget`` setting of the rule and whether it would suppress a firing now."""
-
-    kind: str  # "once", "cooldown" or "budget"
-    setting: str  # as written: "session", "10m", "200/1m"
-    active: bool
-    detail: str
-    remaining: float | None = None  # seconds until it lets a firing through (cooldown, budget)
-    spent: int | None = None  # budget: firings in the window, in the viewer's room
-    limit: int | None = None
 
 
 class Explanation(msgspec.Struct, omit_defaults=True):
@@ -197,10 +187,11 @@ def explain(core: "EngineCore", viewer: str | int, rule_name: str) -> Explanatio
     room = core.rooms.keys[room_slot] if room_slot >= 0 else None
     n = len(rs.rules)
     meta = store.META[0]
-    fired = int(meta[META_RULES + index])
-    suppressed = {reason: int(meta[META_RULES + n + 3 * index + k]) for k, reason in enumerate(SUPPRESSED_REASONS)}
+    fired = int(meta[fired_index(index)])
+    suppressed = suppressed_counts(meta, n, index)
 
-    suppressors = _suppressors(core, rule, slot, room_slot, now) if rule.enabled else []
+    state = GuardState(VI, store.RI, slot, room_slot, now, room)
+    suppressors = [g.explain(state, lay, rule) for g in guards_of(rule)]
     suppressed_by = next((s.kind for s in suppressors if s.active), None)
     previous = None
     if not rule.is_event_rule and rule.enabled:
@@ -310,65 +301,6 @@ def _plain(value: Any) -> Any:
     return float(value)
 
 
-def _suppressors(core: "EngineCore", rule, slot: int, room: int, now: int) -> list[Suppressor]:
-    lay = core.compiled.layout
-    VI, RI = core.store.VI, core.store.RI
-    col = lay.vi.index
-    out: list[Suppressor] = []
-    if rule.once is not None:
-        bit_col, mask = lay.once_bit(rule.name)
-        used = (VI[slot, bit_col] & mask) != 0
-    if rule.once == "session":
-        session = int(VI[slot, col("sessions")])
-        present = bool(VI[slot, col("flags")] & FLAG_PRESENT)
-        if used:
-            detail = f"once per session: already fired in this session (session {session})"
-            if not present:
-                detail += "; the viewer is absent, so an event would start a new session and allow it"
-        else:
-            detail = f"once per session: not used in this session (session {session})"
-        out.append(Suppressor("once", "session", bool(used), detail))
-    elif rule.once == "lifetime":
-        detail = "once per lifetime: already fired for this viewer" if used else "once per lifetime: not used yet"
-        out.append(Suppressor("once", "lifetime", bool(used), detail))
-    if rule.cooldown is not None:
-        last = int(VI[slot, lay.cooldown_cols[rule.name]])
-        cd = us(rule.cooldown)
-        setting = ast.duration_text(rule.cooldown)
-        if last != MISSING and now - last < cd:
-            left = (last + cd - now) / 1e6
-            out.append(Suppressor("cooldown", setting, True,
-                                  f"cooldown {setting}: {_num(left)} s remaining (last firing at {_num(last / 1e6)})",
-                                  remaining=left))
-        elif last != MISSING:
-            out.append(Suppressor("cooldown", setting, False,
-                                  f"cooldown {setting}: over (last firing at {_num(last / 1e6)})", remaining=0.0))
-        else:
-            out.append(Suppressor("cooldown", setting, False, f"cooldown {setting}: not running (never fired)",
-                                  remaining=0.0))
-    if rule.budget is not None:
-        n, window = rule.budget
-        setting = f"{n}/{ast.duration_text(window)}"
-        if room < 0:
-            out.append(Suppressor("budget", setting, False, f"budget {setting}: the viewer has no room yet",
-                                  spent=0, limit=n))
-        else:
-            start = lay.budget_cols[rule.name]
-            head = int(RI[room, start])
-            ring = RI[room, start + 1:start + 1 + n]
-            w = us(window)
-            spent = int(np.count_nonzero((ring != MISSING) & (ring > now - w)))
-            oldest = int(ring[head])
-            active = bool(oldest != MISSING and oldest > now - w)
-            name = core.rooms.keys[room]
-            detail = f"budget {setting} in room {name!r}: {spent} of {n} spent in the last {_num(window)} s"
-            left = (oldest + w - now) / 1e6 if active else 0.0
-            if active:
-                detail += f"; the next firing is allowed in {_num(left)} s"
-            out.append(Suppressor("budget", setting, active, detail, remaining=left, spent=spent, limit=n))
-    return out
-
-
 def _verdict(rule, holds: bool | None, previous: bool | None, suppressed_by: str | None,
              available: bool) -> tuple[bool | None, str]:
     """(would fire, why): the reason is a sentence that reads after "yes: " / "no: "."""
@@ -410,18 +342,6 @@ def _last_fired(core: "EngineCore", viewer, rule, fired: int, slot: int) -> tupl
 
 
 # --- str() -----------------------------------------------------------------------------
-
-def _num(v: float) -> str:
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if math.isnan(v):
-        return "nan"
-    if v == int(v) and abs(v) < 1e15:
-        return str(int(v))
-    if abs(v) >= 1e5:
-        return f"{v:.3f}"
-    return f"{v:.6g}"
-
 
 def _show(v: Value) -> str:
     """A value as text: ``312 s``, ``true``, ``'digital'``."""

@@ -27,11 +27,12 @@ import numpy as np
 
 from ..compiler import CompiledRules, compile_rules
 from ..kernels.primitives import (
-    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_OUT_N, META_RULES, MISSING, SUPPRESSED_REASONS,
+    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_OUT_N, META_RULES, MISSING,
 )
 from ..runtime.store import Store
 from ..rules.load import RuleSet, load_rules, read_rules_text
 from ..compiler.layout import Layout
+from ..guards import counter_columns, fired_index
 
 if TYPE_CHECKING:
     from ..runtime.core import EngineCore
@@ -117,9 +118,8 @@ def migrate(old: CompiledRules, store: Store, new: CompiledRules) -> Store:
         i = old_index.get(rule.name)
         if i is None:
             continue
-        out.META[0, META_RULES + j] = store.META[0, META_RULES + i]
-        for k in range(len(SUPPRESSED_REASONS)):
-            out.META[0, META_RULES + n_new + 3 * j + k] = store.META[0, META_RULES + n_old + 3 * i + k]
+        out.META[0, fired_index(j)] = store.META[0, fired_index(i)]
+        out.META[0, counter_columns(n_new, j)] = store.META[0, counter_columns(n_old, i)]
 
     out.HEAP = store.HEAP.copy()
     if ol.has_cart and nl.has_cart:

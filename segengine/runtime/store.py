@@ -12,9 +12,11 @@ import numpy as np
 
 from ..kernels.primitives import (
     M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN,
-    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, META_RULES, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
+    HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
 from ..compiler.layout import Layout
+from .. import guards
+from ..guards import meta_width
 
 __all__ = ["Store"]
 
@@ -29,20 +31,24 @@ SAVED = (
 def _vi_template(lay: Layout) -> np.ndarray:
     row = np.zeros(len(lay.vi), np.int64)
     for i, name in enumerate(lay.vi):
-        if name in ("clock", "last_ts") or name.startswith(("cooldown:", "head:", "since(", "deadline:")):
+        if name in ("clock", "last_ts") or name.startswith(("head:", "since(", "deadline:")):
             row[i] = MISSING
         elif name in ("due", "queued"):
             row[i] = NEVER
         elif name in ("room", "arrival"):
             row[i] = -1
+    for g in guards.GUARDS:
+        for col, value in g.initial(lay, "vi").items():
+            row[col] = value
     return row
 
 
 def _ri_template(lay: Layout) -> np.ndarray:
     row = np.full(len(lay.ri), MISSING, np.int64)
     row[lay.ri.index("audience")] = 0
-    for col in lay.budget_cols.values():
-        row[col] = 0  # ring head
+    for g in guards.GUARDS:
+        for col, value in g.initial(lay, "ri").items():
+            row[col] = value
     return row
 
 
@@ -63,7 +69,7 @@ class Store:
         # room for a few passes' rows (a kernel asks for room before each pass)
         self.OUTI = np.zeros((max(256, 4 * lay.rows_per_pass(n_rules)), OUT_COLS), np.int64)
         self.OUTF = np.zeros((self.OUTI.shape[0], out_width), np.float64)
-        self.META = np.zeros((1, META_RULES + 4 * n_rules + 1), np.int64)
+        self.META = np.zeros((1, meta_width(n_rules)), np.int64)
         self.META[0, META_NOW] = MISSING
         self.LITS = np.full((1, max(1, n_literals)), -1, np.int64)
         self.VIDS = np.full((1, 1), -1, np.int64)  # int viewer id -> slot (the viewer interner's index)
