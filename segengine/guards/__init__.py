@@ -12,7 +12,7 @@ Counters live in row 0 of the META matrix, after the engine's own fields::
     META_RULES + n_rules + len(GUARDS) * r + code    firings of rule r suppressed by guard ``code``
 
 Adding a guard: a new module here with a :class:`~.base.Guard` subclass, appended to
-``GUARDS`` (docs/architecture-guards.md).
+``GUARDS`` (docs/architecture.md, "Adding a guard").
 """
 
 from __future__ import annotations
