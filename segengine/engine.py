@@ -119,22 +119,6 @@ class Engine:
         self._setup(self._compiled)
         self._bind_kernel()  # the new kernel, on the new store
 
-    @property
-    def _rejected(self) -> int:
-        return self._core.rejected
-
-    @_rejected.setter
-    def _rejected(self, value: int) -> None:
-        self._core.rejected = value
-
-    @property
-    def _firings(self) -> FiringLog:
-        return self._core.firings
-
-    @_firings.setter
-    def _firings(self, log: FiringLog) -> None:
-        self._core.firings = log
-
     def _setup(self, compiled: CompiledRules) -> None:
         """What the event path needs of the rules, decided once per rules."""
         rs = compiled.rules
@@ -269,7 +253,7 @@ class Engine:
             try:
                 event = decode_json(event)
             except EventError:
-                self._rejected += 1
+                self._core.rejected += 1
                 raise
             kind = Event
         if kind is dict or kind is Event:
@@ -330,7 +314,7 @@ class Engine:
         try:
             ev = validate(event, self._types)
         except EventError:
-            self._rejected += 1
+            self._core.rejected += 1
             raise
         return self._ingest_one(ev.type, ev.viewer, ev.room, ev.ts, ev.item, ev.category, ev.price, ev.amount, ev.text, ev)
 
@@ -426,7 +410,7 @@ class Engine:
             try:
                 events.append(validate(raw, self._types))
             except EventError as err:
-                self._rejected += 1
+                self._core.rejected += 1
                 if errors == "raise":
                     failure = err.at_index(index)
                     break
@@ -456,10 +440,10 @@ class Engine:
         failure = None
         if row >= 0:
             if errors == "skip":
-                self._rejected += int(bad.sum())
+                self._core.rejected += int(bad.sum())
                 batch, codes = batch.take(~bad), codes[~bad]
             else:
-                self._rejected += 1
+                self._core.rejected += 1
                 if field == "type" and batch.type.dtype.kind not in "iu":  # names, not codes: say which
                     message = type_problem(batch.value("type", row), self._types)
                 failure = EventError(message, field, row)
@@ -662,33 +646,27 @@ class Engine:
     @exclusive
     def segment_size(self, name: str, room: str | None = None) -> int:
         """Viewers (that sent an accepted event) in segment ``name`` at the engine's latest time. O(viewers)."""
-        seg = self._segment_index.get(name)
-        if seg is None:
-            raise KeyError(f"unknown segment {name!r}{did_you_mean(name, self._segment_index)}")
-        room_slot = -1
-        if room is not None:
-            room_slot = self._rooms.get(room)
-            if room_slot < 0:
-                return 0
-        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, len(self._viewers), _NO_SLOTS))
+        return self._scan_segment(name, room, _NO_SLOTS)[0]
 
     @exclusive
     def segment_members(self, name: str, room: str | None = None) -> list[str | int]:
         """The ids of the viewers :meth:`segment_size` counts (in slot order: first seen first,
         a slot reused after retention takes its place). O(viewers), in one kernel call."""
+        found, slots = self._scan_segment(name, room, np.empty(len(self._viewers), np.int64))
+        keys = self._viewers.keys
+        return [keys[slot] for slot in slots[:found].tolist()]
+
+    def _scan_segment(self, name: str, room: str | None, slots: np.ndarray) -> tuple[int, np.ndarray]:
+        """How many viewers are in segment ``name`` (in ``room``, or any), the first ``len(slots)``
+        of their slots written to ``slots``."""
         seg = self._segment_index.get(name)
         if seg is None:
             raise KeyError(f"unknown segment {name!r}{did_you_mean(name, self._segment_index)}")
-        room_slot = -1
-        if room is not None:
-            room_slot = self._rooms.get(room)
-            if room_slot < 0:
-                return []
+        room_slot = -1 if room is None else self._rooms.get(room)
+        if room_slot < 0 and room is not None:
+            return 0, slots
         n = len(self._viewers)
-        out = np.empty(n, np.int64)
-        found = int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, n, out))
-        keys = self._viewers.keys
-        return [keys[slot] for slot in out[:found].tolist()]
+        return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, n, slots)), slots
 
     @exclusive
     def viewer(self, viewer: str | int) -> dict[str, Any]:
@@ -749,7 +727,7 @@ class Engine:
         return {
             "events": int(meta[META_EVENTS]),
             "late": int(meta[META_LATE]),
-            "rejected": self._rejected,
+            "rejected": self._core.rejected,
             "timers": int(meta[META_TIMERS]),
             "fired": fired,
             "suppressed": suppressed,

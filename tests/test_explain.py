@@ -139,7 +139,7 @@ def test_json_form(live):
 
 
 def test_last_firing_unknown_after_eviction(golden):
-    golden._firings = FiringLog(maxsize=1)  # as if a million other firings came after
+    golden._core.firings = FiringLog(maxsize=1)  # as if a million other firings came after
     golden.ingest(ev("comment", "u1", ts=1000, text="hi"))
     golden.ingest(ev("comment", "u2", ts=1001, text="hi"))
     assert golden.explain("u2", "hello").last_fired == 1001.0
