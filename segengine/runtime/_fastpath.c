@@ -185,7 +185,7 @@ typedef struct {
 /* Every Python object a FastPath holds (also its constructor's keyword arguments, in order,
  * after kernel, tab_addr and matrices): one list for init, traverse and clear. */
 #define FASTPATH_OBJECTS(X) X(keep) X(viewer_codes) X(viewer_ids) X(room_ids) X(string_ids) X(cat_codes) \
-    X(retention) X(event_type) X(decode) X(full_path) X(finish) X(guard) X(fields) X(row)
+    X(retention) X(event_type) X(decode) X(full_path) X(finish) X(guard) X(fields) X(row) X(text_codes)
 
 typedef struct {
     PyObject_HEAD
@@ -283,7 +283,8 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
 #define ADDRESS(name) , &name
     FASTPATH_OBJECTS(LOCAL)
     static char *kwlist[] = {"kernel", "tab_addr", "matrices", FASTPATH_OBJECTS(NAME) NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)OOOOOOOOOOOOOO", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
+    text_codes = Py_None; /* optional: rules without text predicates */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)OOOOOOOOOOOOOO|O", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
                                      &m_vn, &m_vids FASTPATH_OBJECTS(ADDRESS)))
         return -1;
 #undef LOCAL
@@ -292,6 +293,10 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     if (!PyDict_CheckExact(viewer_codes) || !PyDict_CheckExact(viewer_ids) || !PyDict_CheckExact(room_ids) ||
         !PyDict_CheckExact(string_ids) || !PyDict_CheckExact(cat_codes)) {
         PyErr_SetString(PyExc_TypeError, "FastPath: the lookup tables must be dicts");
+        return -1;
+    }
+    if (text_codes != Py_None && !PyDict_CheckExact(text_codes)) {
+        PyErr_SetString(PyExc_TypeError, "FastPath: text_codes must be a dict or None");
         return -1;
     }
     if (!PyCallable_Check(decode) || !PyCallable_Check(full_path) || !PyCallable_Check(finish)) {
@@ -446,11 +451,20 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
         else if (!float_in(v, self->o_num[k], &frow[self->o_num[k]->col]))
             goto done;
     }
-    for (int k = 0; k < self->n_text; k++) { /* checked only: engine.py builds no FastPath.ingest for rules that read it */
+    /* text_codes None: checked only (engine.py builds no FastPath.ingest for rules that compare it);
+     * a dict (rules with text predicates, segengine.text): the text's value when seen before,
+     * else the full path computes it (and caches it there for the next time) */
+    for (int k = 0; k < self->n_text; k++) {
         PyObject *v = OPTIONAL_VALUE(self->o_text[k]);
         if (v != NULL && v != Py_None && (!PyUnicode_CheckExact(v) || !encodable(v)))
             goto done;
-        row[self->o_text[k]->col] = -1;
+        if (self->text_codes == Py_None) {
+            row[self->o_text[k]->col] = -1;
+            continue;
+        }
+        if (!(id = PyDict_GetItemWithError(self->text_codes, (v == NULL || v == Py_None) ? s_empty : v)))
+            goto done;
+        row[self->o_text[k]->col] = PyLong_AsLongLong(id);
     }
     for (int k = 0; k < self->n_str; k++) { /* its string id; absent reads as ""; an unseen string: the full path interns it */
         PyObject *v = OPTIONAL_VALUE(self->o_str[k]);
