@@ -187,6 +187,7 @@ class _Loader(TomlLoader):
                            event_fields=EVENT_FIELDS, intents=tuple(rs.intents))
         self._segments(data.get("segments", {}), rs, ctx)
         self._rules(data.get("rules", []), rs, ctx)
+        self._text_limit(rs)
         if self.diags:
             raise RulesError(self.diags)
         return rs
@@ -245,6 +246,16 @@ class _Loader(TomlLoader):
                     if not _IDENT_RE.fullmatch(name):
                         self.error_value(("engine", "types", i), f"event type {name!r} must be a plain name (letters, digits, _)")
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
+
+    def _text_limit(self, rs: RuleSet) -> None:
+        """Text predicates and used intents are bits of one int64: at most MAX_PREDICATES."""
+        from ..text.predicates import MAX_PREDICATES, predicates
+        n = len(predicates(rs))
+        if n > MAX_PREDICATES:
+            i = next(i for i, r in enumerate(rs.rules) if len(predicates(RuleSet("", "", segments=rs.segments,
+                                                                               rules=rs.rules[:i + 1]))) > MAX_PREDICATES)
+            self.error_value(("rules", rs.rules[i].index, "when"),
+                             f"the rules use {n} distinct text predicates and intents; at most {MAX_PREDICATES} are supported")
 
     def _intents(self, raw: Any, rs: RuleSet) -> None:
         """``[intents] NAME = ["phrase", ...]``: replaces the built-in intent NAME, or adds one."""

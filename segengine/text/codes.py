@@ -48,6 +48,8 @@ class TextCodes:
         self.regexes = [(b, re.compile(arg)) for (kind, arg), b in self.bits.items() if kind == "matches"]
         self.words = [(b, arg) for (kind, arg), b in self.bits.items() if kind == "contains"]
         self.cache: dict[str, int] = {}
+        self.empty = self.compute("")  # events without a text read it from the cache: kept there
+        self.cache[""] = self.empty
 
     def compute(self, text: str) -> int:
         """The value of ``text``, computed (not cached)."""
@@ -71,6 +73,7 @@ class TextCodes:
             if self.cache_unseen or (v & 0xFFFFFFFF):
                 if len(self.cache) >= CACHE_SIZE:
                     self.cache.clear()
+                    self.cache[""] = self.empty
                 self.cache[text] = v
         return v
 
