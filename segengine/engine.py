@@ -167,7 +167,8 @@ class Engine:
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
             decode=json_decoder.decode, full_path=MethodType(Engine._ingest, self), finish=self._finish_fast,
             guard=self._guard, fields=fastpath_fields(), row=ROW_DTYPES,  # FastPath.ingest holds the guard: its hand-overs need not enter it again
-            text_codes=None if self._text is None else self._text.cache)  # a text seen before: its value; new: the full path
+            text_codes=None if self._text is None else self._text.cache,  # a text seen before: its value
+            text_value=None if self._text is None else self._text.value)  # a new one: computed and cached
         self._k_event = fast.call
         if not self._uses_text or self._text is not None:
             self._fast = fast

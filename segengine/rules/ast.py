@@ -187,7 +187,7 @@ def to_source(node: Node) -> str:
         return f"event.intent({node.name})"
     if isinstance(node, Unary):
         inner = to_source(node.operand)
-        if isinstance(node.operand, (Binary, In)):
+        if isinstance(node.operand, (Binary, In, TextMatch)):
             inner = f"({inner})"
         return f"not {inner}" if node.op == "not" else f"-{inner}"
     if isinstance(node, Binary):
