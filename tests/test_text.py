@@ -295,3 +295,17 @@ def test_too_many_text_predicates_is_an_error():
     with pytest.raises(RulesError) as err:
         load_rules(f'[[rules]]\nname = "a"\non = "comment"\nwhen = "{words}"\nthen = "x"\n', "big.toml")
     assert "at most 31" in str(err.value)
+
+
+def test_reload_that_renumbers_the_bits_keeps_intent_counts(rules):
+    """A rule added first takes bit 0: the bits move, the comment:price windows (state) stay."""
+    engine = Engine(rules)
+    fired(engine, comment("多少钱", 100.0))
+    added = ('[[rules]]\nname = "first"\non = ["comment"]\nwhen = "event.text contains \'zzz\' or event.intent(buy)"\n'
+             'then = "z"\n\n')
+    text = RULES.read_text(encoding="utf-8")
+    at = text.index("[[rules]]")
+    engine.reload(text[:at] + added + text[at:])
+    assert engine.viewer("u1")["features"]["count(comment:price, 5m)"] == 1
+    assert fired(engine, comment("价格 zzz", 110.0)) == ["z", "price", "coupon"]
+    assert fired(engine, comment("我要下单", 111.0)) == ["z", "chatty"]

@@ -36,7 +36,8 @@ from ..rules.load import Rule, RuleSet
 from .layout import Layout, const_name, us
 from ..guards import counter_index, fired_index, guards_of, reason_code, used_guards
 from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
-from ..text.predicates import bit as text_bit
+from ..text.predicates import bit_name as text_bit
+from ..text.predicates import constants as text_constants
 from ..text.predicates import intent_of
 
 
@@ -156,6 +157,7 @@ class ModuleGen:
     def constants(self) -> dict[str, int]:
         """Every constant the module may name: event type codes, flag bits, columns."""
         out = {const: self.codes[name] for name, const in self.type_names.items()}
+        out.update(text_constants(self.rs))  # text predicate bits (segengine.text)
         out.update((name, getattr(feature_base, name)) for name in feature_base.__all__ if name.startswith("FLAG_"))
         for matrix in ("vi", "vf", "vn", "ri"):
             out.update((const, col) for col, const in self.lay.constants(matrix).items())

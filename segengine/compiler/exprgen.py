@@ -24,7 +24,7 @@ from ..rules import ast
 from ..rules.expr import chain
 from ..rules.load import RuleSet
 from ..text.predicates import ID_MASK
-from ..text.predicates import bit as text_bit
+from ..text.predicates import bit_name as text_bit
 from ..text.predicates import predicates as text_predicates
 from .layout import Layout, tags_read
 

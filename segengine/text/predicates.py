@@ -8,9 +8,10 @@ and one bit per predicate above them. Without text predicates it is the string i
 
 from __future__ import annotations
 
+from ..compiler.layout import const_name
 from ..rules import ast
 
-__all__ = ["ID_BITS", "ID_MASK", "MAX_PREDICATES", "Key", "bit", "intent_of", "node_key", "predicates"]
+__all__ = ["ID_BITS", "ID_MASK", "MAX_PREDICATES", "Key", "bit", "bit_name", "constants", "intent_of", "node_key", "predicates"]
 
 #: low bits: the text's string id + 2 (for ``event.text == '...'``); predicate bits above
 ID_BITS = 32
@@ -62,3 +63,19 @@ def bit(rs, node_or_key) -> int:
     """The bit of one predicate of ``rs`` (a text node or a key)."""
     key = node_or_key if isinstance(node_or_key, tuple) else node_key(node_or_key)
     return predicates(rs)[key]
+
+
+def constants(rs) -> dict[str, int]:
+    """The generated kernel's names of the bits: ``INTENT_PRICE``, and ``TEXT_0``, ``TEXT_1``...
+    for ``matches``/``contains`` (their patterns are in the rule comments above their use)."""
+    out = {}
+    for i, (key, b) in enumerate(predicates(rs).items()):
+        name = const_name("INTENT", key[1]) if key[0] == "intent" else f"TEXT_{i}"
+        out[name if name not in out else f"{name}_{i}"] = b
+    return out
+
+
+def bit_name(rs, node_or_key) -> str:
+    """The generated kernel's name of a predicate's bit (see :func:`constants`)."""
+    b = bit(rs, node_or_key)
+    return next(name for name, value in constants(rs).items() if value == b)
