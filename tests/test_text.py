@@ -309,3 +309,41 @@ def test_reload_that_renumbers_the_bits_keeps_intent_counts(rules):
     assert engine.viewer("u1")["features"]["count(comment:price, 5m)"] == 1
     assert fired(engine, comment("价格 zzz", 110.0)) == ["z", "price", "coupon"]
     assert fired(engine, comment("我要下单", 111.0)) == ["z", "chatty"]
+
+
+# --- properties -------------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import examples  # noqa: E402
+
+_ALPHABET = st.sampled_from(list("aAsSbBß价格多少钱👍 "))
+_PHRASE = st.text(_ALPHABET, min_size=1, max_size=4)
+
+
+@settings(max_examples=examples(100))
+@given(st.lists(st.lists(_PHRASE, min_size=1, max_size=4), min_size=1, max_size=5), st.text(_ALPHABET, max_size=12))
+def test_intents_are_casefolded_substrings(lexicon, text):
+    """The matcher (either form) finds exactly the intents one of whose phrases is a casefolded substring."""
+    folded = text.casefold()
+    expected = sum(1 << i for i, phrases in enumerate(lexicon) if any(p.casefold() in folded for p in phrases))
+    intents = [(1 << i, phrases) for i, phrases in enumerate(lexicon)]
+    for automaton in ([True, False] if ahocorasick is not None else [False]):
+        assert IntentMatcher(intents, use_automaton=automaton)(folded) == expected
+
+
+def test_ndjson_with_escaped_texts_equals_one_by_one(rules, expected):
+    events = stream()
+    engine = Engine(rules)
+    actions = engine.ingest_many(b"".join(json.dumps(e, ensure_ascii=True).encode() + b"\n" for e in events))
+    assert as_tuples(actions + engine.advance(events[-1]["ts"] + 3600)) == expected
+
+
+def test_text_compared_with_item_sees_items_interned_after_the_text():
+    """A text with no string id is not cached when the rules compare it with event.item: an
+    item of the same string interned later must compare equal."""
+    engine = Engine.from_toml('[[rules]]\nname = "same"\non = ["comment"]\n'
+                              'when = "event.text == event.item and event.text contains \'a\'"\nthen = "same"\n')
+    assert fired(engine, {**comment("abc", 100.0), "item": "zzz"}) == []
+    engine.ingest({"type": "view", "viewer": "u2", "room": "r1", "ts": 101.0, "item": "abc"})
+    assert fired(engine, {**comment("abc", 102.0), "item": "abc"}) == ["same"]
