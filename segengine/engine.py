@@ -136,6 +136,9 @@ class Engine:
                               for r in rs.rules for n in ast.walk(r.when))
         # text predicates and intents (segengine.text): the text column is computed per distinct text
         self._text = text_codes(rs, self._string_ids) if text_predicates(rs) else None
+        # the Python path looks texts up only in the text cache (a text not there: _ingest_one)
+        self._texts_interned = self._uses_text and self._text is None
+        self._text_cache = None if self._text is None else self._text.cache
         self._uses_text = self._uses_text or self._text is not None
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
@@ -298,8 +301,9 @@ class Engine:
                     room = self._room_ids.get(room_id)
                     item_id = self._string_ids.get("" if item is None else item)
                     cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
-                    if (room is None or slot is None or item_id is None or self._uses_text
-                            or ts >= self._retention.due):
+                    text_value = -1 if self._text_cache is None else self._text_cache.get("" if text is None else text)
+                    if (room is None or slot is None or item_id is None or self._texts_interned
+                            or text_value is None or ts >= self._retention.due):
                         # a string not in the id maps (those were checked when added) must encode:
                         # ASCII does; anything else falls through to validate(), which judges it
                         if ((slot is not None or type(viewer) is int or viewer.isascii())
@@ -311,13 +315,13 @@ class Engine:
                         fprice = _NAN if price is None else price
                         famount = _NAN if amount is None else amount
                         pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code,
-                                                fprice, famount, -1, 0)
+                                                fprice, famount, text_value, 0)
                         if not pending:
                             return []
                         if pending == UNKNOWN_VIEWER:
                             return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
                         return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice,
-                                            famount, -1)
+                                            famount, text_value)
         try:
             ev = validate(event, self._types)
         except EventError:
