@@ -1,8 +1,8 @@
 """What comments mean (segengine.text): the cost of intents and text predicates.
 
 1. The intent matcher alone, on comments it has not seen, at 8 intents of 50 phrases: the
-   Aho-Corasick automaton segengine uses (pyahocorasick), one compiled regex per intent (its
-   fallback) and one regex alternation of every phrase (with a phrase -> intents map closed over
+   Aho-Corasick automaton segengine uses (ahocorasick_rs), pyahocorasick's (when installed),
+   one compiled regex per intent (segengine's fallback) and one regex alternation of every phrase (with a phrase -> intents map closed over
    nested phrases, so overlapping intents are all found), in µs per comment.
 2. Single ``ingest`` of comments from JSON bytes with 8 intent rules (``on = ["comment:iK"]``)
    against the same rules reading plain ``comment`` events: the extra cost per comment, for new
@@ -80,6 +80,29 @@ def alternation(lex: dict[str, list[str]]):
     return match
 
 
+def pyahocorasick(lex: dict[str, list[str]]) -> dict:
+    """pyahocorasick's automaton over the same phrases, for comparison (when it is installed)."""
+    try:
+        import ahocorasick
+    except ImportError:
+        return {}
+    masks: dict[str, int] = {}
+    for i, ps in enumerate(lex.values()):
+        for p in ps:
+            masks[p.casefold()] = masks.get(p.casefold(), 0) | (1 << i)
+    a = ahocorasick.Automaton()
+    for p, m in masks.items():
+        a.add_word(p, m)
+    a.make_automaton()
+
+    def match(folded: str) -> int:
+        mask = 0
+        for _, m in a.iter(folded):
+            mask |= m
+        return mask
+    return {"Aho-Corasick (pyahocorasick)": match}
+
+
 def per_call_us(fn, items, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -136,7 +159,8 @@ def run(quick: bool) -> list[Result]:
     # 1. the matcher alone
     new = [c.casefold() for c in comments(n // 4, lex, distinct=True)]
     intents = [(1 << i, ps) for i, ps in enumerate(lex.values())]
-    matchers = {"Aho-Corasick (pyahocorasick)": IntentMatcher(intents, use_automaton=True),
+    matchers = {"Aho-Corasick (ahocorasick_rs)": IntentMatcher(intents, use_automaton=True),
+                **pyahocorasick(lex),
                 "one regex per intent": IntentMatcher(intents, use_automaton=False),
                 "one regex alternation": alternation(lex)}
     for label, fn in matchers.items():

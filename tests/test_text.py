@@ -16,7 +16,7 @@ from segengine import Batch, Engine, Event, RulesError
 from segengine.rules.load import load_rules, load_rules_file
 from segengine.text import codes as text_codes_module
 from segengine.text.lexicon import BUILTIN_INTENTS
-from segengine.text.matcher import IntentMatcher, ahocorasick
+from segengine.text.matcher import IntentMatcher, ahocorasick_rs
 
 RULES = Path(__file__).resolve().parent / "rules" / "text.toml"
 INTENT_ACTIONS = ("price", "shipping", "praise", "complaint", "greeting", "long_price")
@@ -69,7 +69,7 @@ def test_a_file_intent_replaces_the_built_in_lexicon(rules):
     assert rules.intents["shipping"] == BUILTIN_INTENTS["shipping"]
 
 
-@pytest.mark.parametrize("automaton", [True, False] if ahocorasick is not None else [False])
+@pytest.mark.parametrize("automaton", [True, False] if ahocorasick_rs is not None else [False])
 def test_matcher_finds_every_intent_overlapping_or_nested(automaton):
     m = IntentMatcher([(1, ["价格"]), (2, ["价格多少", "ab"]), (4, ["格多"]), (8, ["bc"]), (16, ["Straße"])],
                       use_automaton=automaton)
@@ -79,7 +79,7 @@ def test_matcher_finds_every_intent_overlapping_or_nested(automaton):
     assert m("nothing") == 0 and m("") == 0
 
 
-@pytest.mark.skipif(ahocorasick is None, reason="pyahocorasick not installed")
+@pytest.mark.skipif(ahocorasick_rs is None, reason="ahocorasick_rs not installed")
 def test_automaton_and_regexes_agree_on_the_built_in_lexicon():
     rng = random.Random(7)
     intents = [(1 << i, phrases) for i, phrases in enumerate(BUILTIN_INTENTS.values())]
@@ -278,12 +278,16 @@ def test_snapshot_and_reload_keep_intent_windows(rules, tmp_path):
 
 
 def test_other_events_skip_text_work(rules):
-    """Events without a text read the value of "" from the cache: no matcher call."""
+    """Events without a text read the value of "" from the cache, computed when the engine was
+    built: nothing new is computed or cached for them."""
     engine = Engine(rules)
-    with mock.patch.object(engine._text, "compute", side_effect=AssertionError("computed")):
-        for i in range(5):
-            engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 100.0 + i})
-            engine.ingest_many([{"type": "like", "viewer": "u2", "room": "r1", "ts": 100.0 + i}] * 70)
+    assert engine._text.cache == {"": 0}
+    for i in range(5):
+        engine.ingest({"type": "like", "viewer": "u1", "room": "r1", "ts": 100.0 + i})
+        engine.ingest_many([{"type": "like", "viewer": "u2", "room": "r1", "ts": 100.0 + i}] * 70)
+    assert engine._text.cache == {"": 0}
+    engine.ingest(comment("多少钱", 200.0))
+    assert set(engine._text.cache) == {"", "多少钱"}
 
 
 def test_rules_without_text_keep_no_text_codes(example_rules):
@@ -328,7 +332,7 @@ def test_intents_are_casefolded_substrings(lexicon, text):
     folded = text.casefold()
     expected = sum(1 << i for i, phrases in enumerate(lexicon) if any(p.casefold() in folded for p in phrases))
     intents = [(1 << i, phrases) for i, phrases in enumerate(lexicon)]
-    for automaton in ([True, False] if ahocorasick is not None else [False]):
+    for automaton in ([True, False] if ahocorasick_rs is not None else [False]):
         assert IntentMatcher(intents, use_automaton=automaton)(folded) == expected
 
 

@@ -48,34 +48,51 @@ class TextCodes:
         self.regexes = [(b, re.compile(arg)) for (kind, arg), b in self.bits.items() if kind == "matches"]
         self.words = [(b, arg) for (kind, arg), b in self.bits.items() if kind == "contains"]
         self.cache: dict[str, int] = {}
+        self.compute = self._computer()
+        self.value = self._valuer()
         self.empty = self.compute("")  # events without a text read it from the cache: kept there
         self.cache[""] = self.empty
 
-    def compute(self, text: str) -> int:
-        """The value of ``text``, computed (not cached)."""
-        folded = text.casefold()
-        mask = 0 if self.intents.empty else self.intents(folded)
-        for b, rx in self.regexes:
-            if rx.search(text):
-                mask |= b
-        for b, word in self.words:
-            if word in folded:
-                mask |= b
-        return mask | ((self.string_ids.get(text, -2) + 2) if self.by_value else 0)
+    def _computer(self):
+        """``compute(text) -> value``, not cached: one closure over what this file uses (a new
+        comment's cost is what it needs, no attribute lookups)."""
+        match, regexes, words = self.intents.match, [(b, rx.search) for b, rx in self.regexes], self.words
+        ids = self.string_ids if self.by_value else None
+        if not regexes and not words and ids is None:
+            def compute(text: str) -> int:  # intents only: the common case
+                return match(text.casefold())
+            return compute
 
-    def value(self, text: str | None) -> int:
-        """The value of ``text`` (None reads as ""), cached."""
-        if text is None:
-            text = ""
-        v = self.cache.get(text)
-        if v is None:
-            v = self.compute(text)
-            if self.cache_unseen or (v & 0xFFFFFFFF):
-                if len(self.cache) >= CACHE_SIZE:
-                    self.cache.clear()
-                    self.cache[""] = self.empty
-                self.cache[text] = v
-        return v
+        def compute(text: str) -> int:
+            folded = text.casefold()
+            mask = match(folded)
+            for b, search in regexes:
+                if search(text):
+                    mask |= b
+            for b, word in words:
+                if word in folded:
+                    mask |= b
+            return mask | ((ids.get(text, -2) + 2) if ids is not None else 0)
+        return compute
+
+    def _valuer(self):
+        """``value(text) -> value``: from the cache, else computed and cached (None reads as "")."""
+        cache, compute, unseen = self.cache, self.compute, self.cache_unseen
+        get = cache.get
+
+        def value(text: str | None) -> int:
+            if text is None:
+                text = ""
+            v = get(text)
+            if v is None:
+                v = compute(text)
+                if unseen or (v & 0xFFFFFFFF):
+                    if len(cache) >= CACHE_SIZE:
+                        cache.clear()
+                        cache[""] = self.empty
+                    cache[text] = v
+            return v
+        return value
 
     def get(self, text: str, missing: int = 0) -> int:
         """``dict.get``'s form of :meth:`value` (batch columns map their distinct texts through it)."""
