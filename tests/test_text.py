@@ -351,3 +351,16 @@ def test_text_compared_with_item_sees_items_interned_after_the_text():
     assert fired(engine, {**comment("abc", 100.0), "item": "zzz"}) == []
     engine.ingest({"type": "view", "viewer": "u2", "room": "r1", "ts": 101.0, "item": "abc"})
     assert fired(engine, {**comment("abc", 102.0), "item": "abc"}) == ["same"]
+
+
+@pytest.mark.skipif(engine_module._fastpath is None or not engine_module.config.c_fast_path_enabled(),
+                    reason="the C fast path is not built or is turned off")
+def test_the_c_path_computes_new_texts_without_the_python_path(rules):
+    engine = Engine(rules)
+    assert engine.ingest == engine._fast.ingest
+    fired(engine, comment("hello", 100.0))  # the viewer and room exist from here on
+    with mock.patch.object(engine, "_ingest_one", side_effect=AssertionError("the Python path")):
+        assert fired(engine, comment("how much is it", 101.0)) == ["price"]
+        assert "price" in fired(engine, comment("how much is it", 102.0))  # from the cache
+        assert fired(engine, {"type": "like", "viewer": "u1", "room": "r1", "ts": 103.0}) == []
+    assert "how much is it" in engine._text.cache
