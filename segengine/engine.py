@@ -42,6 +42,8 @@ from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
 from .compiler.layout import FLAG_SEEN
+from .text.codes import text_codes
+from .text.predicates import predicates as text_predicates
 from .guards import fired_index, suppressed_counts
 from . import config
 
@@ -132,6 +134,12 @@ class Engine:
         self._mod = compiled.module
         self._uses_text = any(isinstance(n, ast.EventField) and n.field_name == "text"
                               for r in rs.rules for n in ast.walk(r.when))
+        # text predicates and intents (segengine.text): the text column is computed per distinct text
+        self._text = text_codes(rs, self._string_ids) if text_predicates(rs) else None
+        # the Python path looks texts up only in the text cache (a text not there: _ingest_one)
+        self._texts_interned = self._uses_text and self._text is None
+        self._text_cache = None if self._text is None else self._text.cache
+        self._uses_text = self._uses_text or self._text is not None
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
         self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
         self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
@@ -161,9 +169,11 @@ class Engine:
             viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
             decode=json_decoder.decode, full_path=MethodType(Engine._ingest, self), finish=self._finish_fast,
-            guard=self._guard, fields=fastpath_fields(), row=ROW_DTYPES)  # FastPath.ingest holds the guard: its hand-overs need not enter it again
+            guard=self._guard, fields=fastpath_fields(), row=ROW_DTYPES,  # FastPath.ingest holds the guard: its hand-overs need not enter it again
+            text_codes=None if self._text is None else self._text.cache,  # a text seen before: its value
+            text_value=None if self._text is None else self._text.value)  # a new one: computed and cached
         self._k_event = fast.call
-        if not self._uses_text:
+        if not self._uses_text or self._text is not None:
             self._fast = fast
             self.ingest = fast.ingest  # an instance attribute: engine.ingest(e) is one C call
 
@@ -291,8 +301,9 @@ class Engine:
                     room = self._room_ids.get(room_id)
                     item_id = self._string_ids.get("" if item is None else item)
                     cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
-                    if (room is None or slot is None or item_id is None or self._uses_text
-                            or ts >= self._retention.due):
+                    text_value = -1 if self._text_cache is None else self._text_cache.get("" if text is None else text)
+                    if (room is None or slot is None or item_id is None or self._texts_interned
+                            or text_value is None or ts >= self._retention.due):
                         # a string not in the id maps (those were checked when added) must encode:
                         # ASCII does; anything else falls through to validate(), which judges it
                         if ((slot is not None or type(viewer) is int or viewer.isascii())
@@ -304,13 +315,13 @@ class Engine:
                         fprice = _NAN if price is None else price
                         famount = _NAN if amount is None else amount
                         pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code,
-                                                fprice, famount, -1, 0)
+                                                fprice, famount, text_value, 0)
                         if not pending:
                             return []
                         if pending == UNKNOWN_VIEWER:
                             return self._ingest_one(t, viewer, room_id, ts, item, cat, price, amount, text, event)
                         return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice,
-                                            famount, -1)
+                                            famount, text_value)
         try:
             ev = validate(event, self._types)
         except EventError:
@@ -341,7 +352,10 @@ class Engine:
                 item_id = self._intern("" if item is None else item)  # missing reads as ""
             cat_code = 0 if cat is None else self._cat_codes.get(cat, -1)
             # text is only compared, never stored: look it up without interning (an unseen text, -2, equals no literal)
-            text_id = self._string_ids.get("" if text is None else text, -2) if self._uses_text else -1
+            if self._text is not None:  # predicate bits (and the id): once per distinct text, cached
+                text_id = self._text.value(text)
+            else:
+                text_id = self._string_ids.get("" if text is None else text, -2) if self._uses_text else -1
         price = _NAN if price is None else price
         amount = _NAN if amount is None else amount
         pending = self._k_event(self._store.tab_addr, slot, vid, room, code, ts, item_id, cat_code, price, amount, text_id, 0)
@@ -484,7 +498,10 @@ class Engine:
         items = self._item_slots(batch.item, n)
         cats = self._category_codes(batch.category, n)
         # texts are only compared, never stored: looked up, not interned (unseen: -2, equals no literal)
-        texts = self._text_ids(batch.text, n) if self._uses_text else np.full(n, -1, np.int64)
+        if self._text is not None:  # predicate bits: each distinct text once
+            texts = self._text.column(batch.text, n, _blank)
+        else:
+            texts = self._text_ids(batch.text, n) if self._uses_text else np.full(n, -1, np.int64)
         by_field = {"viewer": slots, "room": rooms, "type": codes.astype(np.int64, copy=False), "ts": batch.ts,
                     "item": items, "category": cats, "price": batch.price, "amount": batch.amount, "text": texts}
         cols = [by_field[c.field] for c in BATCH_ROW]  # ingest_batch's columns, in the schema's order

@@ -23,7 +23,7 @@ def test_quick_benchmark_suite_runs_and_reports_every_figure(tmp_path):
     report = json.loads(out.read_text())
     benches = {r["bench"] for r in report["results"]}
     assert benches == {"bench_ingest", "bench_replay", "bench_batch", "bench_advance", "bench_memory",
-                       "bench_compile", "bench_rules50", "bench_queries"}
+                       "bench_compile", "bench_rules50", "bench_queries", "bench_text"}
     for r in report["results"]:
         assert r["value"] == r["value"] and r["value"] >= 0, r  # a number, not NaN
     baseline = [r for r in report["results"] if r["baseline"] is not None]

@@ -172,7 +172,7 @@ def test_plain_python_matches_compiled(example_rules, tmp_path):
 @needs_jit
 def test_suite_runs_as_plain_python():
     tests = ["tests/test_golden.py", "tests/test_properties.py", "tests/test_differential.py", "tests/test_batch.py",
-             "tests/test_explain.py", "tests/test_nojit.py::test_kernels_run_compiled_unless_jit_is_disabled",
+             "tests/test_explain.py", "tests/test_text.py", "tests/test_nojit.py::test_kernels_run_compiled_unless_jit_is_disabled",
              "tests/test_nojit.py::test_plain_python_divides_like_the_compiled_kernels"]
     env = {**_plain_env(), "SEGENGINE_MAX_EXAMPLES": str(EXAMPLES)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",

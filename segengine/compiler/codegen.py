@@ -36,6 +36,9 @@ from ..rules.load import Rule, RuleSet
 from .layout import Layout, const_name, us
 from ..guards import counter_index, fired_index, guards_of, reason_code, used_guards
 from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
+from ..text.predicates import bit_name as text_bit
+from ..text.predicates import constants as text_constants
+from ..text.predicates import intent_of
 
 
 def views_for(body: str) -> str:
@@ -154,6 +157,7 @@ class ModuleGen:
     def constants(self) -> dict[str, int]:
         """Every constant the module may name: event type codes, flag bits, columns."""
         out = {const: self.codes[name] for name, const in self.type_names.items()}
+        out.update(text_constants(self.rs))  # text predicate bits (segengine.text)
         out.update((name, getattr(feature_base, name)) for name in feature_base.__all__ if name.startswith("FLAG_"))
         for matrix in ("vi", "vf", "vn", "ri"):
             out.update((const, col) for col, const in self.lay.constants(matrix).items())
@@ -242,7 +246,15 @@ class ModuleGen:
                 f"RI[room, {self.col('ri', 'audience')}] += 1"]
 
     def type_test(self, types: tuple[str, ...]) -> str:
-        return "(" + " or ".join(f"code == {self.code(t)}" for t in types) + ")"
+        return "(" + " or ".join(self.type_is(t) for t in types) + ")"
+
+    def type_is(self, t: str, code: str = "code", text: str = "text") -> str:
+        """A test that the event is of type ``t``; ``comment:NAME``: a comment whose text has intent
+        NAME (a bit of its text value, segengine.text)."""
+        intent = intent_of(t)
+        if intent is None or t in self.codes:
+            return f"{code} == {self.code(t)}"
+        return f"({code} == {self.code('comment')} and {text} > 0 and ({text} & {text_bit(self.rs, ('intent', intent))}) != 0)"
 
     # the evaluation pass ----------------------------------------------------------
     def pass_fn(self) -> str:
@@ -274,7 +286,7 @@ class ModuleGen:
                 b, _ = body.boolean(desugar(rule.when))
                 body.emit(f"if {b}:")
                 body.lines.extend(_indent(self.firing(rule, r, body), 1))
-                test = " or ".join(f"ev_code == {self.code(t)}" for t in rule.on)
+                test = " or ".join(self.type_is(t, "ev_code", "ev_text") for t in rule.on)
                 gen.nest(f"if (not timer) and ({test}):", body)
                 continue
             deadline = lay.deadline_cols.get(rule.name)
@@ -286,7 +298,7 @@ class ModuleGen:
             run, earliest = f"run{deadline}", f"next{deadline}"
             if deadline not in opened:
                 opened.add(deadline)
-                touched = [f"ev_code == {self.code(t)}" for t in lay.input_types[rule.name]]
+                touched = [self.type_is(t, "ev_code", "ev_text") for t in lay.input_types[rule.name]]
                 came = f"now >= VI[slot, {self.col('vi', deadline)}]"
                 gen.emit(f"{run} = {' or '.join(['every', came, *touched])}")
                 gen.emit(f"{earliest} = NEVER")

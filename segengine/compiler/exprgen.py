@@ -23,6 +23,9 @@ from ..features.base import CONST, DECAY, LINEAR, MIXED, NEVER
 from ..rules import ast
 from ..rules.expr import chain
 from ..rules.load import RuleSet
+from ..text.predicates import ID_MASK
+from ..text.predicates import bit_name as text_bit
+from ..text.predicates import predicates as text_predicates
 from .layout import Layout, tags_read
 
 __all__ = ["CONST", "LINEAR", "DECAY", "MIXED", "NEVER", "VIEW_LINES", "ExprGen", "Literals", "desugar"]
@@ -249,6 +252,8 @@ class ExprGen:
             return self.feature(node).string(self, node)
         if isinstance(node, ast.EventField):
             source = {"type": "ev_code", "category": "ev_cat", "item": "ev_item", "text": "ev_text", "room": "ev_room", "viewer": "slot"}
+            if node.field_name == "text" and text_predicates(rs):  # packed with predicate bits: the id is below them
+                return f"(((ev_text & {ID_MASK}) - 2) if {self.in_event} else -5)"
             return f"({source[node.field_name]} if {self.in_event} else -5)"
         raise TypeError(f"not a string node: {node!r}")  # pragma: no cover
 
@@ -296,6 +301,10 @@ class ExprGen:
             b = self.tmp("b")
             col, mask = self.lay.tag_bit(node.name)
             self.emit(f"{b} = (VI[slot, {self.col('vi', col)}] & {mask}) != 0")  # read fresh: rules earlier in the pass may tag
+            return b, NEVER
+        if isinstance(node, (ast.TextMatch, ast.Intent)):  # a bit of the event's text value (segengine.text)
+            b = self.tmp("b")
+            self.emit(f"{b} = {self.in_event} and ev_text > 0 and (ev_text & {text_bit(self.rs, node)}) != 0")
             return b, NEVER
         if isinstance(node, ast.Unary):
             inner, c = self.boolean(node.operand)

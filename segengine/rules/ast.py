@@ -91,6 +91,24 @@ class Tag(Node):
 
 
 @dataclass(eq=False)
+class TextMatch(Node):
+    """``event.text matches 'regex'`` or ``event.text contains 'word'`` (``op``)."""
+
+    op: str  # "matches" or "contains"
+    operand: Node
+    pattern: str
+    pattern_span: Span = (0, 0)
+
+
+@dataclass(eq=False)
+class Intent(Node):
+    """``event.intent(NAME)``: the event's text has intent NAME (segengine.text)."""
+
+    name: str
+    arg_span: Span = (0, 0)
+
+
+@dataclass(eq=False)
 class Unary(Node):
     op: str  # "not" or "-"
     operand: Node
@@ -123,6 +141,8 @@ def children(node: Node) -> list[Node]:
         return [node.left, node.right]
     if isinstance(node, In):
         return [node.operand, *node.items]
+    if isinstance(node, TextMatch):
+        return [node.operand]
     return []
 
 
@@ -161,9 +181,13 @@ def to_source(node: Node) -> str:
         return f"interest({node.category})"
     if isinstance(node, Tag):
         return f"tag({node.name})"
+    if isinstance(node, TextMatch):
+        return f"{to_source(node.operand)} {node.op} {node.pattern!r}"
+    if isinstance(node, Intent):
+        return f"event.intent({node.name})"
     if isinstance(node, Unary):
         inner = to_source(node.operand)
-        if isinstance(node.operand, (Binary, In)):
+        if isinstance(node.operand, (Binary, In, TextMatch)):
             inner = f"({inner})"
         return f"not {inner}" if node.op == "not" else f"-{inner}"
     if isinstance(node, Binary):
@@ -181,7 +205,7 @@ def _paren(child: Node, parent: Binary) -> str:
     text = to_source(child)
     if isinstance(child, Binary) and _PRECEDENCE[child.op] <= _PRECEDENCE[parent.op] and child.op != parent.op:
         return f"({text})"
-    if isinstance(child, (In,)) or (isinstance(child, Unary) and child.op == "not" and parent.op not in LOGICAL):
+    if isinstance(child, (In, TextMatch)) or (isinstance(child, Unary) and child.op == "not" and parent.op not in LOGICAL):
         return f"({text})"
     return text
 

@@ -7,6 +7,7 @@ loaded, never at ingest time.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from .. import features
@@ -34,6 +35,7 @@ class CheckContext:
     segments: dict[str, ast.Node] = field(default_factory=dict)
     event_fields: dict[str, str] = field(default_factory=dict)
     in_event_rule: bool = False
+    intents: tuple[str, ...] = ()  # the intent names (segengine.text): event.intent(NAME), comment:NAME
 
     def known_names(self) -> list[str]:
         return [*BUILTINS, *self.profile, *self.segments, *FUNCTIONS]
@@ -92,6 +94,8 @@ def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
         return "num"
     if isinstance(node, ast.Tag):
         return "bool"
+    if isinstance(node, (ast.TextMatch, ast.Intent)):
+        return _text(node, ctx, errors)
     if isinstance(node, ast.Unary):
         t = _check(node.operand, ctx, errors)
         want = "bool" if node.op == "not" else "num"
@@ -210,10 +214,39 @@ def _comparable(left: ast.Node, right: ast.Node, errors: list[ExprError]) -> Non
 def _types(types: tuple[str, ...], span: tuple[int, int], ctx: CheckContext, errors: list[ExprError]) -> None:
     pos = span[0]
     for name in types:
-        if name not in ctx.event_types:
+        if name.startswith("comment:") and name not in ctx.event_types:
+            intent = name[8:]
+            if intent not in ctx.intents:
+                hint = did_you_mean(intent, ctx.intents)
+                errors.append(ExprError(f"unknown intent {intent!r}{hint} (declare it in [intents])",
+                                        (pos + 8, pos + len(name))))
+        elif name not in ctx.event_types:
             hint = did_you_mean(name, ctx.event_types)
             errors.append(ExprError(f"unknown event type {name!r}{hint}", (pos, pos + len(name))))
         pos += len(name) + 1  # the '|' (spaces around '|' are rare; spans stay close)
+
+
+def _text(node: ast.TextMatch | ast.Intent, ctx: CheckContext, errors: list[ExprError]) -> str:
+    """``event.text matches/contains '...'`` and ``event.intent(NAME)`` (segengine.text)."""
+    if isinstance(node, ast.Intent):
+        if not ctx.in_event_rule:
+            errors.append(ExprError("event.intent() is only available in event rules (rules with 'on')", node.span))
+        elif node.name not in ctx.intents:
+            hint = did_you_mean(node.name, ctx.intents)
+            errors.append(ExprError(f"unknown intent {node.name!r}{hint} (declare it in [intents])", node.arg_span))
+        return "bool"
+    t = _check(node.operand, ctx, errors)
+    if t and not (isinstance(node.operand, ast.EventField) and node.operand.field_name == "text"):
+        errors.append(ExprError(f"'{node.op}' applies to event.text, not {ast.to_source(node.operand)}", node.operand.span))
+    if node.op == "matches":
+        try:
+            re.compile(node.pattern)
+        except re.error as err:
+            errors.append(ExprError(f"bad regular expression: {err.msg}" + (f" at position {err.pos}" if err.pos is not None else ""),
+                                    node.pattern_span))
+    elif not node.pattern:
+        errors.append(ExprError("'contains' needs a non-empty string", node.pattern_span))
+    return "bool"
 
 
 def _window(seconds: float, span: tuple[int, int], errors: list[ExprError]) -> None:

@@ -55,7 +55,7 @@ _TOKEN_RE = re.compile(
   | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?P<unit>ms|s|m|h|d)?(?![A-Za-z0-9_])
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<op>==|!=|<=|>=|[<>()\[\],|+\-*/.])
+  | (?P<op>==|!=|<=|>=|[<>()\[\],|+\-*/.:])
     """,
     re.VERBOSE,
 )
@@ -267,6 +267,14 @@ class _Parser:
             if nxt.kind == "op" and nxt.text in ast.COMPARISONS:
                 raise ExprError("comparisons cannot be chained; join them with 'and'", (nxt.start, nxt.end))
             return node
+        if self.at("name", "matches") or self.at("name", "contains"):
+            op = self.advance().text
+            pattern = self.tok
+            if pattern.kind != "str":
+                raise self.unexpected(f"expected a string literal after '{op}'")
+            self.advance()
+            return ast.TextMatch(op, left, str(pattern.value), pattern_span=(pattern.start, pattern.end),
+                                 span=(left.span[0], pattern.end))
         negated = False
         if self.at("name", "not") and self.tokens[self.i + 1].kind == "name" and self.tokens[self.i + 1].text == "in":
             self.advance()
@@ -343,6 +351,8 @@ class _Parser:
                 if name.kind != "name":
                     raise self.unexpected("expected a field name after 'event.'")
                 self.advance()
+                if name.text == "intent" and self.at("op", "("):
+                    return self.intent(tok)
                 return ast.EventField(name.text, span=(tok.start, name.end))
             return ast.Name(tok.text, span=(tok.start, tok.end))
         raise self.unexpected("expected a value")
@@ -386,6 +396,17 @@ class _Parser:
             return ast.Interest(value, arg_span=(arg.start, arg.end), span=(name.start, end.end))
         return ast.Tag(value, arg_span=(arg.start, arg.end), span=(name.start, end.end))
 
+    def intent(self, start: Token) -> ast.Node:
+        """``event.intent(NAME)``, after ``event.intent``."""
+        self.advance()  # (
+        arg = self.tok
+        if arg.kind not in ("name", "str"):
+            raise self.unexpected("expected an intent name in event.intent()")
+        self.advance()
+        end = self.expect_op(")", "to close event.intent(")
+        value = arg.text if arg.kind == "name" else str(arg.value)
+        return ast.Intent(value, arg_span=(arg.start, arg.end), span=(start.start, end.end))
+
     def typeset(self) -> tuple[tuple[str, ...], tuple[int, int]]:
         names: list[str] = []
         start = self.tok.start
@@ -394,6 +415,13 @@ class _Parser:
             if tok.kind != "name":
                 raise self.unexpected("expected an event type")
             self.advance()
+            if self.at("op", ":") and tok.text == "comment":  # comment:INTENT (segengine.text)
+                self.advance()
+                intent = self.tok
+                if intent.kind != "name":
+                    raise self.unexpected("expected an intent name after 'comment:'")
+                self.advance()
+                tok = Token("name", f"comment:{intent.text}", tok.start, intent.end)
             names.append(tok.text)
             if not self.at("op", "|"):
                 return tuple(names), (start, tok.end)

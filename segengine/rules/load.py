@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import Diagnostic, RulesError
 from ..schema.events import BUILTIN_TYPES, EVENT_FIELDS, ROOM_TYPES
+from ..text.lexicon import BUILTIN_INTENTS
 from . import ast
 from .check import BUILTINS, CheckContext, check_expr, fold, segment_refs
 from .expr import MAX_DEPTH, ExprError, check_depth, duration_problem, parse_duration, parse_expr
@@ -30,7 +31,7 @@ MAX_BUDGET = 100_000
 
 ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention")
 RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled")
-TOP_KEYS = ("engine", "profile", "segments", "rules")
+TOP_KEYS = ("engine", "profile", "segments", "rules", "intents")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -78,6 +79,8 @@ class RuleSet:
     segments: dict[str, ast.Node] = field(default_factory=dict)
     segment_texts: dict[str, str] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
+    #: intent name -> phrases (segengine.text): the built-in lexicon, then the file's [intents]
+    intents: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(BUILTIN_INTENTS))
 
     @property
     def fingerprint(self) -> str:
@@ -178,11 +181,13 @@ class _Loader(TomlLoader):
         self.unknown_keys(data, (), TOP_KEYS, "the rules file")
         self._engine(data.get("engine", {}), rs)
         self._profile(data.get("profile", {}), rs)
+        self._intents(data.get("intents", {}), rs)
         ctx = CheckContext(frozenset(rs.event_types), rs.categories,
                            {p.name: ("num" if p.kind == "num" else p.values) for p in rs.profile.values()},
-                           event_fields=EVENT_FIELDS)
+                           event_fields=EVENT_FIELDS, intents=tuple(rs.intents))
         self._segments(data.get("segments", {}), rs, ctx)
         self._rules(data.get("rules", []), rs, ctx)
+        self._text_limit(rs)
         if self.diags:
             raise RulesError(self.diags)
         return rs
@@ -241,6 +246,28 @@ class _Loader(TomlLoader):
                     if not _IDENT_RE.fullmatch(name):
                         self.error_value(("engine", "types", i), f"event type {name!r} must be a plain name (letters, digits, _)")
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
+
+    def _text_limit(self, rs: RuleSet) -> None:
+        """Text predicates and used intents are bits of one int64: at most MAX_PREDICATES."""
+        from ..text.predicates import MAX_PREDICATES, predicates
+        n = len(predicates(rs))
+        if n > MAX_PREDICATES:
+            i = next(i for i, r in enumerate(rs.rules) if len(predicates(RuleSet("", "", segments=rs.segments,
+                                                                               rules=rs.rules[:i + 1]))) > MAX_PREDICATES)
+            self.error_value(("rules", rs.rules[i].index, "when"),
+                             f"the rules use {n} distinct text predicates and intents; at most {MAX_PREDICATES} are supported")
+
+    def _intents(self, raw: Any, rs: RuleSet) -> None:
+        """``[intents] NAME = ["phrase", ...]``: replaces the built-in intent NAME, or adds one."""
+        table = self.table(raw, ("intents",), "[intents]")
+        for name, phrases in table.items():
+            path = ("intents", name)
+            if not self._ident(name, path, "intent"):
+                continue
+            if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p for p in phrases):
+                self.error_value(path, "an intent is a non-empty list of non-empty phrases (strings)")
+                continue
+            rs.intents[name] = tuple(dict.fromkeys(phrases))
 
     def _profile(self, raw: Any, rs: RuleSet) -> None:
         table = self.table(raw, ("profile",), "[profile]")
@@ -392,7 +419,13 @@ class _Loader(TomlLoader):
                 ok = False
             else:
                 for j, typ in enumerate(items):
-                    if typ not in rs.event_types:
+                    if typ.startswith("comment:") and typ not in rs.event_types:
+                        if typ[8:] not in rs.intents:
+                            hint = did_you_mean(typ[8:], rs.intents)
+                            self.error_value((*p, "on", j) if isinstance(raw_on, list) else (*p, "on"),
+                                             f"unknown intent {typ[8:]!r} in {typ!r}{hint} (declare it in [intents])")
+                            ok = False
+                    elif typ not in rs.event_types:
                         hint = did_you_mean(typ, rs.event_types)
                         self.error_value((*p, "on", j) if isinstance(raw_on, list) else (*p, "on"), f"unknown event type {typ!r}{hint}")
                         ok = False

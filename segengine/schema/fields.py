@@ -53,7 +53,8 @@ ALWAYS, VIEWER_EVENTS, OPTIONAL = "always", "viewer events", "no"
 #:                           -1 any other string
 #: num        float (or int) float64, NaN when absent
 #: text       str            int64 id in the string table, looked up, never interned
-#:                           (-2: unseen; -1: the rules never read it)
+#:                           (-2: unseen; -1: the rules never read it); with text
+#:                           predicates, their bits above id + 2 (segengine.text)
 #: ========== ============== ===========================================================
 KINDS = ("type", "time", "id", "room", "str", "category", "num", "text")
 
