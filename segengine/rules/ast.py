@@ -91,6 +91,17 @@ class Tag(Node):
 
 
 @dataclass(eq=False)
+class RoomValue(Node):
+    """``room.NAME`` or ``room.NAME(ARG)``: a value of the viewer's room (of the rule's room in a
+    room rule); the names and their arguments are listed in ``segengine.features.roomnames``."""
+
+    name: str
+    arg: str | None = None
+    name_span: Span = (0, 0)
+    arg_span: Span = (0, 0)
+
+
+@dataclass(eq=False)
 class Unary(Node):
     op: str  # "not" or "-"
     operand: Node
@@ -161,6 +172,8 @@ def to_source(node: Node) -> str:
         return f"interest({node.category})"
     if isinstance(node, Tag):
         return f"tag({node.name})"
+    if isinstance(node, RoomValue):
+        return f"room.{node.name}" if node.arg is None else f"room.{node.name}({node.arg})"
     if isinstance(node, Unary):
         inner = to_source(node.operand)
         if isinstance(node.operand, (Binary, In)):
