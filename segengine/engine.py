@@ -39,6 +39,7 @@ from .schema.ndjson import scan_ndjson
 from .ops.reload import reload as reload_rules
 from .ops import snapshot as _snapshot
 from .ops import room as _room
+from .features.roomnames import share_names
 from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
@@ -142,6 +143,7 @@ class Engine:
         self._cat_codes_none = {None: 0, **self._cat_codes}
         self._viewer_codes = {t: c for t, c in self._codes.items() if t not in self._room_types}
         self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
+        self._shares = bool(share_names(rs))  # room.share counts (features/roomnames.py)
 
     def _bind_kernel(self) -> None:
         """Choose how ``ingest`` calls the event kernel (after ``_setup`` and a new store: ``_adopt``).
@@ -645,6 +647,8 @@ class Engine:
         slot = self._viewer_slot(viewer)
         for matrix, col, value in writes:
             (self._store.VF if matrix == "vf" else self._store.VN)[slot, col] = value
+        if self._shares:  # room.share of a target counts this viewer by its profile: recount it now
+            self._mod.share_update(self._store.tab, slot, self._now_us())
 
     def _now_us(self) -> int:
         return self._core.now_us()

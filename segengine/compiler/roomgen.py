@@ -162,6 +162,13 @@ def functions(mg) -> list[str]:
         lines += ["    for slot in range(n):", *("        " + line for line in gen.lines)]
     lines.append("    return 0")
     body = "\n".join(lines)
+    one = ExprGen(rs, mg.lay, mg.lits, with_timers=False, in_event="False")
+    one.emit(f"room = VI[slot, {mg.vi('room')}]")
+    share_sync(mg, one)
+    one.emit("return 0")
+    text = "\n".join("    " + line for line in one.lines)
+    out.append(f"@njit(**KERNEL_FLAGS)\ndef share_update(tab, slot, now):\n"
+               f"    # one viewer's room.share units (after set_profile: targets read profiles)\n{views_for(text)}\n{text}")
     out.append(f"@njit(**KERNEL_FLAGS)\ndef share_rebuild(tab, now, n):\n"
                f"    # every room.share count from scratch (after a reload: segments may have changed)\n"
                f"{views_for(body)}\n{body}")

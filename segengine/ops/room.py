@@ -90,9 +90,12 @@ class RoomExplanation(msgspec.Struct, kw_only=True):
                                                              if self.cooldown_remaining > 0 else "not running"))
         lines.append(f"  fired {self.fired} times, suppressed {self.suppressed}"
                      + (f", last at {self.last_fired:g}" if self.last_fired is not None else ""))
-        verdict = ("would fire on a rising edge now" if self.would_fire and not self.was_true else
-                   "holds, fired already: fires again after it has been false" if self.holds and self.was_true else
-                   "blocked by its cooldown" if not self.would_fire else "does not hold")
+        if not self.holds:
+            verdict = "does not hold"
+        elif self.was_true:
+            verdict = "holds, and held at the last evaluation: fires again after it has been false"
+        else:
+            verdict = "would fire at the next evaluation" if self.would_fire else "a firing now is suppressed by its cooldown"
         lines.append(f"  -> {verdict}")
         return "\n".join(lines)
 
