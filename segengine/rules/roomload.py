@@ -11,7 +11,7 @@ from typing import Any
 
 from ..schema.events import BUILTIN_TYPES, ROOM_TYPES
 from . import ast
-from .check import CheckContext, check_expr, fold
+from .check import BUILTINS, CheckContext, check_expr, fold
 from .expr import ExprError, parse_expr
 from .suggest import did_you_mean
 
@@ -91,6 +91,8 @@ def targets(loader, raw: Any, rs, ctx: CheckContext) -> None:
         for n in ast.walk(node):
             if not isinstance(n, _TARGET_NODES):
                 errors.append(ExprError(f"a target reads only profile attributes, not {ast.to_source(n)!r}", n.span))
+            elif isinstance(n, ast.Name) and n.name not in profile and (n.name in BUILTINS or n.name in ctx.segments):
+                errors.append(ExprError(f"a target reads only profile attributes, not {n.name!r}", n.span))
             elif isinstance(n, ast.Name) and n.name not in profile:
                 hint = did_you_mean(n.name, profile) if profile else " (declare attributes in [profile])"
                 errors.append(ExprError(f"unknown profile attribute {n.name!r}{hint}", n.span))
