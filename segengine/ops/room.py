@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
+from ..guards import REASONS
 from ..kernels.roomscan import mix_bins, mix_codes, mix_values
 from ..rules import ast
 from ..rules.suggest import did_you_mean
@@ -178,5 +179,6 @@ def room_rule_counts(core: "EngineCore") -> tuple[dict[str, int], dict[str, dict
     fired, suppressed = {}, {}
     for r in core.rules.room_rules:
         fired[r.name] = int(rows[:, lay.ri.index(f"room_fired:{r.name}")].sum())
-        suppressed[r.name] = {"cooldown": int(rows[:, lay.ri.index(f"room_suppressed:{r.name}")].sum())}
+        suppressed[r.name] = {reason: 0 for reason in REASONS}  # the shape of viewer rules': only cooldown applies
+        suppressed[r.name]["cooldown"] = int(rows[:, lay.ri.index(f"room_suppressed:{r.name}")].sum())
     return fired, suppressed

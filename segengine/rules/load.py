@@ -172,7 +172,7 @@ class TomlLoader:
         return value
 
 
-class _Loader(TomlLoader):
+class _Loader(roomload.RoomParts, TomlLoader):
     """The rules file: every problem at once, then a checked RuleSet."""
 
     segment_depths: dict[str, int] = {}  # name -> depth with its segments expanded (set by _segments)
@@ -188,10 +188,10 @@ class _Loader(TomlLoader):
                            event_fields=EVENT_FIELDS)
         ctx.room_names = False  # segments and targets read viewers, not rooms
         self._segments(data.get("segments", {}), rs, ctx)
-        roomload.targets(self, data.get("targets", {}), rs, ctx)
+        self.targets(data.get("targets", {}), rs, ctx)
         ctx.room_names = True
         self._rules(data.get("rules", []), rs, ctx)
-        roomload.room_rules(self, data.get("room_rules", []), rs, ctx, {r.name for r in rs.rules})
+        self.room_rules(data.get("room_rules", []), rs, ctx, {r.name for r in rs.rules})
         if self.diags:
             raise RulesError(self.diags)
         return rs
@@ -251,7 +251,7 @@ class _Loader(TomlLoader):
                         self.error_value(("engine", "types", i), f"event type {name!r} must be a plain name (letters, digits, _)")
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
         if "room_types" in table:
-            roomload.room_types(self, table["room_types"], rs)
+            self.room_types(table["room_types"], rs)
 
     def _profile(self, raw: Any, rs: RuleSet) -> None:
         table = self.table(raw, ("profile",), "[profile]")
