@@ -227,6 +227,9 @@ class Engine:
         probe.advance(2.0)
         for name in self._rules.segments:
             probe.segment_size(name)
+        for attr in list(self._rules.profile.values())[:1]:  # set_profile's room.share recount, mix's scans
+            probe.set_profile("warmup", **{attr.name: 0 if attr.kind == "num" else attr.values[0]})
+            probe.mix(attr.name, "warmup")
         probe.viewer("warmup")
         return self
 

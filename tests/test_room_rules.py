@@ -244,3 +244,20 @@ def test_room_rule_on_room_metrics():
     out = rows(e.ingest(ev("pay", "a", ts=2, amount=10.0)))
     assert out == [("first_sale", "cheer", "", "r1", 2.0)]
     assert e.room("r1").gmv == 10.0
+
+
+def test_reload_schedules_the_time_driven_share_changes():
+    """After a reload, a membership that changes with time alone still moves the count on time."""
+    e = engine()
+    e.ingest(ev("enter", "a", ts=10))
+    e.ingest(ev("enter", "b", ts=20))
+    text = ROOM_RULES.read_text().replace('settled = "present and dwell >= 1m"', 'settled = "present and dwell >= 2m"')
+    text = text.replace('idle_timeout = "90s"', 'idle_timeout = "10m"')
+    e.ingest(ev("heartbeat", "a", ts=30))
+    e.ingest(ev("heartbeat", "b", ts=30))
+    assert e.reload(text, warmup=False)
+    e.advance(131)  # a: dwell 121 s; b: 111 s
+    assert e.explain_room("r1", "settled_half").values["room.share(settled)"] == 0.5
+    out = rows(e.advance(140))
+    assert [r for r in out if r[0] == "settled_half"] == []  # the edge was true since 130 s
+    assert e.explain_room("r1", "settled_half").values["room.share(settled)"] == 1.0

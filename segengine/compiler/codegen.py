@@ -359,6 +359,7 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
             _, c = gen.boolean(desugar(rule.when))
             if c != NEVER:
                 gen.emit(f"due = min(due, {c})")
+        roomgen.share_due(self, gen)  # room.share memberships that change with time
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit("return due")

@@ -79,6 +79,14 @@ def share_sync(mg, gen: ExprGen, end: bool = False) -> None:
             gen.emit(f"due = min(due, {c})")
 
 
+def share_due(mg, gen: ExprGen) -> None:
+    """In ``_due`` (rescan after a reload): the next time-driven change of each shared membership."""
+    for name in share_names(mg.rs):
+        _, c = _membership(mg, gen, name)
+        if c != NEVER:
+            gen.emit(f"due = min(due, {c})")
+
+
 def _room_rule(mg, rule, j: int, gen: ExprGen) -> None:
     lay = mg.lay
     edge, last = mg.col("ri", f"room_edge:{rule.name}"), mg.col("ri", f"room_last:{rule.name}")
