@@ -120,6 +120,16 @@ class RoomNames(Feature):
             lay.add("vi", f"share_room:{name}")
             lay.add("ri", f"share:{name}")
 
+    def readouts(self, rs, lay):
+        """The room names the viewer rules read, as ``viewer()`` shows them for the viewer's room."""
+        seen: dict[str, ast.Node] = {}
+        for rule in rs.rules:
+            for root in (rule.when, *rule.placeholders.values()):
+                for n in ast.walk(root):
+                    if isinstance(n, ast.RoomValue) and ROOM_VALUES[n.name].code is not _metric:
+                        seen.setdefault(ast.to_source(n), n)
+        return list(seen.items())
+
     def number(self, gen, node, v):
         r = room_var(gen)
         gen.emit(f"{v} = ({ROOM_VALUES[node.name].code(gen, node, r)}) if {r} >= 0 else 0.0")
