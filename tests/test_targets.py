@@ -104,3 +104,16 @@ def test_share_of_a_target_in_a_viewer_rule_and_unknown_target():
         load_rules('[profile]\nage = "int"\n[targets.young]\nmatch = "age < 30"\n'
                    '[[rules]]\nname = "r"\non = ["like"]\nwhen = "room.share(youn) > 0.5"\nthen = "x"\n')
     assert rows([]) == []
+
+
+def test_the_cookbook_room_recipes_load():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cookbook.md").read_text(encoding="utf-8")
+    section = text[text.index("## 10. The room as a whole"):]
+    blocks = [b.split("```", 1)[0] for b in section.split("```text\n")[1:]]
+    files = [b for b in blocks if "[[" in b]
+    assert len(files) == 2
+    for block in files:
+        rs = load_rules(block, "cookbook.md")
+        assert rs.room_rules or rs.room_types
