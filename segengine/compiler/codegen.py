@@ -253,7 +253,7 @@ class ModuleGen:
         L = gen.lines
         gen.emit(f"room = VI[slot, {self.vi('room')}]")
         gen.emit("due = NEVER")
-        roomgen.share_sync(self, gen)  # room.share counts (compiler/roomgen.py)
+        roomgen.share_sync(self, gen, gate=True)  # room.share counts (compiler/roomgen.py)
         readers = set(lay.tag_readers)
         if readers:
             # state rules that read tags put their next change in tdue (replaced when they are

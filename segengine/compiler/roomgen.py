@@ -34,6 +34,9 @@ def room_rules_of(rs) -> list:
 
 
 def add_columns(lay, rs) -> None:
+    for name in share_names(rs):
+        if membership_inputs(rs, name) is not None:
+            lay.add("vi", f"share_due:{name}")  # its next time-driven change (0: evaluate at the next pass)
     for rule in rs.room_rules:
         for what in ("room_edge", "room_last", "room_fired", "room_suppressed"):
             lay.add("ri", f"{what}:{rule.name}")
@@ -49,7 +52,7 @@ def _membership(mg, gen: ExprGen, name: str) -> tuple[str, str]:
     return gen.boolean(ast.Name(name, kind="segment", type="bool"))
 
 
-def share_sync(mg, gen: ExprGen, end: bool = False) -> None:
+def share_sync(mg, gen: ExprGen, end: bool = False, gate: bool = False) -> None:
     """Keep ``RI[r, share:NAME]`` = present viewers of room r in NAME, for ``slot`` (``room`` is its room).
 
     At the start of the pass every shared name; at its end (``end``) again those reading tags
@@ -63,20 +66,48 @@ def share_sync(mg, gen: ExprGen, end: bool = False) -> None:
         return
     present = f"(VI[slot, {mg.vi('flags')}] & FLAG_PRESENT) != 0"
     gen.emit(f"spres = {present}")
+    if gate:  # in _pass: a session that started or ended now, or the idle timeout
+        gen.emit(f"severy = timer == TIMER_ENDED or VI[slot, {mg.vi('sess_start')}] == now "
+                 f"or VI[slot, {mg.vi('sess_end')}] == now")
     for name in names:
-        b, c = _membership(mg, gen, name)
+        inputs = membership_inputs(mg.rs, name) if gate else None
+        scope = gen
+        if inputs is not None:
+            # skipped while nothing that changes it happened: no session start or end, none of
+            # its input event types, its next time-driven change not come
+            dcol = mg.col("vi", f"share_due:{name}")
+            scope = gen.child()
+            touched = [f"ev_code == {mg.code(t)}" for t in inputs]
+            gen.emit(f"srun = {' or '.join(['severy', f'now >= VI[slot, {dcol}]', *touched])}")
+        b, c = _membership(mg, scope, name)
         col, rcol = mg.col("vi", f"share_room:{name}"), mg.col("ri", f"share:{name}")
-        gen.emit(f"# room.share({name}): present viewers per room")
-        gen.emit(f"want = room + 1 if spres and {b} else 0")
-        gen.emit(f"had = VI[slot, {col}]")
-        gen.emit("if had != want:")
-        gen.emit("    if had > 0:")
-        gen.emit(f"        RI[had - 1, {rcol}] -= 1")
-        gen.emit("    if want > 0:")
-        gen.emit(f"        RI[want - 1, {rcol}] += 1")
-        gen.emit(f"    VI[slot, {col}] = want")
-        if c != NEVER and gen.with_timers:
+        scope.emit(f"# room.share({name}): present viewers per room")
+        scope.emit(f"want = room + 1 if spres and {b} else 0")
+        scope.emit(f"had = VI[slot, {col}]")
+        scope.emit("if had != want:")
+        scope.emit("    if had > 0:")
+        scope.emit(f"        RI[had - 1, {rcol}] -= 1")
+        scope.emit("    if want > 0:")
+        scope.emit(f"        RI[want - 1, {rcol}] += 1")
+        scope.emit(f"    VI[slot, {col}] = want")
+        if inputs is not None:
+            scope.emit(f"VI[slot, {dcol}] = {c if c != NEVER else 'NEVER'}")
+            gen.nest("if srun:", scope)
+            gen.emit(f"due = min(due, VI[slot, {dcol}])")
+        elif c != NEVER and gen.with_timers:
             gen.emit(f"due = min(due, {c})")
+
+
+def membership_inputs(rs, name: str) -> tuple[str, ...] | None:
+    """The event types whose events can change "in NAME" (besides a session starting or ending,
+    time, and set_profile for a target); None when anything can (tags, the room...)."""
+    from . import layout
+
+    if not layout.SKIP_UNCHANGED:
+        return None
+    if name in rs.targets:
+        return ()  # profile attributes only: set_profile recounts (share_update)
+    return layout.rule_inputs(rs, ast.Name(name, kind="segment", type="bool"))
 
 
 def share_due(mg, gen: ExprGen) -> None:
@@ -87,14 +118,14 @@ def share_due(mg, gen: ExprGen) -> None:
             gen.emit(f"due = min(due, {c})")
 
 
-def _room_rule(mg, rule, j: int, gen: ExprGen) -> None:
-    lay = mg.lay
+def _room_rule(mg, rule, j: int, gen: ExprGen, r: str = "room", now: str = "now") -> None:
+    """Rule ``j`` of the room rules for room slot ``r`` at time ``now`` (local names: ``rfire``, ``rn``)."""
     edge, last = mg.col("ri", f"room_edge:{rule.name}"), mg.col("ri", f"room_last:{rule.name}")
     fired, supp = mg.col("ri", f"room_fired:{rule.name}"), mg.col("ri", f"room_suppressed:{rule.name}")
     gen.emit(f"# room rule {rule.name!r}: {rule.when_text}")
     b, _ = gen.boolean(desugar(rule.when))
-    gen.emit(f"fire = {b} and RI[room, {edge}] == 0")
-    gen.emit(f"RI[room, {edge}] = 1 if {b} else 0")
+    gen.emit(f"rfire = {b} and RI[{r}, {edge}] == 0")
+    gen.emit(f"RI[{r}, {edge}] = 1 if {b} else 0")
     body = gen.child()
     values, kinds = [], []
     for text, node in rule.placeholders.items():
@@ -102,19 +133,28 @@ def _room_rule(mg, rule, j: int, gen: ExprGen) -> None:
         values.append(val)
         kinds.append((text, kind))
     mg.placeholder_kinds[rule.name] = kinds
-    out = ["n = meta[0, META_OUT_N]", f"OI[n, 0] = N_RULES + {j}", "OI[n, 1] = -1", "OI[n, 2] = now",
-           "OI[n, 3] = -1", "OI[n, 4] = room", *(f"OF[n, {k}] = {v}" for k, v in enumerate(values)),
-           "meta[0, META_OUT_N] = n + 1", f"RI[room, {fired}] += 1", f"RI[room, {last}] = now"]
+    out = ["rn = meta[0, META_OUT_N]", f"OI[rn, 0] = N_RULES + {j}", "OI[rn, 1] = -1", f"OI[rn, 2] = {now}",
+           "OI[rn, 3] = -1", f"OI[rn, 4] = {r}", *(f"OF[rn, {k}] = {v}" for k, v in enumerate(values)),
+           "meta[0, META_OUT_N] = rn + 1", f"RI[{r}, {fired}] += 1", f"RI[{r}, {last}] = {now}"]
     if rule.cooldown is not None:
         cd = us(rule.cooldown)
-        body.emit(f"if RI[room, {last}] != MISSING and now - RI[room, {last}] < {cd}:")
-        body.emit(f"    RI[room, {supp}] += 1  # cooldown")
+        body.emit(f"if RI[{r}, {last}] != MISSING and {now} - RI[{r}, {last}] < {cd}:")
+        body.emit(f"    RI[{r}, {supp}] += 1  # cooldown")
         body.emit("else:")
         body.lines.extend("    " + line for line in out)
     else:
         body.lines.extend(out)
-    gen.nest("if fire:", body)
-    del lay
+    gen.nest("if rfire:", body)
+
+
+def room_rule_lines(mg, r: str, now: str) -> list[str]:
+    """Every enabled room rule for room slot ``r`` at ``now``, as statements (file order)."""
+    gen = ExprGen(mg.rs, mg.lay, mg.lits, with_timers=False, in_event="False")
+    gen.cache["room"] = (r,)  # room names read the rule's room
+    gen.counter = [10_000]  # temporaries apart from the surrounding kernel's
+    for rule in room_rules_of(mg.rs):
+        _room_rule(mg, rule, mg.rs.room_rules.index(rule), gen, r, now)
+    return gen.lines
 
 
 def functions(mg) -> list[str]:
@@ -124,13 +164,7 @@ def functions(mg) -> list[str]:
     rs, out = mg.rs, []
     rules = room_rules_of(rs)
     if rules:
-        gen = ExprGen(rs, mg.lay, mg.lits, with_timers=False, in_event="False")
-        gen.cache["room"] = ("room",)  # room names read the rule's room
-        gen.emit("slot = np.int64(-1)")
-        for j, rule in enumerate(rules):
-            _room_rule(mg, rule, rs.room_rules.index(rule), gen)
-        gen.emit("return 0")
-        body = "\n".join("    " + line for line in gen.lines)
+        body = "\n".join("    " + line for line in [*room_rule_lines(mg, "room", "now"), "return 0"])
         out.append(f"@njit(**KERNEL_FLAGS)\ndef _room_rules(tab, room, now):\n"
                    f"    # the room rules of one room, after a pass in it (file order)\n{views_for(body)}\n{body}")
     if rs.room_types:
@@ -187,9 +221,14 @@ def after_event(mg) -> list[str]:
     """After the event's pass: the room rules of its room, and of the room it left."""
     if not room_rules_of(mg.rs):
         return []
-    return ["_room_rules(tab, room, now)",
-            "if prev_room >= 0 and prev_room != room:",
-            "    _room_rules(tab, prev_room, now)"]
+    # inline (a call to _room_rules costs ~100 ns on this path): the event's room, then the one it left
+    return ["rroom = room",
+            "for rk in range(2):",
+            "    if rk == 1:",
+            "        if prev_room < 0 or prev_room == room:",
+            "            break",
+            "        rroom = prev_room",
+            *("    " + line for line in room_rule_lines(mg, "rroom", "now"))]
 
 
 def before_apply(mg) -> list[str]:
