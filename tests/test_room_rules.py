@@ -261,3 +261,10 @@ def test_reload_schedules_the_time_driven_share_changes():
     out = rows(e.advance(140))
     assert [r for r in out if r[0] == "settled_half"] == []  # the edge was true since 130 s
     assert e.explain_room("r1", "settled_half").values["room.share(settled)"] == 1.0
+
+
+def test_explain_of_a_room_rule_points_to_explain_room():
+    e = engine()
+    e.ingest(ev("enter", "a", ts=1))
+    with pytest.raises(KeyError, match="room rule: explain it with engine.explain_room"):
+        e.explain("a", "full_house")
