@@ -44,7 +44,7 @@ ROOM_METRICS: list[Callable[[Any, str, str], str]] = []
 
 @dataclass(frozen=True)
 class RoomName:
-    """One room name: ``arg`` is "" (none), "audience" (a segment or target name) or "step";
+    """One room name: ``arg`` is "" (none), "name" (a segment or target name) or "step";
     ``code(gen, node, r)`` the expression of its value (float) in room slot ``r`` (r >= 0)."""
 
     arg: str
@@ -74,7 +74,7 @@ def _metric(gen, node, r) -> str:
 #: Every room name: the checker, the kernel generator and explain read this table.
 ROOM_VALUES: dict[str, RoomName] = {
     "audience": RoomName("", _audience, doc="viewers present in the room now"),
-    "share": RoomName("audience", _share, doc="present viewers in segment or target NAME / audience"),
+    "share": RoomName("name", _share, doc="present viewers in segment or target NAME / audience"),
     "uv": RoomName("", _metric, doc="distinct viewers of the stream so far"),
     "gmv": RoomName("", _metric, doc="paid minus refunded amounts"),
     "conversion": RoomName("", _metric, doc="buyers / UV"),

@@ -141,10 +141,10 @@ def _room_value(node: ast.RoomValue, ctx: CheckContext, errors: list[ExprError])
         errors.append(ExprError(f"room.{node.name} takes no argument", node.arg_span))
         return ""
     if entry.arg and node.arg is None:
-        what = "a segment or target name" if entry.arg == "audience" else f"a step ({', '.join(FUNNEL_STEPS)})"
+        what = "a segment or target name" if entry.arg == "name" else f"a step ({', '.join(FUNNEL_STEPS)})"
         errors.append(ExprError(f"room.{node.name} needs {what}: room.{node.name}(NAME)", node.span))
         return ""
-    if entry.arg == "audience" and node.arg not in ctx.segments and node.arg not in ctx.targets:
+    if entry.arg == "name" and node.arg not in ctx.segments and node.arg not in ctx.targets:
         hint = did_you_mean(node.arg, [*ctx.segments, *ctx.targets])
         errors.append(ExprError(f"unknown segment or target {node.arg!r}{hint}", node.arg_span))
         return ""
