@@ -268,3 +268,20 @@ def test_explain_of_a_room_rule_points_to_explain_room():
     e.ingest(ev("enter", "a", ts=1))
     with pytest.raises(KeyError, match="room rule: explain it with engine.explain_room"):
         e.explain("a", "full_house")
+
+
+def test_cli_explain_room(tmp_path, capsys):
+    import json
+
+    from segengine.cli import main
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(ev("enter", f"v{i}", ts=i)) + "\n" for i in range(4)))
+    assert main(["explain", str(ROOM_RULES), str(events), "full_house", "--room", "r1"]) == 0
+    out = capsys.readouterr().out
+    assert "full_house fired once in room 'r1'" in out and "room.audience = 4" in out
+    assert main(["explain", str(ROOM_RULES), str(events), "full_house", "--room", "r1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["room"] == "r1" and report["fired"] == 1 and report["explanation"]["values"] == {"room.audience": 4.0}
+    assert main(["explain", str(ROOM_RULES), str(events), "full_hous", "--room", "r1"]) == 2
+    assert "did you mean 'full_house'" in capsys.readouterr().err
