@@ -38,6 +38,8 @@ from .schema.fields import BATCH_ROW, ROW_DTYPES, fastpath_fields
 from .schema.ndjson import scan_ndjson
 from .ops.reload import reload as reload_rules
 from .ops import snapshot as _snapshot
+from .ops import room as _room
+from .features.roomnames import share_names
 from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
 from .rules.suggest import did_you_mean
@@ -141,11 +143,15 @@ class Engine:
         self._text_cache = None if self._text is None else self._text.cache
         self._uses_text = self._uses_text or self._text is not None
         self._segment_index = {name: i for i, name in enumerate(rs.segments)}
-        self._room_codes = frozenset(self._codes[t] for t in ROOM_TYPES)
+        # room events: live_start, live_end and the rules' [engine] room_types (room-wide triggers)
+        self._room_types = ROOM_TYPES | frozenset(rs.room_types)
+        self._room_codes = frozenset(self._codes[t] for t in self._room_types)
+        self._room_code_array = np.array(sorted(self._room_codes), np.int64)
         self._room_codes_pair = tuple(sorted(self._room_codes))  # live_start, live_end: two compares, no isin
         self._cat_codes_none = {None: 0, **self._cat_codes}
-        self._viewer_codes = {t: c for t, c in self._codes.items() if t not in ROOM_TYPES}
+        self._viewer_codes = {t: c for t, c in self._codes.items() if t not in self._room_types}
         self._shows_category = any("event.category" in str(r.params) for r in rs.rules)
+        self._shares = bool(share_names(rs))  # room.share counts (features/roomnames.py)
 
     def _bind_kernel(self) -> None:
         """Choose how ``ingest`` calls the event kernel (after ``_setup`` and a new store: ``_adopt``).
@@ -231,6 +237,9 @@ class Engine:
         probe.advance(2.0)
         for name in self._rules.segments:
             probe.segment_size(name)
+        for attr in list(self._rules.profile.values())[:1]:  # set_profile's room.share recount, mix's scans
+            probe.set_profile("warmup", **{attr.name: 0 if attr.kind == "num" else attr.values[0]})
+            probe.mix(attr.name, "warmup")
         probe.viewer("warmup")
         return self
 
@@ -323,7 +332,7 @@ class Engine:
                         return self._finish(pending, [], event, slot, vid, room, code, ts, item_id, cat_code, fprice,
                                             famount, text_value)
         try:
-            ev = validate(event, self._types)
+            ev = validate(event, self._types, self._room_types)
         except EventError:
             self._core.rejected += 1
             raise
@@ -397,7 +406,7 @@ class Engine:
             if data[:3] == UTF8_BOM:  # a byte order mark opening the input: ignored on every NDJSON path
                 data = data[3:]
             if data.count(b"\n") >= SMALL_BATCH:
-                scanned = scan_ndjson(data, self._rules.event_types, ROOM_TYPES, self._category_names)
+                scanned = scan_ndjson(data, self._rules.event_types, self._room_types, self._category_names)
                 # every line valid: straight from the bytes to columns (categories the rules never
                 # name are kept as codes only, so a rule that shows {event.category} takes the decoder path)
                 if scanned is not None and not (self._shows_category and (scanned.category < 0).any()):
@@ -422,7 +431,7 @@ class Engine:
         failure: EventError | None = None
         for index, raw in enumerate(items):
             try:
-                events.append(validate(raw, self._types))
+                events.append(validate(raw, self._types, self._room_types))
             except EventError as err:
                 self._core.rejected += 1
                 if errors == "raise":
@@ -450,7 +459,7 @@ class Engine:
         if batch.checked:  # its decoder validated every row
             bad, (row, field, message) = None, (-1, "", "")
         else:
-            bad, (row, field, message) = validity(batch, codes, np.array(self._room_codes_pair))
+            bad, (row, field, message) = validity(batch, codes, self._room_code_array)
         failure = None
         if row >= 0:
             if errors == "skip":
@@ -490,6 +499,8 @@ class Engine:
         else:
             rooms = self._intern_column(batch.room, self._rooms, self._store.ensure_rooms)
         is_viewer = (codes != self._room_codes_pair[0]) & (codes != self._room_codes_pair[1])
+        if len(self._room_code_array) > 2:  # [engine] room_types
+            is_viewer &= ~np.isin(codes, self._room_code_array)
         if is_viewer.all():
             slots = self._intern_column(batch.viewer, self._viewers, self._store.ensure_viewers)
         else:
@@ -656,6 +667,8 @@ class Engine:
         slot = self._viewer_slot(viewer)
         for matrix, col, value in writes:
             (self._store.VF if matrix == "vf" else self._store.VN)[slot, col] = value
+        if self._shares:  # room.share of a target counts this viewer by its profile: recount it now
+            self._mod.share_update(self._store.tab, slot, self._now_us())
 
     def _now_us(self) -> int:
         return self._core.now_us()
@@ -718,6 +731,31 @@ class Engine:
         return explain_rule(self._core, viewer, rule)
 
     @exclusive
+    def explain_room(self, room: str, rule: str) -> _room.RoomExplanation:
+        """Why room rule ``rule`` (``[[room_rules]]``) would or would not fire in ``room`` now.
+
+        The condition's value and each room name's value, whether it held at the last
+        evaluation (a firing needs a rising edge), the cooldown, and the room's firing counts.
+        ``str()`` is a readable report. Changes nothing. Raises ``KeyError`` for an unknown
+        room or room rule. See docs/api.md (Room rules).
+        """
+        return _room.explain_room(self._core, room, rule)
+
+    @exclusive
+    def mix(self, attribute: str, room: str, bins: list[float] | None = None) -> dict[Any, int]:
+        """The present audience of ``room`` over profile attribute ``attribute``, in one scan.
+
+        A category attribute: ``{value: viewers, ..., "missing": viewers without it}``. A number
+        attribute with ``bins`` (increasing edges, e.g. ``[0, 18, 25, 35, 50]``):
+        ``{"<0": n, "0-18": n, "18-25": n, "25-35": n, "35-50": n, ">=50": n}`` (a bin holds
+        ``lo <= value < hi``); without ``bins``: ``{value: viewers}`` per distinct value. An unset
+        number reads 0, as in rules. An unknown room gives zero counts. Cost: O(viewers), one
+        Numba scan (about 4 ms per million viewer rows). Raises ``KeyError`` for an unknown
+        attribute. See docs/api.md (Audience mix).
+        """
+        return _room.mix(self._core, attribute, room, bins)
+
+    @exclusive
     def reload(self, rules: str | Path, *, warmup: bool = True) -> bool:
         """Run new rules from now on, keeping every viewer's and room's state.
 
@@ -740,6 +778,9 @@ class Engine:
         n = len(self._rules.rules)
         fired = {r.name: int(meta[fired_index(i)]) for i, r in enumerate(self._rules.rules)}
         suppressed = {r.name: suppressed_counts(meta, n, i) for i, r in enumerate(self._rules.rules)}
+        room_fired, room_suppressed = _room.room_rule_counts(self._core)  # [[room_rules]], over every room
+        fired.update(room_fired)
+        suppressed.update(room_suppressed)
         seen = int(np.count_nonzero(self._store.VI[: len(self._viewers), self._compiled.layout.vi.index("flags")] & FLAG_SEEN))
         return {
             "events": int(meta[META_EVENTS]),

@@ -307,6 +307,15 @@ class ReferenceEngine:
                     self._memo[key] = ev(self.segments[node.name])
                 return self._memo[key]
             raise KeyError(node.name)
+        if isinstance(node, ast.RoomValue):  # room.audience, room.share(SEGMENT): the viewer's room
+            aud = self.feature(v, "audience", now, eps)[0]
+            if node.name == "audience":
+                return aud, False
+            if node.name == "share" and node.arg in self.segments:
+                inside = sum(1 for w in self.viewers.values() if w.present and w.room == v.room
+                             and self._eval(w, ast.Name(node.arg, kind="segment"), now, eps)[0])
+                return (inside / aud if aud else 0.0), False
+            raise KeyError(ast.to_source(node))
         if isinstance(node, ast.Count) and node.window is None:
             cur = self._last_session(v)
             n = sum(1 for e in v.history if e.type in node.types and cur is not None and e.session == cur)

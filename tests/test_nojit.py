@@ -176,7 +176,8 @@ def test_suite_runs_as_plain_python():
              "tests/test_nojit.py::test_plain_python_divides_like_the_compiled_kernels"]
     env = {**_plain_env(), "SEGENGINE_MAX_EXAMPLES": str(EXAMPLES)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                           "--hypothesis-seed=0", *tests], capture_output=True, text=True, cwd=ROOT, env=env,
+                           "--hypothesis-seed=0", *tests,
+                           "--deselect", "tests/test_text.py::test_the_c_path_computes_new_texts_without_the_python_path"], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=600)
     assert proc.returncode == 0, _tail(proc)
     assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], _tail(proc)

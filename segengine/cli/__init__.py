@@ -111,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "rule's firings for the viewer during the replay, and what suppresses it.")
     p.add_argument("rules", metavar="RULES", help="rules file (TOML)")
     p.add_argument("events", metavar="EVENTS.jsonl", help="events, one JSON object per line ('-': stdin)")
-    p.add_argument("viewer", metavar="VIEWER", help="viewer id (an integer id if the events use integer ids)")
-    p.add_argument("rule", metavar="RULE", help="rule name")
+    p.add_argument("viewer", metavar="VIEWER", nargs="?",
+                   help="viewer id (an integer id if the events use integer ids); none with --room")
+    p.add_argument("rule", metavar="RULE", nargs="?", help="rule name")
+    p.add_argument("--room", metavar="ROOM",
+                   help="explain a room rule ([[room_rules]]) in this room: segengine explain RULES EVENTS RULE --room ROOM")
     p.add_argument("--at", type=parse_at, metavar="TS|+DURATION",
                    help="replay only up to this event time (unix seconds, as the events' ts) or this long after "
                         "the first event (+90m), and explain at that time")

@@ -101,6 +101,10 @@ def resolve_viewer(text: str, seen: dict[Any, Any], profiles: Profiles | None, s
 def cmd_explain(args: argparse.Namespace) -> int:
     check_stdin(args)
     rules = load_rules(args.rules)
+    if args.room is not None:
+        return _cmd_explain_room(args, rules)
+    if args.rule is None:
+        raise UsageError("explain needs VIEWER and RULE (or --room ROOM and a room rule's name)")
     names = [r.name for r in rules.rules]
     if args.rule not in names:
         raise UsageError(f"unknown rule {args.rule!r} in {args.rules}{did_you_mean(args.rule, names)}"
@@ -145,6 +149,57 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(_render(report, replay, groups, str(explanation)))
+    return EXIT_OK if report["ok"] else EXIT_ERRORS
+
+
+def _cmd_explain_room(args: argparse.Namespace, rules) -> int:
+    """``--room ROOM RULE``: replay, then ``engine.explain_room(ROOM, RULE)`` and the rule's firings there."""
+    if args.rule is not None and args.viewer is not None:
+        raise UsageError("with --room, give the room rule's name only: segengine explain RULES EVENTS RULE --room ROOM")
+    name = args.rule if args.rule is not None else args.viewer
+    names = [r.name for r in rules.room_rules]
+    if name not in names:
+        raise UsageError(f"unknown room rule {name!r} in {args.rules}{did_you_mean(str(name), names)}"
+                         f" (room rules: {', '.join(names) or 'none'})")
+    rule = rules.room_rules[names.index(name)]
+    stream, size = open_events(args.events)
+    source = args.events if args.events != "-" else "<stdin>"
+    until, after = None, None
+    if args.at is not None:
+        (until, after) = (args.at[1], None) if args.at[0] == "ts" else (None, args.at[1])
+    firings = _Firings(name, "", len(rule.then))
+    try:
+        engine = Engine(rules)
+        profiles = load_profiles(engine, args.profiles, skip_errors=args.skip_errors) if args.profiles else None
+        progress = Progress("replay", size, progress_enabled(args.progress))
+        replay = Replay(engine, source, skip_errors=args.skip_errors, timeline_every=0.0, until=until,
+                        after_first=after, watch=firings)
+        for lines, nos in iter_chunks(stream, CHUNK_LINES, progress):
+            replay.feed(lines, nos)
+            if replay.done:
+                break
+        end = replay.until if replay.until is not None else replay.last_ts
+        try:
+            replay.finish(replay.until)
+        except ValueError as err:
+            raise UsageError(f"--at: {err}") from None
+        progress.close(size or 0, replay.lines)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    try:
+        explanation = engine.explain_room(args.room, name)
+    except KeyError as err:
+        raise UsageError(f"room {args.room!r}: {err.args[0]}") from None
+    groups = [g for g in firings.of("") if g[0].room == args.room]
+    report = _report(args, replay, profiles, "", name, end, groups, firings.dropped, explanation)
+    report["room"] = args.room
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return EXIT_OK if report["ok"] else EXIT_ERRORS
+    text = _render(report, replay, groups, str(explanation))
+    text = text.replace("viewer '' sent no event: it is known only from --profiles\n", "")
+    print(text.replace("for viewer ''", f"in room {args.room!r}"))
     return EXIT_OK if report["ok"] else EXIT_ERRORS
 
 

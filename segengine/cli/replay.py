@@ -82,6 +82,7 @@ class Replay:
                  max_warnings: int = 10, until: float | None = None, after_first: float | None = None,
                  watch: Callable[[list[Action]], None] | None = None):
         self.engine = engine
+        self.room_types = ROOM_TYPES | frozenset(engine.rules.room_types)  # events without a viewer
         self.source = source
         self.skip_errors = skip_errors
         self.out = out
@@ -192,7 +193,7 @@ class Replay:
             if ts > last:
                 last = ts
             typ, viewer = e.type, e.viewer
-            if typ in ROOM_TYPES:
+            if typ in self.room_types:
                 if typ == "live_start" or e.room not in self.room_start:
                     self.room_start[e.room] = ts
                 continue
@@ -246,7 +247,7 @@ class Replay:
         stats = engine.stats()
         rules = engine.rules
         per_rule = [{"rule": r.name, "fired": stats["fired"][r.name], "actions": self.actions_per_rule[r.name],
-                     "suppressed": stats["suppressed"][r.name]} for r in rules.rules]
+                     "suppressed": stats["suppressed"][r.name]} for r in [*rules.rules, *rules.room_rules]]
         funnel = []
         for i, step in enumerate(FUNNEL):
             bit = _STEP_BIT[step]

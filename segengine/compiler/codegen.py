@@ -39,6 +39,7 @@ from .exprgen import CONST, VIEW_LINES, ExprGen, Literals, NEVER, desugar
 from ..text.predicates import bit_name as text_bit
 from ..text.predicates import constants as text_constants
 from ..text.predicates import intent_of
+from . import roomgen
 
 
 def views_for(body: str) -> str:
@@ -146,7 +147,7 @@ class ModuleGen:
     # -------------------------------------------------------------------------------
     def generate(self) -> Generated:
         parts = [self.header(), self.pass_fn(), self.due_fn(), self.entry_fns(),
-                 self.segment_fn(), self.readout_fn()]
+                 self.segment_fn(), self.readout_fn(), *roomgen.functions(self)]
         out_width = max([1, *(len(v) for v in self.placeholder_kinds.values())])
         src = "\n\n".join(parts).replace("OUT_WIDTH_PLACEHOLDER", str(out_width))
         gen = Generated(src, list(self.lits.items), self.placeholder_kinds, self.readouts, list(self.rs.segments),
@@ -264,6 +265,7 @@ class ModuleGen:
         L = gen.lines
         gen.emit(f"room = VI[slot, {self.vi('room')}]")
         gen.emit("due = NEVER")
+        roomgen.share_sync(self, gen, gate=True)  # room.share counts (compiler/roomgen.py)
         readers = set(lay.tag_readers)
         if readers:
             # state rules that read tags put their next change in tdue (replaced when they are
@@ -311,6 +313,7 @@ class ModuleGen:
                 gen.emit(f"due = min(due, VI[slot, {self.col('vi', deadline)}])")
         if readers:
             self.reevaluation(gen)
+        roomgen.share_sync(self, gen, end=True)
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit(f"schedule(VI, H, meta, slot, due, np.int64({self.vi('due')}), np.int64({self.vi('queued')}), np.int64({self.vi('arrival')}))")
@@ -368,6 +371,7 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
             _, c = gen.boolean(desugar(rule.when))
             if c != NEVER:
                 gen.emit(f"due = min(due, {c})")
+        roomgen.share_due(self, gen)  # room.share memberships that change with time
         gen.emit(f"if (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) != 0:")
         gen.emit(f"    due = min(due, VI[slot, {self.vi('last_ts')}] + IDLE_US)")
         gen.emit("return due")
@@ -471,6 +475,7 @@ def rescan(tab, now, n):
             "    none = np.int64(-1)",
             "    _pass(tab, tslot, tnow, tkind, none, none, none + 1, none, none,",
             "          np.float64(0.0), np.float64(np.nan), np.float64(np.nan), none)",
+            *roomgen.after_timer(self),
         ]
 
     def event_lines(self, need_room: str, done: str) -> list[str]:
@@ -483,6 +488,7 @@ def rescan(tab, now, n):
             f"if (meta[0, META_OUT_N] + {n_rules} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]",
             "        or 2 * (meta[0, META_CART_N] + 1) > CK.shape[0]):",
             f"    {need_room}",
+            *roomgen.resume(self, need_room, done),
             "meta[0, META_EVENTS] += 1",
             "if until > meta[0, META_NOW]:",
             "    meta[0, META_NOW] = until",
@@ -493,6 +499,7 @@ def rescan(tab, now, n):
             f"        RI[room, {self.col('ri', 'start')}] = until",
             f"    if code == {self.code('live_end')}:",
             f"        RI[room, {self.col('ri', 'live_end')}] = until",
+            *roomgen.room_event(self, need_room),
             f"    {done}",
             "now = until",
             f"if now < VI[slot, {v('clock')}]:",
@@ -503,8 +510,10 @@ def rescan(tab, now, n):
             "ev_cat = cat",
             "ev_price = price",
             "ev_amount = amount",
+            *roomgen.before_apply(self),
             *self.apply_lines(),
             "_pass(tab, slot, now, np.int64(EVENT), code, item, cat, text, room, ts, price, amount, index)",
+            *roomgen.after_event(self),
         ]
 
     def entry_fns(self) -> str:

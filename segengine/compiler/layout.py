@@ -75,6 +75,8 @@ class Layout:
     # the tags they read: a pass that changes one of these tags evaluates them again at its end
     tag_readers: list[str] = field(default_factory=list)
     read_tags: set[str] = field(default_factory=set)
+    # output rows a call may add besides its pass's: the room rules (compiler/roomgen.py)
+    extra_rows: int = 0
     _names: dict[str, tuple[int, dict[int, str]]] = field(default_factory=dict, repr=False, compare=False)
 
     def col(self, matrix: str, name: str) -> int:
@@ -124,7 +126,7 @@ class Layout:
     def rows_per_pass(self, n_rules: int) -> int:
         """Most output rows one pass can write: each rule once, then each tag reader once per
         re-evaluation round (at most ``len(tag_readers)`` rounds)."""
-        return max(1, n_rules + len(self.tag_readers) ** 2)
+        return max(1, n_rules + len(self.tag_readers) ** 2) + self.extra_rows
 
     def tag_bit(self, tag: str) -> tuple[int, int]:
         """(VI column, bit mask) of a tag."""
@@ -287,4 +289,6 @@ def build_layout(rs: RuleSet) -> Layout:
             lay.profile_cols[attr.name] = ("vf", lay.add("vf", f"profile:{attr.name}"))
         else:
             lay.profile_cols[attr.name] = ("vn", lay.add("vn", f"profile:{attr.name}"))
+    from . import roomgen  # room rules and room-wide triggers (here: roomgen imports this module)
+    roomgen.add_columns(lay, rs)
     return lay

@@ -165,6 +165,8 @@ def explain(core: "EngineCore", viewer: str | int, rule_name: str) -> Explanatio
     rs = core.rules
     index = next((i for i, r in enumerate(rs.rules) if r.name == rule_name), -1)
     if index < 0:
+        if any(r.name == rule_name for r in rs.room_rules):
+            raise KeyError(f"{rule_name!r} is a room rule: explain it with engine.explain_room(room, {rule_name!r})")
         raise KeyError(f"unknown rule {rule_name!r}{did_you_mean(rule_name, [r.name for r in rs.rules])}")
     slot = core.viewers.get(viewer)
     if slot < 0:

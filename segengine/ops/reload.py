@@ -77,6 +77,8 @@ def reload(core: "EngineCore", source: str | Path, *, warmup: Callable[[RuleSet]
     # the swap: nothing below can fail on a bad rules file
     core.swap(compiled, store)  # literals, sweep schedule, firing log; the engine rebinds its kernel
     rescan(core.store, core.module, len(core.viewers))
+    # room.share counts from scratch: a segment or target may mean something else now
+    core.module.share_rebuild(core.store.tab, core.now_us(), len(core.viewers))
     return True
 
 

@@ -109,6 +109,17 @@ class Intent(Node):
 
 
 @dataclass(eq=False)
+class RoomValue(Node):
+    """``room.NAME`` or ``room.NAME(ARG)``: a value of the viewer's room (of the rule's room in a
+    room rule); the names and their arguments are listed in ``segengine.features.roomnames``."""
+
+    name: str
+    arg: str | None = None
+    name_span: Span = (0, 0)
+    arg_span: Span = (0, 0)
+
+
+@dataclass(eq=False)
 class Unary(Node):
     op: str  # "not" or "-"
     operand: Node
@@ -185,6 +196,8 @@ def to_source(node: Node) -> str:
         return f"{to_source(node.operand)} {node.op} {node.pattern!r}"
     if isinstance(node, Intent):
         return f"event.intent({node.name})"
+    if isinstance(node, RoomValue):
+        return f"room.{node.name}" if node.arg is None else f"room.{node.name}({node.arg})"
     if isinstance(node, Unary):
         inner = to_source(node.operand)
         if isinstance(node.operand, (Binary, In, TextMatch)):

@@ -36,6 +36,9 @@ class CheckContext:
     event_fields: dict[str, str] = field(default_factory=dict)
     in_event_rule: bool = False
     intents: tuple[str, ...] = ()  # the intent names (segengine.text): event.intent(NAME), comment:NAME
+    targets: dict[str, ast.Node] = field(default_factory=dict)  # [targets.NAME] (room.share reads them)
+    room_names: bool = True  # room.NAME allowed (not in segments and targets)
+    in_room_rule: bool = False  # only room names ([[room_rules]])
 
     def known_names(self) -> list[str]:
         return [*BUILTINS, *self.profile, *self.segments, *FUNCTIONS]
@@ -56,6 +59,12 @@ def _check(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
 
 
 def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
+    if ctx.in_room_rule and not isinstance(node, _ROOM_RULE_NODES):
+        errors.append(ExprError(f"a room rule reads only room names (room.audience, room.share(NAME), ...), "
+                                f"not {ast.to_source(node)!r}", node.span))
+        return ""
+    if isinstance(node, ast.RoomValue):
+        return _room_value(node, ctx, errors)
     if isinstance(node, ast.Num):
         return "num"
     if isinstance(node, ast.Str):
@@ -115,6 +124,40 @@ def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
                 _comparable(node.operand, item, errors)
         return "bool"
     raise TypeError(f"unknown node {node!r}")  # pragma: no cover
+
+
+_ROOM_RULE_NODES = (ast.Num, ast.Str, ast.Bool, ast.Unary, ast.Binary, ast.In, ast.RoomValue)
+
+
+def _room_value(node: ast.RoomValue, ctx: CheckContext, errors: list[ExprError]) -> str:
+    """``room.NAME`` / ``room.NAME(ARG)``: the names of segengine.features.roomnames.ROOM_VALUES."""
+    from ..features.roomnames import FUNNEL_STEPS, ROOM_VALUES
+
+    entry = ROOM_VALUES.get(node.name)
+    if entry is None:
+        hint = did_you_mean(node.name, ROOM_VALUES)
+        errors.append(ExprError(f"unknown room value 'room.{node.name}'{hint}", node.name_span))
+        return ""
+    if not ctx.room_names:
+        errors.append(ExprError("room values are read in rules, not in segments or targets", node.span))
+        return ""
+    if not entry.arg and node.arg is not None:
+        errors.append(ExprError(f"room.{node.name} takes no argument", node.arg_span))
+        return ""
+    if entry.arg and node.arg is None:
+        what = "a segment or target name" if entry.arg == "name" else f"a step ({', '.join(FUNNEL_STEPS)})"
+        errors.append(ExprError(f"room.{node.name} needs {what}: room.{node.name}(NAME)", node.span))
+        return ""
+    if entry.arg == "name" and node.arg not in ctx.segments and node.arg not in ctx.targets:
+        hint = did_you_mean(node.arg, [*ctx.segments, *ctx.targets])
+        errors.append(ExprError(f"unknown segment or target {node.arg!r}{hint}", node.arg_span))
+        return ""
+    if entry.arg == "step" and node.arg not in FUNNEL_STEPS:
+        hint = did_you_mean(node.arg, FUNNEL_STEPS)
+        errors.append(ExprError(f"unknown funnel step {node.arg!r}{hint} (steps: {', '.join(FUNNEL_STEPS)})",
+                                node.arg_span))
+        return ""
+    return "num"
 
 
 def _name(node: ast.Name, ctx: CheckContext, errors: list[ExprError]) -> str:

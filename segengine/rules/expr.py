@@ -345,6 +345,8 @@ class _Parser:
             self.advance()
             if self.at("op", "("):
                 return self.call(tok)
+            if tok.text == "room" and self.at("op", "."):
+                return self.room_value(tok)
             if tok.text == "event":
                 self.expect_op(".", "after 'event' (event.FIELD)")
                 name = self.tok
@@ -406,6 +408,25 @@ class _Parser:
         end = self.expect_op(")", "to close event.intent(")
         value = arg.text if arg.kind == "name" else str(arg.value)
         return ast.Intent(value, arg_span=(arg.start, arg.end), span=(start.start, end.end))
+
+    def room_value(self, room: Token) -> ast.Node:
+        """``room.NAME`` or ``room.NAME(ARG)`` (the checker knows the names)."""
+        self.advance()  # .
+        name = self.tok
+        if name.kind != "name":
+            raise self.unexpected("expected a room value after 'room.' (e.g. room.audience)")
+        self.advance()
+        if not self.at("op", "("):
+            return ast.RoomValue(name.text, None, name_span=(name.start, name.end), span=(room.start, name.end))
+        self.advance()
+        arg = self.tok
+        if arg.kind not in ("name", "str"):
+            raise self.unexpected(f"expected a name in room.{name.text}()")
+        self.advance()
+        end = self.expect_op(")", f"to close room.{name.text}(")
+        value = arg.text if arg.kind == "name" else str(arg.value)
+        return ast.RoomValue(name.text, value, name_span=(name.start, name.end), arg_span=(arg.start, arg.end),
+                             span=(room.start, end.end))
 
     def typeset(self) -> tuple[tuple[str, ...], tuple[int, int]]:
         names: list[str] = []

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import Diagnostic, RulesError
 from ..schema.events import BUILTIN_TYPES, EVENT_FIELDS, ROOM_TYPES
 from ..text.lexicon import BUILTIN_INTENTS
-from . import ast
+from . import ast, roomload
 from .check import BUILTINS, CheckContext, check_expr, fold, segment_refs
 from .expr import MAX_DEPTH, ExprError, check_depth, duration_problem, parse_duration, parse_expr
 from .suggest import did_you_mean
@@ -29,9 +29,9 @@ __all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "r
 #: The most firings a budget allows per window: each costs 8 bytes per room (a ring of firing times).
 MAX_BUDGET = 100_000
 
-ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention")
+ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types")
 RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled")
-TOP_KEYS = ("engine", "profile", "segments", "rules", "intents")
+TOP_KEYS = ("engine", "profile", "segments", "rules", "intents", "targets", "room_rules")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -81,6 +81,11 @@ class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     #: intent name -> phrases (segengine.text): the built-in lexicon, then the file's [intents]
     intents: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(BUILTIN_INTENTS))
+    # the room parts (rules/roomload.py): room event types, [targets.NAME], [[room_rules]]
+    room_types: tuple[str, ...] = ()
+    targets: dict[str, ast.Node] = field(default_factory=dict)
+    target_texts: dict[str, str] = field(default_factory=dict)
+    room_rules: list[Any] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str:
@@ -170,7 +175,7 @@ class TomlLoader:
         return value
 
 
-class _Loader(TomlLoader):
+class _Loader(roomload.RoomParts, TomlLoader):
     """The rules file: every problem at once, then a checked RuleSet."""
 
     segment_depths: dict[str, int] = {}  # name -> depth with its segments expanded (set by _segments)
@@ -185,8 +190,12 @@ class _Loader(TomlLoader):
         ctx = CheckContext(frozenset(rs.event_types), rs.categories,
                            {p.name: ("num" if p.kind == "num" else p.values) for p in rs.profile.values()},
                            event_fields=EVENT_FIELDS, intents=tuple(rs.intents))
+        ctx.room_names = False  # segments and targets read viewers, not rooms
         self._segments(data.get("segments", {}), rs, ctx)
+        self.targets(data.get("targets", {}), rs, ctx)
+        ctx.room_names = True
         self._rules(data.get("rules", []), rs, ctx)
+        self.room_rules(data.get("room_rules", []), rs, ctx, {r.name for r in rs.rules})
         self._text_limit(rs)
         if self.diags:
             raise RulesError(self.diags)
@@ -246,6 +255,8 @@ class _Loader(TomlLoader):
                     if not _IDENT_RE.fullmatch(name):
                         self.error_value(("engine", "types", i), f"event type {name!r} must be a plain name (letters, digits, _)")
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
+        if "room_types" in table:
+            self.room_types(table["room_types"], rs)
 
     def _text_limit(self, rs: RuleSet) -> None:
         """Text predicates and used intents are bits of one int64: at most MAX_PREDICATES."""

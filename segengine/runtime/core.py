@@ -110,6 +110,10 @@ class EngineCore:
             template = ParamsTemplate(r.params, kinds.get(r.name, []))
             self._plans.append((r.name, r.then[0], tuple(r.then[1:]), r.params, kinds.get(r.name, []),
                                 template if template.dynamic else None))
+        for r in rs.room_rules:  # output rows N_RULES + j (compiler/roomgen.py); disabled ones never fire
+            template = ParamsTemplate(r.params, kinds.get(r.name, []))
+            self._plans.append((r.name, r.then[0], tuple(r.then[1:]), r.params, kinds.get(r.name, []),
+                                template if template.dynamic else None))
         self._needs_values = any(plan[4] for plan in self._plans)
 
     def _bind_literals(self) -> None:
@@ -195,7 +199,7 @@ class EngineCore:
         add, decode = actions.append, self.decode
         for j, (r, slot, ts_us, index, room) in enumerate(rows):
             name, first, rest, params, kinds, template = plans[r]
-            viewer = viewer_keys[slot]
+            viewer = viewer_keys[slot] if slot >= 0 else ""  # -1: a room rule
             room_name = room_keys[room] if room >= 0 else ""
             ts = ts_us / 1e6
             fired.append((viewer, name, ts))

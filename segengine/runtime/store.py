@@ -17,6 +17,7 @@ from ..kernels.primitives import (
 from ..compiler.layout import Layout
 from .. import guards
 from ..guards import meta_width
+from ..features.roomnames import RI_ZERO_PREFIXES
 
 __all__ = ["Store"]
 
@@ -46,6 +47,9 @@ def _vi_template(lay: Layout) -> np.ndarray:
 def _ri_template(lay: Layout) -> np.ndarray:
     row = np.full(len(lay.ri), MISSING, np.int64)
     row[lay.ri.index("audience")] = 0
+    for i, name in enumerate(lay.ri):
+        if name.startswith(RI_ZERO_PREFIXES):  # room.share counts and room rule state (features/roomnames.py)
+            row[i] = 0
     for g in guards.GUARDS:
         for col, value in g.initial(lay, "ri").items():
             row[col] = value

@@ -107,7 +107,7 @@ def _convert_dict(data: dict) -> Event:
 _FIELD_SET = frozenset(Event.__struct_fields__)
 
 
-def validate(event: Any, known_types: frozenset[str]) -> Event:
+def validate(event: Any, known_types: frozenset[str], room_types: frozenset[str] = ROOM_TYPES) -> Event:
     """Return ``event`` as a checked :class:`Event`, or raise :class:`EventError` naming the field.
 
     Accepts an :class:`Event`, a ``dict`` with the same keys, or JSON bytes/str of one object.
@@ -118,15 +118,15 @@ def validate(event: Any, known_types: frozenset[str]) -> Event:
         ev = _convert_dict(event)
     elif isinstance(event, (bytes, bytearray, memoryview, str)):
         ev = decode_json(event)
-        check_decoded(ev, known_types)
+        check_decoded(ev, known_types, room_types)
         return ev
     else:
         raise EventError(f"Expected an Event, a dict or JSON bytes, got `{type(event).__name__}`")
-    check(ev, known_types)
+    check(ev, known_types, room_types)
     return ev
 
 
-def check(ev: Event, known_types: frozenset[str]) -> None:
+def check(ev: Event, known_types: frozenset[str], room_types: frozenset[str] = ROOM_TYPES) -> None:
     """Field checks shared by every path (msgspec already checked JSON types).
 
     Strict types (no conversion: ``"12.5"`` is not a number, ``True`` not a number nor an
@@ -155,7 +155,7 @@ def check(ev: Event, known_types: frozenset[str]) -> None:
         raise EventError(f"Expected `str`, got `{type(room).__name__}`", "room")
     v = ev.viewer
     if v is None:
-        if t not in ROOM_TYPES:
+        if t not in room_types:  # live_start, live_end and [engine] room_types
             raise EventError("Object missing required field `viewer`", "viewer")
     elif isinstance(v, bool) or not isinstance(v, (str, int)):
         raise EventError(f"Expected `str | int`, got `{type(v).__name__}`", "viewer")
@@ -231,17 +231,17 @@ def num_range_message(value: Any) -> str:
     return f"Expected a number in (-1e15, 1e15), got {show_value(value)}"
 
 
-def check_decoded(ev: Event, known_types: frozenset[str]) -> None:
+def check_decoded(ev: Event, known_types: frozenset[str], room_types: frozenset[str] = ROOM_TYPES) -> None:
     """The checks msgspec's typed decode leaves to us: presence, known type, ranges.
 
     (JSON cannot carry a lone surrogate: msgspec rejects the escape.)
     """
     t, ts, price, amount = ev.type, ev.ts, ev.price, ev.amount
     if (t not in known_types or ts is None or ev.room is None or not (TS_MIN <= ts < TS_MAX)
-            or (ev.viewer is None and t not in ROOM_TYPES)
+            or (ev.viewer is None and t not in room_types)
             or (price is not None and not (-NUM_MAX < price < NUM_MAX))
             or (amount is not None and not (-NUM_MAX < amount < NUM_MAX))):
-        check(ev, known_types)  # slow path: finds the field and raises
+        check(ev, known_types, room_types)  # slow path: finds the field and raises
 
 
 #: A UTF-8 byte order mark: accepted (ignored) at the start of NDJSON input, on every path.

@@ -345,7 +345,7 @@ class _Loader(TomlLoader):
         base = {k: v for k, v in e.items() if k not in ("at", "viewer", "every", "until", "count")}
         base.setdefault("room", room)
         viewers: list[Any] = [None]
-        if typ in ROOM_TYPES:
+        if typ in ROOM_TYPES or typ in self.rules.room_types:
             if "viewer" in e:
                 self.error((*path, "viewer"), f"{typ} concerns the whole room and carries no viewer")
         else:
