@@ -793,8 +793,16 @@ class Engine:
             "rooms": self._rooms.live,
             "memory": self._store.nbytes,
             "bytes_per_viewer": self._compiled.layout.bytes_per_viewer,
+            "keyed_evictions": self._keyed_evictions(),
             **self._retention.stats(self._core),  # live_slots, free_slots, slot_capacity, expired_viewers, expired_rooms
         }
+
+    def _keyed_evictions(self) -> int:
+        """Keys evicted for newer ones by keyed counters (features/keyed.py), over every room."""
+        ri = self._compiled.layout.ri
+        if "keyed_evictions" not in ri:
+            return 0
+        return int(self._store.RI[: len(self._rooms), ri.index("keyed_evictions")].sum())
 
 
 _NO_SLOTS = np.empty(0, np.int64)  # segment_size counts without listing

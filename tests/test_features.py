@@ -70,9 +70,14 @@ def test_every_checker_builtin_comes_from_the_registry():
         owner = features.feature_of(ast.Name(name, kind="builtin"))
         assert owner is not None and owner.names[name] == kind
         assert name in owner.inputs, f"{name}: which event types change it?"
-    claimed = [node_type for f in features.REGISTRY for node_type in f.nodes]
-    assert len(claimed) == len(set(claimed)), "two features evaluate the same syntax"
-    assert set(claimed) == {ast.Count, ast.Since, ast.Agg, ast.Interest, ast.RoomValue}  # every feature function of the language
+    claimed = {node_type for f in features.REGISTRY for node_type in f.nodes}
+    assert claimed == {ast.Count, ast.Since, ast.Agg, ast.Interest, ast.RoomValue}  # every feature function of the language
+    # a syntax node has one owner (count(...) and count(..., by = item) are two features)
+    for node in (ast.Count(("view",), 60.0), ast.Count(("view",), None, by="item"), ast.Since(("view",)),
+                 ast.Since(("view",), by="category"), ast.Agg("sum", "amount", ("pay",), 60.0),
+                 ast.Agg("avg", "price", ("view",), 60.0, by="item"), ast.Interest("snacks"), ast.RoomValue("audience")):
+        owners = [f.key for f in features.REGISTRY if f.nodes and f.owns(node)]
+        assert len(owners) == 1, (ast.to_source(node), owners)
 
 
 def test_every_module_of_the_package_registers_its_features():
@@ -162,6 +167,8 @@ def _values(value):
 
 
 def test_explain_agrees_with_the_kernel(golden_rules, feature):
+    if not _labels(feature, golden_rules):
+        pytest.skip(f"{feature.key} has no viewer() readout: its values need the current event (tests/test_{feature.key}.py)")
     engine = Engine(golden_rules)
     events = _stream(golden_rules)
     compared, done = 0, 0

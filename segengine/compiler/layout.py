@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import features
 from ..guards import add_columns as add_guard_columns
@@ -51,6 +51,7 @@ class Layout:
     heads: dict[int, int] = field(default_factory=dict)  # w_us -> VI head column
     since: dict[tuple[str, ...], int] = field(default_factory=dict)  # types -> VI column
     session_counts: dict[tuple[str, ...], int] = field(default_factory=dict)  # types -> VN column
+    keyed: dict[tuple, Any] = field(default_factory=dict)  # keyed counters (features/keyed.py)
     tags: list[str] = field(default_factory=list)
     state_rules: list[str] = field(default_factory=list)  # rule names with an edge bit, in order
     cooldown_cols: dict[str, int] = field(default_factory=dict)

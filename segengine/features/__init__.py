@@ -50,7 +50,7 @@ def feature_of(node: ast.Node) -> Feature | None:
     if isinstance(node, ast.Name):
         return _BY_NAME.get(node.name) if node.kind == "builtin" else None
     for f in REGISTRY:
-        if f.nodes and isinstance(node, f.nodes):
+        if f.nodes and f.owns(node):
             return f
     return None
 

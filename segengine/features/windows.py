@@ -68,6 +68,12 @@ class Windows(Feature):
     rank = 60
     nodes = (ast.Count, ast.Agg, ast.Since)
 
+    def owns(self, node) -> bool:
+        return isinstance(node, self.nodes) and node.by is None  # keyed ones: features/keyed.py
+
+    def used(self, names, nodes) -> bool:
+        return any(self.owns(n) for n in nodes)
+
     def node_inputs(self, node):
         return tuple(node.types)
 
@@ -76,6 +82,8 @@ class Windows(Feature):
 
     def columns(self, rs, lay, nodes, names) -> None:
         for n in nodes:
+            if not self.owns(n):
+                continue
             if isinstance(n, ast.Since):
                 key = _key(n.types)
                 if key not in lay.since:
@@ -209,7 +217,7 @@ class Windows(Feature):
         seen: set[str] = set()
         for root in [*rs.segments.values(), *(r.when for r in rs.rules)]:
             for node in ast.walk(root):
-                if isinstance(node, self.nodes):
+                if self.owns(node):
                     label = ast.to_source(node)
                     if label not in seen:
                         seen.add(label)

@@ -259,12 +259,14 @@ def _tree(rs, nodes, values, i: int, want: bool | None) -> Value:
     en = nodes[i]
     node = en.node
     value = values[i]
+    if getattr(node, "by", None):  # a keyed counter reads the current event's key: none here
+        value = None
     kind = "literal" if isinstance(node, (ast.Num, ast.Str, ast.Bool)) else ("str" if node.type == "str" else node.type)
     ok = None
     if node.type == "bool" and want is not None and value is not None:
         ok = value == want
-    note = NO_EVENT if isinstance(node, ast.EventField) else ""
-    if value is None and not note and any(isinstance(n, ast.EventField) for n in ast.walk(node)):
+    note = NO_EVENT if isinstance(node, ast.EventField) or getattr(node, "by", None) else ""
+    if not note and any(isinstance(n, ast.EventField) or getattr(n, "by", None) for n in ast.walk(node)):
         note = "depends on the event"
     elif isinstance(value, float) and math.isinf(value) and isinstance(node, ast.Since):
         note = "no such event yet"  # JSON has no infinity: value is null there

@@ -57,12 +57,16 @@ class Count(Node):
     window: float | None
     types_span: Span = (0, 0)
     window_span: Span = (0, 0)
+    by: str | None = None  # keyed: "item" or "category" (features/keyed.py)
+    by_span: Span = (0, 0)
 
 
 @dataclass(eq=False)
 class Since(Node):
     types: tuple[str, ...]
     types_span: Span = (0, 0)
+    by: str | None = None
+    by_span: Span = (0, 0)
 
 
 @dataclass(eq=False)
@@ -76,6 +80,8 @@ class Agg(Node):
     field_span: Span = (0, 0)
     types_span: Span = (0, 0)
     window_span: Span = (0, 0)
+    by: str | None = None
+    by_span: Span = (0, 0)
 
 
 @dataclass(eq=False)
@@ -183,11 +189,14 @@ def to_source(node: Node) -> str:
         return f"event.{node.field_name}"
     if isinstance(node, Count):
         types = "|".join(node.types)
-        return f"count({types})" if node.window is None else f"count({types}, {_dur(node.window)})"
+        by = f", by = {node.by}" if node.by else ""
+        return f"count({types}{by})" if node.window is None else f"count({types}, {_dur(node.window)}{by})"
     if isinstance(node, Since):
-        return f"since({'|'.join(node.types)})"
+        by = f", by = {node.by}" if node.by else ""
+        return f"since({'|'.join(node.types)}{by})"
     if isinstance(node, Agg):
-        return f"{node.func}({node.field_name}, {'|'.join(node.types)}, {_dur(node.window)})"
+        by = f", by = {node.by}" if node.by else ""
+        return f"{node.func}({node.field_name}, {'|'.join(node.types)}, {_dur(node.window)}{by})"
     if isinstance(node, Interest):
         return f"interest({node.category})"
     if isinstance(node, Tag):

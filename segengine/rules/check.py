@@ -82,6 +82,8 @@ def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
             errors.append(ExprError(f"unknown event field {node.field_name!r}{hint}", node.span))
             return ""
         return ctx.event_fields[node.field_name]
+    if isinstance(node, (ast.Count, ast.Since, ast.Agg)) and node.by is not None:
+        _by(node, ctx, errors)
     if isinstance(node, (ast.Count, ast.Since)):
         _types(node.types, node.types_span, ctx, errors)
         if isinstance(node, ast.Count) and node.window is not None:
@@ -345,3 +347,17 @@ def fold(node: ast.Node) -> ast.Node:
         result = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
         return ast.Bool(bool(result), span=node.span, type="bool")
     return node
+
+
+#: What a keyed counter (``count(T, W, by = KEY)``) can be keyed by: a field of the current event.
+BY_KEYS = ("item", "category")
+
+
+def _by(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> None:
+    """``by = item|category`` compares with the current event's field: event rules only."""
+    if node.by not in BY_KEYS:
+        hint = did_you_mean(node.by, BY_KEYS)
+        errors.append(ExprError(f"a counter is keyed by item or category, not {node.by!r}{hint}", node.by_span))
+    elif not ctx.in_event_rule:
+        errors.append(ExprError(f"'by = {node.by}' counts the current event's {node.by}: only event rules (rules with 'on') "
+                                "have one", node.by_span))

@@ -70,6 +70,10 @@ def tokenize(text: str) -> list[Token]:
             ch = text[pos]
             if ch in "\"'":
                 raise ExprError("unterminated string", (pos, len(text)))
+            if ch == "=" and tokens and tokens[-1].kind == "name" and tokens[-1].text == "by":
+                tokens.append(Token("op", "=", pos, pos + 1))  # count(T, W, by = item): the only '='
+                pos += 1
+                continue
             if ch == "=":
                 raise ExprError("unexpected '='; did you mean '=='?", (pos, pos + 1))
             if ch == "!":
@@ -369,13 +373,21 @@ class _Parser:
         if func in ("count", "since"):
             types, tspan = self.typeset()
             window, wspan = None, (0, 0)
-            if func == "count" and self.at("op", ","):
+            by, by_span = None, (0, 0)
+            if self.at("op", ","):
                 self.advance()
-                window, wspan = self.duration_arg()
+                if self.at("name", "by"):
+                    by, by_span = self.by_arg()
+                elif func == "count":
+                    window, wspan = self.duration_arg()
+                    by, by_span = self.optional_by()
+                else:
+                    raise self.unexpected("expected 'by = item' or 'by = category' in since()")
             end = self.expect_op(")", f"to close {func}(")
             if func == "count":
-                return ast.Count(types, window, types_span=tspan, window_span=wspan, span=(name.start, end.end))
-            return ast.Since(types, types_span=tspan, span=(name.start, end.end))
+                return ast.Count(types, window, types_span=tspan, window_span=wspan, span=(name.start, end.end),
+                                 by=by, by_span=by_span)
+            return ast.Since(types, types_span=tspan, span=(name.start, end.end), by=by, by_span=by_span)
         if func in ("sum", "avg"):
             field = self.tok
             if field.kind != "name":
@@ -385,9 +397,10 @@ class _Parser:
             types, tspan = self.typeset()
             self.expect_op(",", f"before the window of {func}() (e.g. {func}(price, view, 10m))")
             window, wspan = self.duration_arg()
+            by, by_span = self.optional_by()
             end = self.expect_op(")", f"to close {func}(")
             return ast.Agg(func, field.text, types, window, field_span=(field.start, field.end),
-                           types_span=tspan, window_span=wspan, span=(name.start, end.end))
+                           types_span=tspan, window_span=wspan, span=(name.start, end.end), by=by, by_span=by_span)
         arg = self.tok
         if arg.kind not in ("name", "str"):
             raise self.unexpected(f"expected a name in {func}()")
@@ -447,6 +460,25 @@ class _Parser:
             if not self.at("op", "|"):
                 return tuple(names), (start, tok.end)
             self.advance()
+
+    def optional_by(self) -> tuple[str | None, tuple[int, int]]:
+        """``, by = KEY`` after a window, if present."""
+        if not self.at("op", ","):
+            return None, (0, 0)
+        self.advance()
+        if not self.at("name", "by"):
+            raise self.unexpected("expected 'by = item' or 'by = category'")
+        return self.by_arg()
+
+    def by_arg(self) -> tuple[str, tuple[int, int]]:
+        """``by = KEY`` (keyed counters; the checker knows the keys)."""
+        start = self.advance()  # by
+        self.expect_op("=", "after 'by' (by = item or by = category)")
+        key = self.tok
+        if key.kind != "name":
+            raise self.unexpected("expected item or category after 'by ='")
+        self.advance()
+        return key.text, (start.start, key.end)
 
     def duration_arg(self) -> tuple[float, tuple[int, int]]:
         tok = self.tok

@@ -29,7 +29,9 @@ __all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "r
 #: The most firings a budget allows per window: each costs 8 bytes per room (a ring of firing times).
 MAX_BUDGET = 100_000
 
-ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types")
+ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types", "keyed_slots")
+#: ``[engine] keyed_slots``: the keys per viewer a keyed counter keeps exact (features/keyed.py).
+KEYED_SLOTS_MAX = 64
 RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled")
 TOP_KEYS = ("engine", "profile", "segments", "rules", "intents", "targets", "room_rules")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
@@ -74,6 +76,7 @@ class RuleSet:
     categories: tuple[str, ...] = ()
     interest_half_life: float = 600.0
     retention: float = 7 * 86400.0
+    keyed_slots: int = 8  # keys kept per viewer by count/since/sum/avg(..., by = item|category)
     event_types: tuple[str, ...] = BUILTIN_TYPES
     profile: dict[str, ProfileAttr] = field(default_factory=dict)
     segments: dict[str, ast.Node] = field(default_factory=dict)
@@ -257,6 +260,12 @@ class _Loader(roomload.RoomParts, TomlLoader):
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
         if "room_types" in table:
             self.room_types(table["room_types"], rs)
+        if "keyed_slots" in table:
+            value = table["keyed_slots"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= KEYED_SLOTS_MAX:
+                self.error_value(("engine", "keyed_slots"), f"keyed_slots is a whole number from 1 to {KEYED_SLOTS_MAX}")
+            else:
+                rs.keyed_slots = value
 
     def _text_limit(self, rs: RuleSet) -> None:
         """Text predicates and used intents are bits of one int64: at most MAX_PREDICATES."""

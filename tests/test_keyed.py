@@ -1,0 +1,185 @@
+"""Keyed counters: count/since/sum/avg with ``by = item|category`` (features/keyed.py).
+
+Hand-computed streams, eviction of the least recently used key, every ingest path against
+one-by-one ingestion, snapshot/restore, reload, and the load-time errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import examples
+from segengine import Batch, Engine, Event, RulesError
+from segengine.rules.load import load_rules_file
+
+RULES = Path(__file__).parent / "rules" / "keyed.toml"
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_rules_file(RULES)
+
+
+def ev(t, ts, v="u1", room="r1", **kw):
+    return {"type": t, "viewer": v, "room": room, "ts": float(ts), **kw}
+
+
+def fired(actions, rule=None):
+    return [(a.rule, a.viewer, a.ts) for a in actions if rule is None or a.rule == rule]
+
+
+def run(engine, events):
+    out = []
+    for e in events:
+        out += engine.ingest(e)
+    return out
+
+
+def test_four_views_of_four_items_do_not_fire_four_of_one_do(rules):
+    engine = Engine(rules)
+    assert fired(run(engine, [ev("view", 100 + i, item=x) for i, x in enumerate("abcd")]), "one_product") == []
+    got = run(engine, [ev("view", 120 + i, v="u2", item="z") for i in range(4)])
+    assert fired(got, "one_product") == [("one_product", "u2", 123.0)]
+    (action,) = [a for a in got if a.rule == "one_product"]
+    assert action.params == {"n": 4.0, "item": "z"}  # params render the keyed count of the event's item
+
+
+def test_click_view_cart_of_one_item_count_together_and_other_items_do_not(rules):
+    engine = Engine(rules)
+    events = [ev("view", 100, item="a"), ev("click", 101, item="b"), ev("click", 102, item="a"),
+              ev("view", 103, item="b"), ev("cart", 104, item="a"), ev("like", 105), ev("cart", 106, item="a")]
+    assert fired(run(engine, events), "one_product") == [("one_product", "u1", 106.0)]
+
+
+def test_the_window_forgets_old_events(rules):
+    engine = Engine(rules)
+    # three views at 0-2 s, then one at 3 min: the window of 2 minutes holds one
+    events = [ev("view", 1000 + i, item="a") for i in range(3)] + [ev("view", 1180, item="a")]
+    assert fired(run(engine, events), "one_product") == []
+    assert fired(run(engine, [ev("view", 1181 + i, item="a") for i in range(3)]), "one_product") == [("one_product", "u1", 1183.0)]
+
+
+def test_an_event_without_the_key_counts_for_no_key(rules):
+    engine = Engine(rules)
+    assert fired(run(engine, [ev("view", 100 + i) for i in range(6)]), "one_product") == []
+    assert engine.stats()["keyed_evictions"] == 0
+
+
+def test_the_least_recently_used_key_is_evicted_and_starts_again_from_zero(rules):
+    engine = Engine(rules)  # keyed_slots = 2
+    events = [ev("view", 100, item="a"), ev("view", 101, item="a"), ev("view", 102, item="a"),
+              ev("view", 103, item="b"), ev("view", 104, item="a"),  # a is the most recent: b is older
+              ev("view", 105, item="c"),  # evicts b
+              ev("view", 106, item="a")]  # a kept its 4 views: 5th
+    got = run(engine, events)
+    assert fired(got, "one_product") == [("one_product", "u1", 104.0), ("one_product", "u1", 106.0)]
+    assert engine.stats()["keyed_evictions"] == 1
+    run(engine, [ev("view", 107, item="b")])  # b again: evicts c, starts from zero
+    assert engine.stats()["keyed_evictions"] == 2
+    got = run(engine, [ev("view", 108, item="b"), ev("view", 109, item="b")])
+    assert fired(got, "one_product") == []  # b has 3 (its view at 103 was forgotten)
+    assert fired(run(engine, [ev("view", 110, item="b")]), "one_product") == [("one_product", "u1", 110.0)]
+
+
+def test_session_count_and_since_by_item(rules):
+    engine = Engine(rules)
+    got = run(engine, [ev("view", 100, item="a"), ev("cart", 101, item="b"), ev("view", 102, item="b"),
+                       ev("view", 103, item="a")])
+    # a: second view, never carted -> since = inf > 30 s; b: carted 1 s ago
+    assert fired(got, "seen_again") == [("seen_again", "u1", 103.0)]
+    got = run(engine, [ev("leave", 104), ev("view", 200, item="a")])  # a new session: the count restarts
+    assert fired(got, "seen_again") == []
+    assert fired(run(engine, [ev("view", 201, item="a")]), "seen_again") == [("seen_again", "u1", 201.0)]
+
+
+def test_sum_and_avg_by_category(rules):
+    engine = Engine(rules)
+    got = run(engine, [ev("view", 200, item="x", category="beauty", price=20.0),
+                       ev("pay", 201, item="x", category="beauty", amount=60.0),
+                       ev("pay", 202, item="y", category="snacks", amount=60.0),  # another category
+                       ev("pay", 203, item="x", category="beauty", amount=50.0)])
+    assert fired(got, "cat_spend") == [("cat_spend", "u1", 203.0)]
+    assert [a.params for a in got if a.rule == "cat_spend"] == [{"s": 110.0}]
+
+
+_event = st.tuples(st.sampled_from(["view", "click", "cart", "pay", "leave", "like"]), st.integers(0, 40),
+                   st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(["a", "b", "c", "d"]),
+                   st.sampled_from(["beauty", "snacks", "toys"]), st.sampled_from([5.0, 20.0]), st.sampled_from([30.0, 80.0]))
+
+
+def _events(raw):
+    out, ts = [], 100.0
+    for t, dt, v, x, c, p, a in raw:
+        ts += dt
+        out.append(ev(t, ts, v=v, item=x, category=c, price=p, amount=a))
+    return out
+
+
+@settings(max_examples=examples(25))
+@given(st.lists(_event, min_size=1, max_size=60))
+def test_a_batch_gives_the_actions_of_one_by_one_and_a_restored_snapshot_continues(rules, tmp_path_factory, raw):
+    events = _events(raw)
+    one = Engine(rules)
+    expected = run(one, events)
+    structs = [msgspec.convert(e, Event) for e in events]
+    for batch in (events, Batch.from_events(structs), b"\n".join(msgspec.json.encode(e) for e in events)):
+        other = Engine(rules)
+        assert other.ingest_many(batch) == expected
+        assert other.stats()["keyed_evictions"] == one.stats()["keyed_evictions"]
+    half = len(events) // 2
+    first = Engine(rules)
+    got = run(first, events[:half])
+    path = tmp_path_factory.mktemp("snap") / "s.bin"
+    first.snapshot(path)
+    got += run(Engine.restore(path), events[half:])
+    assert got == expected
+
+
+def test_reload_keeps_keyed_state_and_a_smaller_keyed_slots_drops_the_keys_past_it(rules, tmp_path):
+    engine = Engine(rules)
+    run(engine, [ev("view", 100 + i, item="a") for i in range(3)])
+    text = RULES.read_text()
+    same = tmp_path / "same.toml"
+    same.write_text(text + "\n[[rules]]\nname = \"extra\"\non = [\"like\"]\nwhen = \"true\"\nthen = \"x\"\n")
+    assert engine.reload(same)
+    assert fired(run(engine, [ev("view", 103, item="a")]), "one_product") == [("one_product", "u1", 103.0)]
+    bigger = tmp_path / "bigger.toml"
+    bigger.write_text(text.replace("keyed_slots = 2", "keyed_slots = 4"))
+    grown = Engine(rules)
+    run(grown, [ev("view", 100 + i, item="a") for i in range(3)])
+    assert grown.reload(bigger)
+    assert fired(run(grown, [ev("view", 103, item="a")]), "one_product") == [("one_product", "u1", 103.0)]
+    smaller = tmp_path / "smaller.toml"
+    smaller.write_text(text.replace("keyed_slots = 2", "keyed_slots = 1"))
+    shrunk = Engine(rules)
+    run(shrunk, [ev("view", 100 + i, item=x) for i, x in enumerate("ab" * 3)])  # a in key slot 0, b in 1
+    assert shrunk.reload(smaller)
+    got = run(shrunk, [ev("view", 110, item="a"), ev("view", 111, item="b")])
+    assert fired(got, "one_product") == [("one_product", "u1", 110.0)]  # a kept its 3 views; b started again
+
+
+@pytest.mark.parametrize("text, message, col", [
+    ('[[rules]]\nname = "r"\non = ["view"]\nwhen = "count(view, 1m, by = itme) > 1"\nthen = "x"\n', "did you mean 'item'", 25),
+    ('[segments]\nhot = "count(view, 1m, by = item) > 1"\n', "only event rules", 24),
+    ('[[rules]]\nname = "r"\nwhen = "since(view, by = item) < 5s"\nthen = "x"\n', "only event rules", 21),
+    ('[engine]\nkeyed_slots = 0\n', "keyed_slots is a whole number from 1 to 64", 15),
+    ('[engine]\nkeyed_slots = 65\n', "keyed_slots is a whole number from 1 to 64", 15),
+    ('[[rules]]\nname = "r"\non = ["view"]\nwhen = "count(view, 1m, item) > 1"\nthen = "x"\n', "expected 'by = item'", 25),
+])
+def test_load_errors_name_the_position(text, message, col):
+    with pytest.raises(RulesError) as info:
+        Engine.from_toml(text, "k.toml")
+    assert message in str(info.value)
+    assert "k.toml:" in str(info.value) and f":{col}:" in str(info.value), str(info.value)
+
+
+def test_explain_shows_a_keyed_counter_needs_the_current_event(rules):
+    engine = Engine(rules)
+    run(engine, [ev("view", 100 + i, item="a") for i in range(4)])
+    text = str(engine.explain("u1", "one_product"))
+    assert "count(click|view|cart, 2m, by = item) (no value outside an event) >= 4" in text
+    assert "depends on the event" in text
