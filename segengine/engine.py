@@ -39,6 +39,8 @@ from .schema.ndjson import scan_ndjson
 from .ops.reload import reload as reload_rules
 from .ops import snapshot as _snapshot
 from .ops import room as _room
+from .ops import roommetrics as _roommetrics
+from .schema.results import RoomMetrics
 from .features.roomnames import share_names
 from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
@@ -697,6 +699,22 @@ class Engine:
             return 0, slots
         n = len(self._viewers)
         return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, n, slots)), slots
+
+    @exclusive
+    def room(self, room: str) -> RoomMetrics:
+        """The room's metrics for the stream so far (docs/rooms.md): O(1) for the counters, plus one
+        scan of the viewers per declared segment (``segments``) while anyone is present."""
+        return _roommetrics.room_metrics(self._core, room, self._present_in_segment)
+
+    @exclusive
+    def room_slots(self, room: str, slot: str | float = "5m") -> list[RoomMetrics]:
+        """The room's metrics per slot of stream time (a multiple of 5 minutes; the last 24 hours)."""
+        return _roommetrics.room_slots(self._core, room, slot)
+
+    def _present_in_segment(self, name: str, room_slot: int) -> int:
+        n = len(self._viewers)
+        return int(self._mod.segment_count(self._store.tab, self._segment_index[name], self._now_us(), -2 - room_slot, n,
+                                           _NO_SLOTS))
 
     @exclusive
     def viewer(self, viewer: str | int) -> dict[str, Any]:

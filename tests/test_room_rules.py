@@ -237,8 +237,9 @@ def test_room_metrics_names_are_checked_but_need_the_metrics_columns():
 
 @pytest.mark.skipif(not hasattr(Engine, "room"), reason="needs room metrics (engine.room)")
 def test_room_rule_on_room_metrics():
+    # the funnel is ordered (a pay without view, click, cart and checkout does not reach "pay")
     rs = load_rules('[[room_rules]]\nname = "first_sale"\nwhen = "room.gmv > 0 and room.conversion > 0 and '
-                    'room.funnel(pay) >= 1 and room.uv >= 1"\nthen = "cheer"\n')
+                    'room.funnel(enter) >= 1 and room.funnel(pay) == 0 and room.uv >= 1"\nthen = "cheer"\n')
     e = Engine(rs)
     e.ingest(ev("enter", "a", ts=1))
     out = rows(e.ingest(ev("pay", "a", ts=2, amount=10.0)))

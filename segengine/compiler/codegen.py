@@ -229,7 +229,8 @@ class ModuleGen:
                 f"VI[{slot}, {v('sess_end')}] = {end}",
                 f"VI[{slot}, {v('closed_dwell')}] += {end} - VI[{slot}, {v('sess_start')}]",
                 f"VI[{slot}, {v('flags')}] &= ~FLAG_PRESENT",
-                f"RI[sroom, {self.col('ri', 'audience')}] -= 1"]
+                f"RI[sroom, {self.col('ri', 'audience')}] -= 1",
+                *(line for f in features.REGISTRY for line in f.session_end(self, slot, end))]
 
     def start_session_lines(self) -> list[str]:
         v = self.vi
@@ -266,6 +267,8 @@ class ModuleGen:
         gen.emit(f"room = VI[slot, {self.vi('room')}]")
         gen.emit("due = NEVER")
         roomgen.share_sync(self, gen, gate=True)  # room.share counts (compiler/roomgen.py)
+        for feature in features.REGISTRY:
+            feature.pass_start(self, gen)
         readers = set(lay.tag_readers)
         if readers:
             # state rules that read tags put their next change in tdue (replaced when they are
@@ -592,7 +595,9 @@ def advance(tab, until):
                 f"    if (VI[slot, {self.vi('flags')}] & FLAG_SEEN) == 0:",
                 "        continue",
                 f"    if room >= 0 and VI[slot, {self.vi('room')}] != room:",
-                "        continue"]
+                "        continue",
+                f"    if room <= -2 and (VI[slot, {self.vi('room')}] != -2 - room or (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) == 0):",
+                "        continue  # room -2 - r: the viewers present in room r (Engine.room)"]
         return query_kernels("segment_count", "tab, seg, now, room, n, out", parts, loop, "return total", key="seg",
                              depth=1, labels=list(self.rs.segments))
 

@@ -101,6 +101,15 @@ class Feature:
         """Statements run when a viewer's session starts (``slot``, ``now``)."""
         return []
 
+    def session_end(self, k: Any, slot: str, end: str) -> list[str]:
+        """Statements run when viewer ``slot``'s session in room ``sroom`` ends at ``end``, after
+        its audience count went down (``VI[slot, sess_start]`` still holds the session's start)."""
+        return []
+
+    def pass_start(self, mg: Any, gen: Any) -> None:
+        """Emit statements at the start of a viewer's evaluation pass (after the event is applied,
+        before the rules: ``timer`` is false for an event, ``ev_code`` its type)."""
+
     # values ---------------------------------------------------------------------------
     def number(self, gen: Any, node: ast.Node, v: str) -> tuple[str, str, int, str]:
         """Emit ``v = value``; return (value, slope per second, kind, horizon)."""

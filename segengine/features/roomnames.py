@@ -36,7 +36,7 @@ __all__ = ["ROOM_VALUES", "RoomName", "FUNNEL_STEPS", "ROOM_METRICS", "share_nam
 FUNNEL_STEPS = ("enter", "view", "click", "cart", "checkout", "pay")
 
 #: RI columns that start at 0 in a new room (the others start "never": MISSING).
-RI_ZERO_PREFIXES = ("share:", "room_edge:", "room_fired:", "room_suppressed:", "keyed_evictions")
+RI_ZERO_PREFIXES = ("share:", "room_edge:", "room_fired:", "room_suppressed:", "keyed_evictions", "rm_")
 
 #: ``room_value_code(gen, name, r) -> str`` of the room-metrics columns (set where they are defined).
 ROOM_METRICS: list[Callable[[Any, str, str], str]] = []

@@ -289,6 +289,26 @@ def bucket_of(now, w_us):
 
 
 @njit(**KERNEL_FLAGS)
+def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us):
+    """The first column of room ``room``'s ring row for stream-time bucket of ``t`` (cleared when
+    the row held an older bucket), or -1 when the row already holds a newer one (a late event:
+    the totals count it, its slot does not). Column ``ring_col + row * width`` is the row's tag:
+    bucket + 1, 0 for a row never used (features/roommetrics.py)."""
+    start = RI[room, start_col]
+    b = 0 if start == MISSING or t <= start else (t - start) // bucket_us
+    base = ring_col + (b % nbuckets) * width
+    tag = RI[room, base]
+    if tag == b + 1:
+        return base
+    if tag > b + 1:
+        return -1
+    for c in range(width):
+        RI[room, base + c] = 0
+    RI[room, base] = b + 1
+    return base
+
+
+@njit(**KERNEL_FLAGS)
 def window_roll(VI, slot, head_col, k):
     """Advance a window group's head to bucket ``k``; returns how many buckets to clear (0..12)."""
     head = VI[slot, head_col]

@@ -110,7 +110,11 @@ def room_value(core: "EngineCore", node: ast.RoomValue, r: int) -> float:
     if node.name == "share":
         count = int(store.RI[r, lay.ri.index(f"share:{node.arg}")])
         return count / aud if aud > 0 else 0.0
-    raise NotImplementedError(f"room.{node.name} needs the room-metrics columns (see segengine.features.roomnames)")
+    from . import roommetrics
+    m = roommetrics.room_metrics(core, core.rooms.keys[r], lambda name, slot: 0)
+    if node.name == "funnel":
+        return float(m.funnel[node.arg])
+    return float(getattr(m, node.name))
 
 
 def _evaluate(node: ast.Node, value) -> Any:
