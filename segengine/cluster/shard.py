@@ -101,6 +101,10 @@ class Shard:
         self.engine.reload(text)
         return []
 
+    def _op_reset(self) -> list:
+        self.engine = Engine(self.engine.rules)
+        return []
+
     # queries (change nothing) --------------------------------------------------------------------
     def query(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.engine, name)(*args, **kwargs)

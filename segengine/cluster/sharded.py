@@ -267,6 +267,11 @@ class ShardedEngine:
             self._pending = self._run({i: [("advance", (self._now,))] for i in range(self.shards)})
             self._lagging = False
 
+    def _reset(self) -> None:
+        """Every shard back to an empty engine on the same rules (tests: one actor set, many scenarios)."""
+        self._run({i: [("reset", ())] for i in range(self.shards)})
+        self._now, self._broadcast, self._lagging, self._pending = 0.0, 0, False, []
+
     # queries ----------------------------------------------------------------------------------------
     def segment_size(self, name: str, room: str | None = None) -> int:
         return sum(self._query_all("segment_size", name, room))
