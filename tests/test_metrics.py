@@ -65,3 +65,41 @@ def test_latency_is_sampled_not_timed_on_every_call(golden_rules):
         timed.ingest(ev("heartbeat", ts=1000 + i))
     count = metrics.registry.get_sample_value("segengine_ingest_latency_seconds_count", {"call": "ingest"})
     assert count == 2
+
+
+def test_replay_metrics_port_serves_during_the_replay(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from conftest import GOLDEN
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "segengine", "replay", str(GOLDEN), "-", "--chunk", "5",
+                             "--metrics-port", str(port)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        lines = [json.dumps(ev("heartbeat", viewer=f"v{i}", ts=1000 + i)) + "\n" for i in range(10)]
+        proc.stdin.write("".join(lines).encode())
+        proc.stdin.flush()
+        got = {}
+        for _ in range(300):  # the replay compiles or loads its kernels first
+            try:
+                got = _scrape(port)
+                if got.get(("segengine_events_total", ())) == 10:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert got[("segengine_events_total", ())] == 10
+        assert got[("segengine_viewers", ())] == 10
+    finally:
+        proc.stdin.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        proc.wait(timeout=120)
+        assert proc.returncode == 0, err.decode()
