@@ -36,9 +36,9 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.sample_every = max(1, sample_every)
         self.refresh_seconds = refresh_seconds
-        self._stats: dict[str, Any] = {}
-        self._audience: dict[str, int] = {}
-        self._refreshed = 0.0
+        self.stats: dict[str, Any] = {}
+        self.audience: dict[str, int] = {}
+        self.refreshed_at = 0.0
         self.latency = Histogram(f"{PREFIX}_ingest_latency_seconds",
                                  "Latency of sampled ingest/ingest_many calls", ["call"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -47,7 +47,7 @@ class Metrics:
 
     def refresh(self) -> None:
         """Read the engine's counters now (call from the thread that owns the engine)."""
-        self._stats = self.engine.stats()
+        self.stats = self.engine.stats()
         audience: dict[str, int] = {}
         rooms = getattr(getattr(self.engine, "_rooms", None), "keys", None)
         if hasattr(self.engine, "room") and rooms is not None:
@@ -57,8 +57,8 @@ class Metrics:
                         audience[name] = int(self.engine.room(name).audience)
                     except Exception:  # noqa: BLE001 - a room retention forgot meanwhile
                         continue
-        self._audience = audience
-        self._refreshed = time.monotonic()
+        self.audience = audience
+        self.refreshed_at = time.monotonic()
 
     def serve(self, port: int, addr: str = "127.0.0.1"):
         """Start the HTTP exporter (a daemon thread); returns (server, thread)."""
@@ -88,7 +88,7 @@ class _Timed:
             start = time.perf_counter()
             out = getattr(self._engine, name)(*args, **kwargs)
             m.latency.labels(name).observe(time.perf_counter() - start)
-            if time.monotonic() - m._refreshed >= m.refresh_seconds:
+            if time.monotonic() - m.refreshed_at >= m.refresh_seconds:
                 m.refresh()
         return out
 
@@ -106,7 +106,7 @@ class _Collector:
         self.metrics = metrics
 
     def collect(self):
-        s = self.metrics._stats
+        s = self.metrics.stats
         for key, help_text in (("events", "Events applied"), ("rejected", "Events rejected as malformed"),
                                ("late", "Events older than the engine's time"),
                                ("expired_viewers", "Viewers forgotten by retention")):
@@ -129,6 +129,6 @@ class _Collector:
             g.add_metric([], float(s.get(key, 0)))
             yield g
         audience = GaugeMetricFamily(f"{PREFIX}_room_audience", "Present audience per room", labels=["room"])
-        for room, n in sorted(self.metrics._audience.items()):
+        for room, n in sorted(self.metrics.audience.items()):
             audience.add_metric([room], float(n))
         yield audience

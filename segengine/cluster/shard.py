@@ -82,7 +82,7 @@ class Shard:
 
     # operations (logged by the driver, replayed after a restart) --------------------------------
     def _now(self) -> float:
-        return self.engine._now_us() / 1e6
+        return self.engine._now_us() / 1e6  # noqa: SLF001 - the engine's time, read-only, same package
 
     def _op_advance(self, now: float) -> list:
         return self.engine.advance(now) if now > self._now() else []
