@@ -166,3 +166,31 @@ def test_kill_three_shards_gives_one_engines_actions(ray_local):
             assert b[key] == a[key], key
     finally:
         sharded.close()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import examples  # noqa: E402
+from test_properties import streams  # noqa: E402
+
+
+@settings(max_examples=examples(8), deadline=None)
+@given(events=streams(max_events=30, viewers=("u1", "u2", 3, "u4", 5)), chunked=st.booleans())
+def test_property_same_actions_as_one_engine(sharded_golden, golden_rules, events, chunked):
+    """Random streams of 5 viewers: the sharded engine's actions == one engine's (room-wide rules aside)."""
+    sharded_golden._reset()
+    one = Engine(golden_rules)
+    if chunked:
+        want = one.ingest_many(events)
+        got = sharded_golden.ingest_many(events)
+    else:
+        want = [a for e in events for a in one.ingest(e)]
+        got = [a for e in events for a in sharded_golden.ingest(e)]
+    end = events[-1]["ts"] + 4000
+    want += one.advance(end)
+    got += sharded_golden.advance(end)
+    keep = [a for a in want if a.rule not in ROOM_WIDE]
+    assert collections.Counter(_key(a) for a in got if a.rule not in ROOM_WIDE) == collections.Counter(map(_key, keep))
+    for name in golden_rules.segments:
+        assert sharded_golden.segment_size(name) == one.segment_size(name)

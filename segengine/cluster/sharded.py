@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import msgspec
 
 from ..engine import Engine
+from ..schema.batch import Batch
 from ..rules.load import RuleSet, load_rules, load_rules_file
 from ..schema.events import ROOM_TYPES, Action, Event
 from ..schema.results import RoomMetrics
@@ -201,6 +202,9 @@ class ShardedEngine:
         then every shard advances to the batch's latest time, as one engine would have."""
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        if isinstance(batch, Batch):
+            raise TypeError("ShardedEngine.ingest_many takes events or NDJSON bytes, not a columnar Batch "
+                            "(split a Batch by segengine.cluster.shard_of upstream and feed one Engine per part)")
         n = self.shards
         parts: list[list] = [[] for _ in range(n)]
         latest = self._now
