@@ -194,3 +194,19 @@ def test_property_same_actions_as_one_engine(sharded_golden, golden_rules, event
     assert collections.Counter(_key(a) for a in got if a.rule not in ROOM_WIDE) == collections.Counter(map(_key, keep))
     for name in golden_rules.segments:
         assert sharded_golden.segment_size(name) == one.segment_size(name)
+
+
+def test_a_bad_event_raises_like_the_engine_and_keeps_the_other_shards_actions(sharded_golden, golden_rules):
+    from segengine import EventError
+
+    sharded_golden._reset()
+    one = Engine(golden_rules)
+    events = [ev("enter", viewer=f"v{i}", ts=1000) for i in range(10)] + [{"type": "like", "viewer": "v1", "ts": "x"}]
+    for engine in (one, sharded_golden):
+        with pytest.raises(EventError) as info:
+            engine.ingest_many(events)
+        assert isinstance(info.value.actions, list)
+        engine.ingest_many(events, errors="skip")
+    a, b = one.stats(), sharded_golden.stats()
+    assert b["rejected"] == a["rejected"] >= 1
+    assert b["viewers"] == a["viewers"] == 10

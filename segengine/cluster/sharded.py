@@ -130,7 +130,12 @@ class ShardedEngine:
                 self._log[i] = [entry for entry in self._log[i] if entry[0] > saved]
             actions.extend(out)
         if errors:
-            raise errors[0]
+            err = errors[0]
+            try:  # as Engine.ingest_many: the applied part's actions on err.actions
+                err.actions = actions + list(getattr(err, "actions", None) or [])
+            except AttributeError:
+                pass
+            raise err
         return actions
 
     def _recover(self, i: int, seq: int) -> tuple[list, int | None]:
@@ -145,7 +150,10 @@ class ShardedEngine:
                 for s, ops in self._log[i]:
                     if s <= done:
                         continue
-                    got, ck = ray.get(self._actors[i].apply.remote(s, ops))
+                    try:
+                        got, ck = ray.get(self._actors[i].apply.remote(s, ops))
+                    except ray.exceptions.RayTaskError:  # it raised the first time too (a bad event)
+                        continue
                     if s == seq:
                         out = got
                     if ck is not None:
