@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report malformed events and go on (exit code 1 at the end) instead of stopping")
     p.add_argument("--chunk", type=_positive_int, default=CHUNK_LINES, metavar="N",
                    help=f"events per ingest_many call (default {CHUNK_LINES})")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on 127.0.0.1:PORT during the replay (needs segengine[metrics])")
     p.add_argument("--timeline", type=_duration, default=1800.0, metavar="DURATION",
                    help="sample segment sizes every DURATION of event time (default 30m; 0: off)")
     p.add_argument("--profiles", metavar="PROFILES.jsonl",

@@ -329,11 +329,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
             except OSError as err:
                 raise UsageError(f"cannot write {args.output!r}: {err.strerror}") from None
         progress = Progress("replay", size, progress_enabled(args.progress))
-        replay = Replay(engine, args.events if args.events != "-" else "<stdin>", skip_errors=args.skip_errors,
+        metrics = _metrics(engine, getattr(args, "metrics_port", None))
+        replay = Replay(engine if metrics is None else metrics.timed(engine), args.events if args.events != "-" else "<stdin>", skip_errors=args.skip_errors,
                         out=out, timeline_every=args.timeline)
         try:
             for lines, nos in iter_chunks(stream, args.chunk, progress):
                 replay.feed(lines, nos)
+                if metrics is not None:
+                    metrics.refresh()
         except DataError as err:  # stopped at a bad event: --json still tells what was replayed
             progress.close(size or 0, replay.lines)
             replay.seconds = time.perf_counter() - replay.started
@@ -352,6 +355,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         print(render_replay(summary), file=sys.stderr if args.output == "-" else sys.stdout)
     return EXIT_ERRORS if not summary["ok"] else EXIT_OK
+
+
+def _metrics(engine: Engine, port: int | None):
+    """``--metrics-port``: a Prometheus exporter on 127.0.0.1:PORT for the replay's duration."""
+    if port is None:
+        return None
+    try:
+        from ..metrics import Metrics
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+    metrics = Metrics(engine, sample_every=1)
+    try:
+        metrics.serve(port)
+    except OSError as err:
+        raise UsageError(f"cannot serve metrics on 127.0.0.1:{port}: {err.strerror}") from None
+    return metrics
 
 
 def check_stdin(args: argparse.Namespace) -> None:
