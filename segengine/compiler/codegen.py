@@ -437,6 +437,7 @@ def rescan(tab, now, n):
             code = reason_code(g.name)
             L += [f"{'elif' if L else 'if'} {g.check_code(lay, rule)}:",
                   f"    meta[0, {counter_index(n_rules, r, code)}] += 1  # suppressed[{r}, {g.name}]"]
+            L += _indent(g.suppressed_code(lay, rule, guarded), 1)
         return [*L, "else:", *_indent(F, 1)]
 
     # timers and entry points ------------------------------------------------------------

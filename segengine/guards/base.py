@@ -124,6 +124,11 @@ class Guard:
         """Kernel statement recording a firing."""
         return self._call(self.commit, lay, rule)
 
+    def suppressed_code(self, lay: "Layout", rule: "Rule", guarded: list["Guard"]) -> list[str]:
+        """Kernel statements run when this guard suppresses a firing (after its counter); ``guarded``
+        are the rule's guards. None by default; the holdout records the withheld firing."""
+        return []
+
     def blocked(self, state: GuardState, lay: "Layout", rule: "Rule") -> bool:
         """The kernel's check, run in Python on the same state."""
         return bool(_python(self.blocks)(state.VI, state.RI, state.slot, state.room, state.now, *self.args(lay, rule)))
