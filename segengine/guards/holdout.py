@@ -22,7 +22,12 @@ Outcomes: every rule with a holdout or an ``outcome`` key is *tracked*. Columns,
   per room, the firings sent, the firings withheld, and how many of each were followed by the
   viewer's outcome event within ``[engine] attribution``.
 
-The conversion code (an outcome event closes the waiting firing) is in :mod:`segengine.features.outcome`.
+Conversion (:meth:`Holdout.on_event`): when a viewer's event of a tracked rule's outcome type comes
+at most ``[engine] attribution`` after that rule's last firing (or withheld firing) of the viewer,
+the firing counts as converted or, withheld, as control converted, in the room of the firing. Each
+firing converts at most once (the waiting time is cleared); a later firing restarts the window
+(the earlier firing, unconverted, is then never converted). The outcome is counted before the
+event's own rules run, so a firing on the outcome event itself waits for the next one.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from numba import njit
 
 from ..config import KERNEL_FLAGS
 from ..kernels.primitives import MISSING
+from ..features.base import us
 from .base import Guard, GuardState, Suppressor, number_text
 
 if TYPE_CHECKING:
@@ -115,6 +121,26 @@ class Holdout(Guard):
     def suppressed_code(self, lay: "Layout", rule: "Rule", guarded: list[Guard]) -> list[str]:
         """Statements run when this guard withholds a firing: record it, and commit the other guards."""
         return [self._call(holdout_withhold, lay, rule), *(g.commit_code(lay, rule) for g in guarded if g is not self)]
+
+    def on_event(self, k) -> dict[str, list[str]]:
+        """The outcome event of a tracked rule closes the viewer's waiting firing of it (see the module)."""
+        window = us(k.rs.attribution)
+        by_type: dict[str, list[str]] = {}
+        for rule in k.rs.rules:
+            if not tracked(rule):
+                continue
+            at, held, froom = (k.lay.vi.index(f"{n}:{rule.name}") for n in ("outcome_at", "outcome_held", "outcome_room"))
+            conv, ctrl = (k.lay.ri.index(f"{n}:{rule.name}") for n in ("outcomes_converted", "outcomes_control"))
+            by_type.setdefault(rule.outcome, []).extend([
+                f"if VI[slot, {at}] != MISSING and 0 <= now - VI[slot, {at}] <= {window}:  # outcome of {rule.name}",
+                f"    if VI[slot, {froom}] >= 0:",
+                f"        if VI[slot, {held}] != 0:",
+                f"            RI[VI[slot, {froom}], {ctrl}] += 1",
+                "        else:",
+                f"            RI[VI[slot, {froom}], {conv}] += 1",
+                f"    VI[slot, {at}] = MISSING",
+            ])
+        return by_type
 
     def explain(self, state: GuardState, lay: "Layout", rule: "Rule") -> Suppressor:
         setting = number_text(rule.holdout or 0.0)
