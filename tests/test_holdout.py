@@ -219,3 +219,39 @@ def test_cookbook_weekly_readout(tmp_path):
     assert o.uplift == pytest.approx(o.converted / o.fired - o.control_converted / o.held_out)
     engine.snapshot(tmp_path / "week-49.snap")
     assert Engine.restore(tmp_path / "week-49.snap").outcomes("cart_abandon") == o
+
+
+# the simulator's known effect ------------------------------------------------------------------
+def test_simulated_effect_is_recovered(rules):
+    """The simulator runs the engine in the loop; a viewer who gets view_nudge's action pays with
+    probability P on top of its own behaviour, held-out viewers are untouched. So the treated
+    conversion is c + P (1 - c), c the control's, and the true uplift P (1 - c). Its 95 % interval
+    holds it in at least 9 of 10 seeds (seeded: the same 10 runs every time)."""
+    from segengine.testing.simulate import iter_events
+
+    p, hits, uplifts = 0.1, 0, []
+    for seed in range(10):
+        engine = Engine(rules)
+        for _ in iter_events(viewers=2000, hours=1.0, seed=seed, effects={"view_nudge": p}, engine=engine):
+            pass
+        o = engine.outcomes("view_nudge")
+        assert o.fired > 300 and o.held_out > 300
+        truth = p * (1 - o.control_conversion)
+        hits += o.uplift_low <= truth <= o.uplift_high
+        uplifts.append(o.uplift)
+    assert hits >= 9
+    assert 0.03 < sum(uplifts) / len(uplifts) < 0.11  # the effect shows on average
+
+
+def test_simulator_effects_leave_the_workload_alone_without_them(rules):
+    from segengine.testing.simulate import iter_events
+
+    plain = list(iter_events(viewers=200, hours=0.2, seed=4))
+    engine = Engine(rules)
+    nudged = list(iter_events(viewers=200, hours=0.2, seed=4, effects={"view_nudge": 0.0}, engine=engine))
+    assert nudged == plain  # P = 0: the engine runs in the loop, nothing changes
+    assert engine.stats()["fired"]["view_nudge"] > 0
+    with pytest.raises(ValueError, match="needs engine="):
+        list(iter_events(viewers=10, effects={"view_nudge": 0.1}))
+    with pytest.raises(ValueError, match="does not have: nope"):
+        list(iter_events(viewers=10, effects={"nope": 0.1}, engine=Engine(rules)))
