@@ -59,6 +59,7 @@ def test_share_on_ten_thousand_viewers():
         n = len(held(range(10_000), share))
         assert abs(n / 10_000 - share) < 0.015  # ~5 standard deviations
     assert not held(range(1000), 0.0)
+    assert set(held(range(2000), 0.1)) <= set(held(range(2000), 0.2))  # a larger share keeps the old group
     # the groups of two rules are independent
     a = set(held(range(10_000), 0.5, "a"))
     b = set(held(range(10_000), 0.5, "b"))
