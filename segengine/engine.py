@@ -41,6 +41,8 @@ from .ops import snapshot as _snapshot
 from .ops import room as _room
 from .ops import roommetrics as _roommetrics
 from .schema.results import RoomMetrics
+from .ops import outcomes as _outcomes
+from .schema.results import Outcomes
 from .features.roomnames import share_names
 from .rules import ast
 from .rules.load import RuleSet, load_rules, load_rules_file
@@ -790,6 +792,16 @@ class Engine:
         type(self)(rules, capacity=4).warmup()
 
     @exclusive
+    @exclusive
+    def outcomes(self, rule: str, room: str | None = None) -> Outcomes:
+        """Does ``rule`` work? Its firings, its held-out firings, their conversions and the uplift with
+        its 95 % interval (Newcombe), in ``room`` or over every live room. Cost: O(rooms).
+
+        The rule must have a ``holdout`` or an ``outcome`` key (else ``ValueError``; an unknown rule:
+        ``KeyError``). See docs/rules.md, "Holdouts and outcomes".
+        """
+        return _outcomes.outcomes(self._core, rule, room)
+
     def stats(self) -> dict[str, Any]:
         """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
         meta = self._store.META[0]

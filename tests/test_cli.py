@@ -219,7 +219,7 @@ def test_replay_text_summary(events_file, capsys):
     assert main(["replay", str(EXAMPLE), str(events_file)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Replayed ")
-    for heading in ("Actions per rule", "suppressed (once / cooldown / budget)", "Segment sizes over the stream",
+    for heading in ("Actions per rule", "suppressed (once / cooldown / budget / holdout)", "Segment sizes over the stream",
                     "Purchase funnel", "drop-off", "Viewer kinds"):
         assert heading in out
     assert "hot_interest_coupon" in out and "checkout" in out
@@ -424,7 +424,7 @@ def test_subprocess_simulate_piped_into_replay(tmp_path):
 def test_subprocess_test_command():
     done = run_module("test", "examples/live_room.test.toml", "examples/cookbook.test.toml")
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
-    assert b"8 passed, 0 failed" in done.stdout and b"17 passed, 0 failed" in done.stdout
+    assert b"8 passed, 0 failed" in done.stdout and b"18 passed, 0 failed" in done.stdout
 
 
 def test_subprocess_demo_with_no_arguments():

@@ -47,7 +47,7 @@ def test_cookbook_doc_rules_are_the_tested_rules():
         for r in doc.rules:
             t = rules.get(r.name)
             assert t is not None, f"rule {r.name} (block at line {line}) is not in examples/cookbook.toml"
-            for key in ("when_text", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled"):
+            for key in ("when_text", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled", "holdout", "outcome"):
                 assert getattr(r, key) == getattr(t, key), f"rule {r.name}: {key} differs from examples/cookbook.toml"
             seen.add(r.name)
     assert seen == set(rules), f"rules missing from docs/cookbook.md: {sorted(set(rules) - seen)}"

@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give viewers profiles (age, gender, region, level, tz; level steers buying), write them here")
     p.add_argument("--schedule", metavar="FILE|builtin",
                    help="content schedule (TOML/JSON slots of category, price band, weak) that steers views and stays")
+    p.add_argument("--rules", metavar="RULES.toml", help="run these rules in the loop (for --effect)")
+    p.add_argument("--effect", action="append", default=[], metavar="RULE=P",
+                   help="a viewer who gets RULE's action pays with probability P (0..1) on top of its own "
+                        "behaviour; held-out viewers are untouched (needs --rules; repeatable)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", parents=[json_flag, progress_flag],

@@ -279,6 +279,9 @@ class Replay:
         }
         if self.kinds:
             out["kinds"] = self.kind_table()
+        held = [r.name for r in rules.rules if r.enabled and r.holdout]  # holdout experiments (guards/holdout.py)
+        if held:
+            out["outcomes"] = [msgspec.to_builtins(engine.outcomes(name)) for name in held]
         return out
 
     def action_json(self, a: Action) -> dict[str, Any]:

@@ -47,6 +47,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         options, profiles = rehearsal_options(args.schedule, args.profiles_out, args.output)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    options.update(effect_options(args))
     progress = Progress("simulate", args.hours * 3600.0, progress_enabled(args.progress))
     started = time.perf_counter()
     n = 0
@@ -84,6 +85,34 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               f"{'s' if args.rooms != 1 else ''}, seed {args.seed}) to {args.output}"
               + (f"; {profiles.count:,} profiles to {args.profiles_out}" if profiles is not None else ""))
     return EXIT_OK
+
+
+def effect_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--rules FILE --effect RULE=P``: the engine in the loop and the rules' effects (``iter_events``)."""
+    if not args.effect:
+        if args.rules is not None:
+            raise UsageError("--rules is for --effect RULE=P: give an effect, or drop --rules")
+        return {}
+    if args.rules is None:
+        raise UsageError("--effect needs --rules FILE: the rules whose actions take effect")
+    effects: dict[str, float] = {}
+    for spec in args.effect:
+        rule, eq, p = spec.partition("=")
+        try:
+            prob = float(p) if eq else math.nan
+        except ValueError:
+            prob = math.nan
+        if not rule or not 0.0 <= prob <= 1.0:
+            raise UsageError(f"--effect {spec!r}: expected RULE=P with P a probability in [0, 1], such as cart_nudge=0.2")
+        effects[rule] = prob
+    from ..engine import Engine
+    engine = Engine.from_file(args.rules)  # a bad file: RulesError, reported as for replay
+    known = {r.name for r in engine.rules.rules}
+    for rule in effects:
+        if rule not in known:
+            from ..rules.suggest import did_you_mean
+            raise UsageError(f"--effect: no rule {rule!r} in {args.rules}{did_you_mean(rule, known)}")
+    return {"effects": effects, "engine": engine}
 
 
 def check_workload(args: argparse.Namespace) -> None:

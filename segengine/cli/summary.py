@@ -85,6 +85,8 @@ def render_replay(summary: dict[str, Any]) -> str:
     lines += [""] + render_rules(summary) + [""] + render_segments(summary) + [""] + render_funnel(summary)
     if "kinds" in summary:
         lines += ["", "Viewer kinds (from the `kind` field of enter events)"] + render_kinds(summary["kinds"])
+    if "outcomes" in summary:
+        lines += [""] + render_outcomes(summary["outcomes"])
     return "\n".join(lines)
 
 
@@ -111,4 +113,17 @@ def render_kinds(kinds: dict[str, dict[str, Any]]) -> list[str]:
         out.append(f"  {KIND_LABELS.get(kind, kind):<12} {r['viewers']:>8,} {pct(r['viewers'], total):>7} "
                    f"{span(r['mean_dwell']) if r['mean_dwell'] is not None else '-':>11} {pct(r['targeted'], r['viewers']):>12} {r['actions']:>8,} "
                    f"{pct(r['buyers'], r['viewers']):>8}")
+    return out
+
+
+def render_outcomes(outcomes: list[dict[str, Any]]) -> list[str]:
+    """Rules with a holdout: firings and held-out firings, their conversions, the uplift and its 95 % interval."""
+    width = max([len(o["rule"]) for o in outcomes] + [4])
+    out = ["Holdout outcomes (firings followed by the outcome event within the attribution window)",
+           f"  {'rule':<{width}}  {'outcome':<8} {'fired':>7} {'conv':>8}  {'held out':>8} {'conv':>8}  "
+           f"{'uplift':>8}  95 % interval"]
+    for o in outcomes:
+        out.append(f"  {o['rule']:<{width}}  {o['outcome']:<8} {o['fired']:>7,} {o['conversion'] * 100:>6.1f} %  "
+                   f"{o['held_out']:>8,} {o['control_conversion'] * 100:>6.1f} %  {o['uplift'] * 100:>+6.1f} pp  "
+                   f"[{o['uplift_low'] * 100:+.1f}, {o['uplift_high'] * 100:+.1f}] pp")
     return out

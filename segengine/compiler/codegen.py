@@ -218,6 +218,9 @@ class ModuleGen:
             L += feature.update(self)
             for event_type, lines in feature.on(self).items():
                 by_type.setdefault(event_type, []).extend(lines)
+        for g in used_guards(self.rs):  # guards that watch events (the holdout's outcome events)
+            for event_type, lines in g.on_event(self).items():
+                by_type.setdefault(event_type, []).extend(lines)
         for i, (event_type, lines) in enumerate(by_type.items()):
             L += [f"{'el' if i else ''}if code == {self.code(event_type)}:", *_indent(lines, 1)]
         return L
@@ -440,6 +443,7 @@ def rescan(tab, now, n):
             code = reason_code(g.name)
             L += [f"{'elif' if L else 'if'} {g.check_code(lay, rule)}:",
                   f"    meta[0, {counter_index(n_rules, r, code)}] += 1  # suppressed[{r}, {g.name}]"]
+            L += _indent(g.suppressed_code(lay, rule, guarded), 1)
         return [*L, "else:", *_indent(F, 1)]
 
     # timers and entry points ------------------------------------------------------------

@@ -124,6 +124,16 @@ class Guard:
         """Kernel statement recording a firing."""
         return self._call(self.commit, lay, rule)
 
+    def on_event(self, k: Any) -> dict[str, list[str]]:
+        """Statements per event type of the event kernel (``k``: the kernel generator; ``slot``,
+        ``room``, ``now``), run before the event's rules. None by default; the holdout counts outcomes."""
+        return {}
+
+    def suppressed_code(self, lay: "Layout", rule: "Rule", guarded: list["Guard"]) -> list[str]:
+        """Kernel statements run when this guard suppresses a firing (after its counter); ``guarded``
+        are the rule's guards. None by default; the holdout records the withheld firing."""
+        return []
+
     def blocked(self, state: GuardState, lay: "Layout", rule: "Rule") -> bool:
         """The kernel's check, run in Python on the same state."""
         return bool(_python(self.blocks)(state.VI, state.RI, state.slot, state.room, state.now, *self.args(lay, rule)))

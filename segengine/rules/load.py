@@ -29,10 +29,11 @@ __all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "r
 #: The most firings a budget allows per window: each costs 8 bytes per room (a ring of firing times).
 MAX_BUDGET = 100_000
 
-ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types", "keyed_slots")
+ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types", "keyed_slots",
+               "attribution")
 #: ``[engine] keyed_slots``: the keys per viewer a keyed counter keeps exact (features/keyed.py).
 KEYED_SLOTS_MAX = 64
-RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled")
+RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled", "holdout", "outcome")
 TOP_KEYS = ("engine", "profile", "segments", "rules", "intents", "targets", "room_rules")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -60,6 +61,8 @@ class Rule:
     enabled: bool
     index: int  # file order
     placeholders: dict[str, ast.Node] = field(default_factory=dict)  # "{dwell}" feature texts -> expr
+    holdout: float | None = None  # the control group's share (guards/holdout.py)
+    outcome: str | None = None  # the outcome event type, when set or implied by a holdout (features/outcome.py)
 
     @property
     def is_event_rule(self) -> bool:
@@ -89,6 +92,8 @@ class RuleSet:
     targets: dict[str, ast.Node] = field(default_factory=dict)
     target_texts: dict[str, str] = field(default_factory=dict)
     room_rules: list[Any] = field(default_factory=list)
+    #: [engine] attribution: how long after a firing the outcome event counts (features/outcome.py)
+    attribution: float = 1800.0
 
     @property
     def fingerprint(self) -> str:
@@ -242,7 +247,8 @@ class _Loader(roomload.RoomParts, TomlLoader):
     def _engine(self, raw: Any, rs: RuleSet) -> None:
         table = self.table(raw, ("engine",), "[engine]")
         self.unknown_keys(table, ("engine",), ENGINE_KEYS, "[engine]")
-        for key, attr in (("idle_timeout", "idle_timeout"), ("interest_half_life", "interest_half_life"), ("retention", "retention")):
+        for key, attr in (("idle_timeout", "idle_timeout"), ("interest_half_life", "interest_half_life"), ("retention", "retention"),
+                          ("attribution", "attribution")):
             if key in table:
                 seconds = self._duration(table[key], ("engine", key))
                 if seconds is not None:
@@ -488,9 +494,31 @@ class _Loader(roomload.RoomParts, TomlLoader):
         if not isinstance(enabled, bool):
             self.error_value((*p, "enabled"), "'enabled' must be true or false")
             ok = False
+        holdout, outcome, ok = self._holdout(t, p, rs, ok)
         if not ok or when_node is None or then is None:
             return None
-        return Rule(name, when_node, when_text, then, on, params, cooldown, once, budget, priority, enabled, i, placeholders)
+        return Rule(name, when_node, when_text, then, on, params, cooldown, once, budget, priority, enabled, i, placeholders,
+                    holdout, outcome)
+
+    def _holdout(self, t: dict, p: tuple, rs: RuleSet, ok: bool) -> tuple[float | None, str | None, bool]:
+        """The keys ``holdout`` (a share in [0, 1)) and ``outcome`` (an event type; ``pay`` with a holdout)."""
+        holdout = t.get("holdout")
+        if holdout is not None:
+            if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
+                self.error_value((*p, "holdout"), "'holdout' is a share of viewers, at least 0 and below 1, such as 0.1")
+                holdout, ok = None, False
+            else:
+                holdout = float(holdout)
+        outcome = t.get("outcome")
+        if outcome is not None:
+            if not isinstance(outcome, str) or outcome not in rs.event_types or outcome in ROOM_TYPES:
+                hint = did_you_mean(str(outcome), rs.event_types) if isinstance(outcome, str) else ""
+                self.error_value((*p, "outcome"), f"unknown event type {outcome!r} for 'outcome'{hint}"
+                                 if isinstance(outcome, str) else "'outcome' is an event type such as \"pay\"")
+                outcome, ok = None, False
+        elif holdout is not None:
+            outcome = "pay"
+        return holdout, outcome, ok
 
     def _expr(self, path: tuple, text: str, ctx: CheckContext, event_rule: bool, want: str | None = "bool") -> ast.Node | None:
         try:

@@ -34,6 +34,7 @@ from ..rules.load import RuleSet
 from ..schema.batch import BatchView
 from ..schema.events import Action
 from .actions import ParamsTemplate
+from ..guards import holdout
 from .interning import Interner
 from .store import Store
 
@@ -88,6 +89,7 @@ class EngineCore:
         self.store = Store(self.compiled.layout, len(rules.rules), gen.out_width, len(gen.literals), viewers=capacity)
         self.viewers.on_index = self._viewer_index_changed  # kernels look int viewer ids up themselves
         self._viewer_index_changed(self.viewers.index)
+        self._holdouts()
         self._bind_literals()
 
     # the running rules -----------------------------------------------------------------
@@ -115,6 +117,11 @@ class EngineCore:
             self._plans.append((r.name, r.then[0], tuple(r.then[1:]), r.params, kinds.get(r.name, []),
                                 template if template.dynamic else None))
         self._needs_values = any(plan[4] for plan in self._plans)
+
+    def _holdouts(self) -> None:
+        """Compute new viewers' holdout membership when interned, if some rule has a holdout (guards/holdout.py)."""
+        held = any(r.holdout for r in self.compiled.rules.rules if holdout.tracked(r))
+        self.viewers.on_new = (lambda slots, keys: holdout.assign(self, slots, keys)) if held else None
 
     def _bind_literals(self) -> None:
         """Give each string literal of the rules its id in this engine's interners."""
@@ -144,6 +151,8 @@ class EngineCore:
         store.set_viewer_index(self.viewers.index)
         self.compiled = compiled
         self._setup()
+        self._holdouts()
+        holdout.assign_all(self)  # the new rules may hold out viewers the old ones did not
         self._bind_literals()
         self.retention.restart()
         self.firings.forget_rules(gone)

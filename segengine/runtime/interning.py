@@ -58,7 +58,7 @@ class Interner(Generic[K]):
         ``numpy.frombuffer`` view of it is what the retention kernel reads).
     """
 
-    __slots__ = ("ids", "keys", "free", "state", "_dense", "_beyond", "on_index")
+    __slots__ = ("ids", "keys", "free", "state", "_dense", "_beyond", "on_index", "on_new")
 
     #: int keys at or above this fall back to dict lookups (the dense index would be too big)
     DENSE_LIMIT = 1 << 26
@@ -71,6 +71,7 @@ class Interner(Generic[K]):
         self._dense = np.full(1024, -1, np.int64)  # int key -> slot (-1: none); derived from ids
         self._beyond = 0  # live int keys >= 0 the index does not reach (too sparse when they came)
         self.on_index = None  # called with the new index array whenever it is replaced
+        self.on_new = None  # called with (slots, keys) of newly interned keys (the holdout membership)
 
     @property
     def index(self) -> np.ndarray:
@@ -135,6 +136,8 @@ class Interner(Generic[K]):
                     self._dense[key] = slot
                 else:
                     self._beyond += 1
+            if self.on_new is not None:
+                self.on_new((slot,), (key,))
         return slot
 
     def intern_many_ints(self, keys: np.ndarray) -> None:
@@ -156,6 +159,8 @@ class Interner(Generic[K]):
             covered = (keys >= 0) & (keys < len(self._dense))
             self._dense[keys[covered]] = slots[covered]
             self._beyond += int(np.count_nonzero(keys >= 0)) - int(np.count_nonzero(covered))
+        if self.on_new is not None:
+            self.on_new(slots.tolist(), listed)
 
     def release(self, slots: Iterable[int]) -> None:
         """Forget the keys of ``slots`` (ascending); the lowest of them is reused first."""

@@ -92,7 +92,8 @@ _KIND_CUM = list(accumulate(k.share for k in VIEWER_KINDS))
 _FAN = 2  # index in VIEWER_KINDS; only fans come back
 _MEAN_GAPS = tuple(1.0 / (sum(ACTION_RATES.values()) * k.activity) for k in VIEWER_KINDS)
 # Queue entries: (t, seq, code, viewer slot, arg); seq breaks ties in creation order.
-_TICK, _CHECKOUT, _PAY, _UNCART, _REFUND, _RETURN, _ARRIVE = range(7)
+_TICK, _CHECKOUT, _PAY, _UNCART, _REFUND, _RETURN, _ARRIVE, _NUDGED = range(8)
+NUDGED_PAY_DELAY = 2.0  # seconds from a nudge that works (effects=) to the pay it causes
 _EVENTS_PER_VIEWER = 90  # of the default workload; sizes the calendar queue's buckets
 
 # Profiles (opt-in). Regions: (name, share, IANA time zone); the last four are
@@ -331,7 +332,43 @@ def _check_args(viewers, hours, rooms, start_ts, viewer_ids, schedule, on_profil
 def iter_events(viewers: int = 10_000, hours: float = 3.0, rooms: int = 1, seed: int = 0,
                 start_ts: float = 1_700_000_000.0, viewer_ids: str = "int",
                 with_kind: bool = False, schedule: Schedule | str | Path | None = None,
-                on_profile: Callable[[dict], Any] | None = None) -> Iterator[dict]:
+                on_profile: Callable[[dict], Any] | None = None,
+                effects: dict[str, float] | None = None, engine: Any = None) -> Iterator[dict]:
+    """Yield the workload's events as dicts in non-decreasing `ts` (see `_iter_events`).
+
+    `effects` (with `engine`, an Engine running the rules) runs the engine in the loop to give
+    rules a known effect: every event goes through `engine.ingest` before it is yielded, and
+    when a rule named in `effects` sends an action to a viewer, the viewer pays (a `pay` of its
+    cart, or of the item last viewed, `NUDGED_PAY_DELAY` seconds later) with probability
+    `effects[rule]`, drawn from a random stream of its own, on top of its own behaviour. Held-out
+    viewers (a rule's `holdout`) get no action, so they are untouched. Without `effects` the
+    stream is the standard workload's, byte for byte."""
+    if not effects:
+        yield from _iter_events(viewers, hours, rooms, seed, start_ts, viewer_ids, with_kind, schedule, on_profile)
+        return
+    if engine is None:
+        raise ValueError("effects= needs engine=: the Engine running the rules whose actions take effect")
+    unknown = sorted(set(effects) - {r.name for r in engine.rules.rules})
+    if unknown:
+        raise ValueError(f"effects= names rules the engine does not have: {', '.join(unknown)}")
+    for rule, p in effects.items():
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"effects[{rule!r}] is a probability in [0, 1], got {p!r}")
+    nudged: list = []  # viewer ids whose nudge works, handed to the event loop
+    coin = np.random.default_rng([seed, 0xEFFEC7]).random  # never shifts the workload's draws
+    ingest = engine.ingest
+    for ev in _iter_events(viewers, hours, rooms, seed, start_ts, viewer_ids, with_kind, schedule, on_profile,
+                           nudged=nudged):
+        for a in ingest(ev):
+            p = effects.get(a.rule)
+            if p is not None and coin() < p:
+                nudged.append(a.viewer)
+        yield ev
+
+
+def _iter_events(viewers: int, hours: float, rooms: int, seed: int, start_ts: float, viewer_ids: str,
+                 with_kind: bool, schedule: Schedule | str | Path | None,
+                 on_profile: Callable[[dict], Any] | None, nudged: list | None = None) -> Iterator[dict]:
     """Yield the workload's events as dicts in non-decreasing `ts`.
 
     `with_kind=True` adds the true `kind` (passerby/watcher/fan) to `enter` events, as
@@ -446,7 +483,14 @@ def iter_events(viewers: int = 10_000, hours: float = 3.0, rooms: int = 1, seed:
     if viewers:
         push((next(arrivals), next(seq), _ARRIVE, -1, None))
     n_arrived = 0
+    by_id: dict = {}  # viewer id -> viewer, with effects only
+    last_t = start_ts
     while True:
+        if nudged:  # effects: the nudges that work, each a pay shortly after the event that fired them
+            for vid in nudged:
+                if last_t + NUDGED_PAY_DELAY < stream_end:
+                    push((last_t + NUDGED_PAY_DELAY, next(seq), _NUDGED, -1, by_id[vid]))
+            nudged.clear()
         if not cur:
             if not buckets:
                 break
@@ -456,6 +500,7 @@ def iter_events(viewers: int = 10_000, hours: float = 3.0, rooms: int = 1, seed:
             cur.extend(buckets.pop(cur_key))
             cur.sort()
         t, _, code, slot, arg = cur[0]
+        last_t = t
         if code == _ARRIVE:
             n_arrived += 1
             ri = int(rand() * rooms)
@@ -463,6 +508,8 @@ def iter_events(viewers: int = 10_000, hours: float = 3.0, rooms: int = 1, seed:
                         bisect(_KIND_CUM, rand() * _KIND_CUM[-1]), int(rand() * len(CATEGORIES)), ri)
             if on_profile is not None:
                 profile(v)
+            if nudged is not None:
+                by_id[v.id] = v
             if free:
                 slot = free.pop()
                 pool[slot] = v
@@ -576,6 +623,14 @@ def iter_events(viewers: int = 10_000, hours: float = 3.0, rooms: int = 1, seed:
                 if arg in v.cart:
                     v.cart.remove(arg)
                     yield item_event("uncart", v, ts, arg)
+            elif code == _NUDGED:
+                v = arg
+                k = v.cart[-1] if v.cart else v.last_item
+                if k is not None:
+                    ev = item_event("pay", v, ts, k)
+                    ev["amount"] = round(sum([prices[j] for j in v.cart]), 2) if v.cart else prices[k]
+                    v.cart = []
+                    yield ev
             elif code == _REFUND:
                 yield {"type": "refund", "viewer": v.id, "room": v.room, "ts": ts,
                        "amount": arg}
