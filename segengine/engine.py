@@ -703,10 +703,11 @@ class Engine:
         return int(self._mod.segment_count(self._store.tab, seg, self._now_us(), room_slot, n, slots)), slots
 
     @exclusive
-    def room(self, room: str) -> RoomMetrics:
+    def room(self, room: str, *, segments: bool = True) -> RoomMetrics:
         """The room's metrics for the stream so far (docs/rooms.md): O(1) for the counters, plus one
-        scan of the viewers per declared segment (``segments``) while anyone is present."""
-        return _roommetrics.room_metrics(self._core, room, self._present_in_segment)
+        scan of the viewers per declared segment for ``segments`` while anyone is present
+        (``segments=False`` skips it and leaves ``segments`` empty)."""
+        return _roommetrics.room_metrics(self._core, room, self._present_in_segment if segments else None)
 
     @exclusive
     def room_slots(self, room: str, slot: str | float = "5m") -> list[RoomMetrics]:

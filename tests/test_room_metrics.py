@@ -163,3 +163,18 @@ def test_reload_keeps_room_metrics(rules, tmp_path):
     fresh = Engine(rules)
     run(fresh, STREAM)
     assert engine.room("r1") == fresh.room("r1")
+
+
+def test_room_totals_are_read_in_their_column_order():
+    from segengine.compiler.layout import build_layout
+    from segengine.ops.roommetrics import TOTALS
+    lay = build_layout(load_rules(RULES))
+    first = lay.ri.index("rm_peak")
+    assert lay.ri[first + 1: first + 1 + len(TOTALS)] == [f"rm_{m}" for m in TOTALS]
+
+
+def test_room_without_segments_skips_the_scan(rules):
+    engine = Engine(rules)
+    run(engine, STREAM)
+    assert engine.room("r1", segments=False).segments == {}
+    assert engine.room("r1", segments=False).uv == engine.room("r1").uv == 3

@@ -277,6 +277,9 @@ class Replay:
             "seconds": round(self.seconds, 3),
             "events_per_second": round(stats["events"] / self.seconds) if self.seconds > 0 else None,
         }
+        out["room_metrics"] = {room: {"metrics": msgspec.to_builtins(engine.room(room)),
+                                      "slots": [msgspec.to_builtins(m) for m in engine.room_slots(room)]}
+                               for room in self.room_start}  # docs/rooms.md
         if self.kinds:
             out["kinds"] = self.kind_table()
         held = [r.name for r in rules.rules if r.enabled and r.holdout]  # holdout experiments (guards/holdout.py)

@@ -83,6 +83,8 @@ def render_replay(summary: dict[str, Any]) -> str:
         lines += render_profiles(summary["profiles"])
     lines.append(f"  {summary['actions']:,} actions to {summary['viewers_with_actions']:,} viewers")
     lines += [""] + render_rules(summary) + [""] + render_segments(summary) + [""] + render_funnel(summary)
+    if summary.get("room_metrics"):
+        lines += [""] + render_rooms(summary["room_metrics"])
     if "kinds" in summary:
         lines += ["", "Viewer kinds (from the `kind` field of enter events)"] + render_kinds(summary["kinds"])
     if "outcomes" in summary:
@@ -126,4 +128,18 @@ def render_outcomes(outcomes: list[dict[str, Any]]) -> list[str]:
         out.append(f"  {o['rule']:<{width}}  {o['outcome']:<8} {o['fired']:>7,} {o['conversion'] * 100:>6.1f} %  "
                    f"{o['held_out']:>8,} {o['control_conversion'] * 100:>6.1f} %  {o['uplift'] * 100:>+6.1f} pp  "
                    f"[{o['uplift_low'] * 100:+.1f}, {o['uplift_high'] * 100:+.1f}] pp")
+    return out
+
+
+def render_rooms(rooms: dict[str, Any]) -> list[str]:
+    """Per room: audience, money and the ordered per-session funnel with its break point (docs/rooms.md)."""
+    out = ["Rooms (engine.room(): the ordered funnel counts sessions)"]
+    for room, data in rooms.items():
+        m = data["metrics"]
+        out.append(f"  {room}: peak audience {m['peak_audience']:,}, UV {m['uv']:,}, entries {m['entries']:,}, "
+                   f"avg dwell {m['avg_dwell']:.0f} s, GMV {m['gmv']:,.2f}, orders {m['orders']:,}, "
+                   f"conversion {100 * m['conversion']:.1f} %, carted unpaid {m['carted_unpaid']:,}")
+        steps = " -> ".join(f"{step} {n:,}" for step, n in m["funnel"].items())
+        bp = f"   break point: {m['break_point']}" if m["break_point"] else ""
+        out.append(f"    funnel: {steps}{bp}")
     return out

@@ -21,6 +21,9 @@ from ..schema.results import FUNNEL_STEPS, RoomMetrics
 if TYPE_CHECKING:
     from ..runtime.core import EngineCore
 
+#: The room totals, in their column order after ``rm_peak``.
+TOTALS = tuple(m for m in SLOT_METRICS if m not in ("peak", "audience"))
+
 __all__ = ["room_metrics", "room_slots", "metrics_from_counts", "funnel_break_point"]
 
 
@@ -77,11 +80,17 @@ def room_metrics(core: "EngineCore", room: str, segment_counts) -> RoomMetrics:
     if row is None:
         return RoomMetrics(room=room)
     ri = core.compiled.layout.ri
-    counts = {m: int(row[ri.index("rm_" + m)]) for m in SLOT_METRICS if m not in ("peak", "audience")}
+    first = ri.index("rm_peak")  # then rm_NAME for each total, in SLOT_METRICS order (features/roommetrics.py)
+    values = row[first + 1: first + 1 + len(TOTALS)].tolist()
+    counts = dict(zip(TOTALS, values))
     audience = int(row[ri.index("audience")])
-    segments = {name: segment_counts(name, r) for name in core.rules.segments} if audience else \
-        {name: 0 for name in core.rules.segments}
-    return metrics_from_counts(room, counts, audience, int(row[ri.index("rm_peak")]), segments, 0.0,
+    if segment_counts is None:
+        segments: dict[str, int] = {}
+    elif audience:
+        segments = {name: segment_counts(name, r) for name in core.rules.segments}
+    else:
+        segments = {name: 0 for name in core.rules.segments}
+    return metrics_from_counts(room, counts, audience, int(row[first]), segments, 0.0,
                                _stream_seconds(core, row))
 
 
