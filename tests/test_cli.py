@@ -424,7 +424,7 @@ def test_subprocess_simulate_piped_into_replay(tmp_path):
 def test_subprocess_test_command():
     done = run_module("test", "examples/live_room.test.toml", "examples/cookbook.test.toml")
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
-    assert b"8 passed, 0 failed" in done.stdout and b"18 passed, 0 failed" in done.stdout
+    assert b"8 passed, 0 failed" in done.stdout and b"19 passed, 0 failed" in done.stdout
 
 
 def test_subprocess_demo_with_no_arguments():
