@@ -126,3 +126,20 @@ def test_cap_errors_point_at_the_file_line_and_column(text, line, col, message):
     shown = str(err.value)
     assert f"caps.toml:{line}:{col}" in shown, shown
     assert message in shown, shown
+
+
+def test_cookbook_marketing_cap_recipe():
+    """docs/cookbook.md §12: the block loads and behaves as the text says."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cookbook.md").read_text(encoding="utf-8")
+    section = text.split("## 12. A marketing cap", 1)[1]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    e = Engine(load_rules(block, "cookbook.md"))
+    acts = []
+    for typ, ts in [("share", 1000), ("comment", 1030), ("share", 1040), ("like", 1050), ("like", 1060),
+                    ("like", 1070), ("comment", 1100)]:
+        acts += [(a.rule, a.ts) for a in e.ingest(ev(typ, "u1", ts))]
+    assert acts == [("share_reward", 1000.0), ("comment_flash_sale", 1030.0)]
+    s = e.stats()["suppressed"]
+    assert s["share_reward"]["cooldown"] == 1 and s["share_reward"]["cap"] == 0  # the cooldown first
+    assert s["like_coupon"]["cap"] == 1 and s["comment_flash_sale"]["cap"] == 1
+    assert named(e.ingest(ev("comment", "u1", 4600.5)), "comment_flash_sale") == [("flash_sale", 4600.5)]
