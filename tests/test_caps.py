@@ -116,6 +116,7 @@ BAD = [
     ('[caps]\npromo = "2/1h"\n[[rules]]\nname = "a"\nwhen = "true"\nthen = "x"\ncap = "prom"\n', 7, 7,
      "unknown cap 'prom'; did you mean 'promo'?"),
     ('[[rules]]\nname = "a"\nwhen = "true"\nthen = "x"\ncap = "promo"\n', 5, 7, "define it in [caps]"),
+    ('[caps]\nquiet_hours = "22:00-08:00"\n', 2, 1, "quiet_hours is not supported yet"),  # no silent no-op
 ]
 
 
