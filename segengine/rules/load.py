@@ -33,8 +33,11 @@ ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "ret
                "attribution")
 #: ``[engine] keyed_slots``: the keys per viewer a keyed counter keeps exact (features/keyed.py).
 KEYED_SLOTS_MAX = 64
-RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled", "holdout", "outcome")
-TOP_KEYS = ("engine", "profile", "segments", "rules", "intents", "targets", "room_rules")
+RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled", "holdout", "outcome",
+             "cap")
+TOP_KEYS = ("engine", "profile", "segments", "rules", "intents", "targets", "room_rules", "caps")
+#: The most firings a frequency cap allows per window: each costs 8 bytes per viewer.
+MAX_CAP = 1_000
 PLACEHOLDER_RE = re.compile(r"\{([^{}]+)\}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -63,6 +66,7 @@ class Rule:
     placeholders: dict[str, ast.Node] = field(default_factory=dict)  # "{dwell}" feature texts -> expr
     holdout: float | None = None  # the control group's share (guards/holdout.py)
     outcome: str | None = None  # the outcome event type, when set or implied by a holdout (features/outcome.py)
+    cap: tuple[str, int, float] | None = None  # cap = "NAME": (NAME, N, window seconds) of [caps]
 
     @property
     def is_event_rule(self) -> bool:
@@ -94,6 +98,9 @@ class RuleSet:
     room_rules: list[Any] = field(default_factory=list)
     #: [engine] attribution: how long after a firing the outcome event counts (features/outcome.py)
     attribution: float = 1800.0
+    #: [caps]: frequency cap name -> (N, window seconds); quiet_hours as (start, end) minutes of the day
+    caps: dict[str, tuple[int, float]] = field(default_factory=dict)
+    quiet_hours: tuple[int, int] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -195,6 +202,7 @@ class _Loader(roomload.RoomParts, TomlLoader):
         self._engine(data.get("engine", {}), rs)
         self._profile(data.get("profile", {}), rs)
         self._intents(data.get("intents", {}), rs)
+        self._caps(data.get("caps", {}), rs)
         ctx = CheckContext(frozenset(rs.event_types), rs.categories,
                            {p.name: ("num" if p.kind == "num" else p.values) for p in rs.profile.values()},
                            event_fields=EVENT_FIELDS, intents=tuple(rs.intents))
@@ -497,8 +505,47 @@ class _Loader(roomload.RoomParts, TomlLoader):
         holdout, outcome, ok = self._holdout(t, p, rs, ok)
         if not ok or when_node is None or then is None:
             return None
+        cap = None
+        if "cap" in t:
+            cap = self._cap_ref(t["cap"], (*p, "cap"), rs)
+            if cap is None:
+                return None
         return Rule(name, when_node, when_text, then, on, params, cooldown, once, budget, priority, enabled, i, placeholders,
-                    holdout, outcome)
+                    holdout, outcome, cap)
+
+    def _caps(self, raw: Any, rs: RuleSet) -> None:
+        """``[caps]``: ``NAME = "N/DURATION"`` frequency caps and ``quiet_hours = "22:00-08:00"``."""
+        table = self.table(raw, ("caps",), "[caps]")
+        for key, value in table.items():
+            path = ("caps", key)
+            if key == "quiet_hours":
+                m = re.fullmatch(r"\s*(\d\d?):(\d\d)\s*-\s*(\d\d?):(\d\d)\s*", value) if isinstance(value, str) else None
+                if not m or int(m.group(1)) > 23 or int(m.group(3)) > 23 or int(m.group(2)) > 59 or int(m.group(4)) > 59:
+                    self.error_value(path, "'quiet_hours' is \"HH:MM-HH:MM\" in the viewer's local time, e.g. \"22:00-08:00\"")
+                    continue
+                start, end = int(m.group(1)) * 60 + int(m.group(2)), int(m.group(3)) * 60 + int(m.group(4))
+                if start == end:
+                    self.error_value(path, "quiet hours must not start and end at the same time")
+                    continue
+                rs.quiet_hours = (start, end)
+                # the quiet guard needs each viewer's local time (features/localtime.py), not built yet
+                self.error_key(path, "quiet_hours is not supported yet (it needs viewers' local time)")
+                continue
+            if not _IDENT_RE.fullmatch(key):
+                self.error_key(path, f"cap name {key!r} must be a plain name (letters, digits, _)")
+                continue
+            limit = self._budget(value, path, "cap", MAX_CAP)
+            if limit is not None:
+                rs.caps[key] = limit
+
+    def _cap_ref(self, raw: Any, path: tuple, rs: RuleSet) -> tuple[str, int, float] | None:
+        if not isinstance(raw, str) or raw not in rs.caps:
+            hint = did_you_mean(str(raw), tuple(rs.caps)) if isinstance(raw, str) else ""
+            known = f" (the caps are {', '.join(sorted(rs.caps))})" if rs.caps and not hint else ""
+            where = "" if rs.caps else " (define it in [caps] as NAME = \"N/DURATION\")"
+            self.error_value(path, f"unknown cap {raw!r}{hint}{known}{where}")
+            return None
+        return (raw, *rs.caps[raw])
 
     def _holdout(self, t: dict, p: tuple, rs: RuleSet, ok: bool) -> tuple[float | None, str | None, bool]:
         """The keys ``holdout`` (a share in [0, 1)) and ``outcome`` (an event type; ``pay`` with a holdout)."""
@@ -547,10 +594,10 @@ class _Loader(roomload.RoomParts, TomlLoader):
                 good = False
         return tuple(items) if good else None
 
-    def _budget(self, raw: Any, path: tuple) -> tuple[int, float] | None:
+    def _budget(self, raw: Any, path: tuple, what: str = "budget", most: int = MAX_BUDGET) -> tuple[int, float] | None:
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\S+)\s*", raw) if isinstance(raw, str) else None
         if not m:
-            self.error_value(path, "'budget' is \"N/DURATION\", e.g. \"200/1m\"")
+            self.error_value(path, f"'{what}' is \"N/DURATION\", e.g. \"{'200/1m' if what == 'budget' else '3/1d'}\"")
             return None
         try:
             window = parse_duration(m.group(2))
@@ -558,12 +605,12 @@ class _Loader(roomload.RoomParts, TomlLoader):
             self.error_value(path, str(err))
             return None
         digits = m.group(1).lstrip("0") or "0"
-        count = int(digits) if len(digits) <= 12 else MAX_BUDGET + 1
+        count = int(digits) if len(digits) <= 12 else most + 1
         if count < 1 or window <= 0:
-            self.error_value(path, "a budget needs at least 1 firing in a positive window")
+            self.error_value(path, f"a {what} needs at least 1 firing in a positive window")
             return None
-        if count > MAX_BUDGET:
-            self.error_value(path, f"a budget allows at most {MAX_BUDGET:,} firings per window")
+        if count > most:
+            self.error_value(path, f"a {what} allows at most {most:,} firings per window")
             return None
         return count, window
 
