@@ -793,7 +793,6 @@ class Engine:
         type(self)(rules, capacity=4).warmup()
 
     @exclusive
-    @exclusive
     def outcomes(self, rule: str, room: str | None = None) -> Outcomes:
         """Does ``rule`` work? Its firings, its held-out firings, their conversions and the uplift with
         its 95 % interval (Newcombe), in ``room`` or over every live room. Cost: O(rooms).
@@ -803,6 +802,7 @@ class Engine:
         """
         return _outcomes.outcomes(self._core, rule, room)
 
+    @exclusive
     def stats(self) -> dict[str, Any]:
         """Counters: events, late, rejected, timers, fired and suppressed per rule, viewers, rooms, memory."""
         meta = self._store.META[0]

@@ -111,6 +111,7 @@ def test_the_cookbook_room_recipes_load():
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "cookbook.md").read_text(encoding="utf-8")
     section = text[text.index("## 11. The room as a whole"):]
+    section = section[: section.index("\n## ", 1)]
     blocks = [b.split("```", 1)[0] for b in section.split("```text\n")[1:]]
     files = [b for b in blocks if "[[" in b]
     assert len(files) == 2
