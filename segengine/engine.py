@@ -655,6 +655,9 @@ class Engine:
             raise EventError("Expected a string encodable as UTF-8, got one with a lone surrogate", "viewer")
         writes = []
         for name, value in attrs.items():
+            if name in ("tz", "utc_offset"):  # built-in: the viewer's time zone (features/localtime.py)
+                writes += self._zone_writes(name, value)
+                continue
             attr = self._rules.profile.get(name)
             if attr is None:
                 raise ValueError(f"unknown profile attribute {name!r}{did_you_mean(name, self._rules.profile)}")
@@ -670,9 +673,23 @@ class Engine:
                 writes.append((matrix, col, attr.values.index(value) + 1 if value else 0))
         slot = self._viewer_slot(viewer)
         for matrix, col, value in writes:
-            (self._store.VF if matrix == "vf" else self._store.VN)[slot, col] = value
+            {"vf": self._store.VF, "vn": self._store.VN, "vi": self._store.VI}[matrix][slot, col] = value
         if self._shares:  # room.share of a target counts this viewer by its profile: recount it now
             self._mod.share_update(self._store.tab, slot, self._now_us())
+
+    def _zone_writes(self, name: str, value: Any) -> list[tuple[str, int, int]]:
+        """``tz`` (an IANA name, "" for none) or ``utc_offset`` (minutes east of UTC): the writes, checked."""
+        vi = self._compiled.layout.vi
+        row, fixed = vi.index("tz_row"), vi.index("utc_off")
+        if name == "tz":
+            if not isinstance(value, str):
+                raise ValueError(f"profile attribute 'tz' takes an IANA time zone name, got {show_value(value)}")
+            if value == "":
+                return [("vi", row, 0)]
+            return [("vi", row, self._core.zone_row(value) + 1)]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1440 < value < 1440:
+            raise ValueError(f"profile attribute 'utc_offset' takes minutes east of UTC (-1439 to 1439), got {show_value(value)}")
+        return [("vi", row, -1), ("vi", fixed, int(round(value * 60_000_000)))]
 
     def _now_us(self) -> int:
         return self._core.now_us()

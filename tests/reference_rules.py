@@ -161,7 +161,7 @@ class RulesReference(ReferenceEngine):
         self.arrival: list[Any] = []  # viewers in the order of their first accepted event
         self.budgets: dict[tuple[str, str], list[int]] = {}  # (rule, room) -> firing instants
         self.fired: dict[str, int] = {r.name: 0 for r in self.rules}
-        self.suppressed: dict[str, dict[str, int]] = {r.name: {"once": 0, "cooldown": 0, "budget": 0, "cap": 0, "holdout": 0}
+        self.suppressed: dict[str, dict[str, int]] = {r.name: {"once": 0, "cooldown": 0, "budget": 0, "quiet": 0, "cap": 0, "holdout": 0}
                                                       for r in self.rules}
         self.reevaluations = 0  # state rules evaluated again after a pass (final tags)
         self.inconclusive = False

@@ -36,7 +36,7 @@ def test_a_cap_is_shared_by_its_rules_per_viewer_in_a_sliding_window(caps_rules)
     # another viewer has its own cap; an uncapped rule is never capped
     assert named(e.ingest(ev("like", "u2", 4800)), "like_promo") == [("push_like", 4800.0)]
     s = e.stats()["suppressed"]
-    assert s["like_promo"] == {"once": 0, "cooldown": 0, "budget": 0, "cap": 1, "holdout": 0}
+    assert s["like_promo"] == {"once": 0, "cooldown": 0, "budget": 0, "quiet": 0, "cap": 1, "holdout": 0}
     assert s["share_promo"]["cap"] == 1 and s["free"]["cap"] == 0
     assert e.stats()["fired"]["free"] == 4
 
@@ -116,7 +116,7 @@ BAD = [
     ('[caps]\npromo = "2/1h"\n[[rules]]\nname = "a"\nwhen = "true"\nthen = "x"\ncap = "prom"\n', 7, 7,
      "unknown cap 'prom'; did you mean 'promo'?"),
     ('[[rules]]\nname = "a"\nwhen = "true"\nthen = "x"\ncap = "promo"\n', 5, 7, "define it in [caps]"),
-    ('[caps]\nquiet_hours = "22:00-08:00"\n', 2, 1, "quiet_hours is not supported yet"),  # no silent no-op
+    ('[caps]\nquiet_hours = "22:00-22:00"\n', 2, 15, "quiet hours must not start and end at the same time"),
 ]
 
 

@@ -219,7 +219,7 @@ def test_replay_text_summary(events_file, capsys):
     assert main(["replay", str(EXAMPLE), str(events_file)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Replayed ")
-    for heading in ("Actions per rule", "suppressed (once / cooldown / budget / cap / holdout)", "Segment sizes over the stream",
+    for heading in ("Actions per rule", "suppressed (once / cooldown / budget / quiet / cap / holdout)", "Segment sizes over the stream",
                     "Purchase funnel", "drop-off", "Viewer kinds"):
         assert heading in out
     assert "hot_interest_coupon" in out and "checkout" in out

@@ -82,7 +82,7 @@ def test_cooldown_remaining_and_budget_spent(golden):
     assert cooldown.kind == "cooldown" and cooldown.active and cooldown.remaining == pytest.approx(92.0)
     assert "cooldown 2m: 92 s remaining (last firing at 1002)" in str(x)
     assert "checked only on like events" in x.verdict
-    assert x.suppressed == {"once": 0, "cooldown": 1, "budget": 0, "cap": 0, "holdout": 0}
+    assert x.suppressed == {"once": 0, "cooldown": 1, "budget": 0, "quiet": 0, "cap": 0, "holdout": 0}
 
     for viewer, t in (("u1", 1040), ("u2", 1041), ("u3", 1042)):
         golden.ingest(ev("share", viewer, ts=t))

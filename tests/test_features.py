@@ -71,11 +71,11 @@ def test_every_checker_builtin_comes_from_the_registry():
         assert owner is not None and owner.names[name] == kind
         assert name in owner.inputs, f"{name}: which event types change it?"
     claimed = {node_type for f in features.REGISTRY for node_type in f.nodes}
-    assert claimed == {ast.Count, ast.Since, ast.Agg, ast.Interest, ast.RoomValue}  # every feature function of the language
+    assert claimed == {ast.Count, ast.Since, ast.Agg, ast.Interest, ast.RoomValue, ast.ActiveHours}  # every feature function of the language
     # a syntax node has one owner (count(...) and count(..., by = item) are two features)
     for node in (ast.Count(("view",), 60.0), ast.Count(("view",), None, by="item"), ast.Since(("view",)),
                  ast.Since(("view",), by="category"), ast.Agg("sum", "amount", ("pay",), 60.0),
-                 ast.Agg("avg", "price", ("view",), 60.0, by="item"), ast.Interest("snacks"), ast.RoomValue("audience")):
+                 ast.Agg("avg", "price", ("view",), 60.0, by="item"), ast.Interest("snacks"), ast.RoomValue("audience"), ast.ActiveHours(22.0, 4.0)):
         owners = [f.key for f in features.REGISTRY if f.nodes and f.owns(node)]
         assert len(owners) == 1, (ast.to_source(node), owners)
 

@@ -47,8 +47,8 @@ def guard_streams(draw, max_events: int = 40):
 
 def test_registry_reasons_and_offsets():
     """Reason codes are registry positions; the counters of all rules and reasons tile the META row."""
-    assert REASONS == ("once", "cooldown", "budget", "cap", "holdout") == tuple(g.name for g in GUARDS)
-    assert [g.key for g in GUARDS] == ["once", "cooldown", "budget", "cap", "holdout"]
+    assert REASONS == ("once", "cooldown", "budget", "quiet", "cap", "holdout") == tuple(g.name for g in GUARDS)
+    assert [g.key for g in GUARDS] == ["once", "cooldown", "budget", "quiet", "cap", "holdout"]
     n = 5
     cols = [fired_index(r) for r in range(n)] + [counter_index(n, r, k) for r in range(n) for k in range(len(GUARDS))]
     assert cols == list(range(META_RULES, META_RULES + n * (1 + len(GUARDS))))
@@ -131,9 +131,9 @@ def test_suppressed_by_each_guard_in_turn(golden):
     for i in range(3):
         golden.ingest(ev("share", "u1", t + 10 + i))  # budgeted: 2/1m in the room
     s = golden.stats()["suppressed"]
-    assert s["hello"] == {"once": 1, "cooldown": 0, "budget": 0, "cap": 0, "holdout": 0}
-    assert s["like3"] == {"once": 0, "cooldown": 1, "budget": 0, "cap": 0, "holdout": 0}
-    assert s["budgeted"] == {"once": 0, "cooldown": 0, "budget": 1, "cap": 0, "holdout": 0}
+    assert s["hello"] == {"once": 1, "cooldown": 0, "budget": 0, "quiet": 0, "cap": 0, "holdout": 0}
+    assert s["like3"] == {"once": 0, "cooldown": 1, "budget": 0, "quiet": 0, "cap": 0, "holdout": 0}
+    assert s["budgeted"] == {"once": 0, "cooldown": 0, "budget": 1, "quiet": 0, "cap": 0, "holdout": 0}
     for rule, reason in (("hello", "once"), ("like3", "cooldown"), ("budgeted", "budget")):
         x = golden.explain("u1", rule)
         assert x.suppressed_by == reason and [p.kind for p in x.suppressors] == [reason]
@@ -214,8 +214,8 @@ def test_a_new_guard_needs_only_its_module(monkeypatch):
              if a.rule == "capped"]
     assert fired == [1000.0, 1002.0]
     stats = engine.stats()
-    assert stats["suppressed"]["capped"] == {"once": 0, "cooldown": 1, "budget": 0, "cap": 0, "holdout": 0, "toy": 2}
-    assert stats["suppressed"]["plain"] == {"once": 0, "cooldown": 0, "budget": 0, "cap": 0, "holdout": 0, "toy": 0}
+    assert stats["suppressed"]["capped"] == {"once": 0, "cooldown": 1, "budget": 0, "quiet": 0, "cap": 0, "holdout": 0, "toy": 2}
+    assert stats["suppressed"]["plain"] == {"once": 0, "cooldown": 0, "budget": 0, "quiet": 0, "cap": 0, "holdout": 0, "toy": 0}
     assert stats["fired"] == {"plain": 5, "capped": 2}
     x = engine.explain("u1", "capped")
     assert x.suppressed_by == "toy" and x.suppressed == stats["suppressed"]["capped"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..kernels.primitives import META_RULES
-from . import budget, cap, cooldown, holdout, once
+from . import budget, cap, cooldown, holdout, once, quiet
 from .base import Guard, GuardState, Suppressor
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = ["GUARDS", "REASONS", "Guard", "GuardState", "Suppressor", "add_column
            "fired_index", "meta_width", "guards_of", "used_guards", "reason_code", "suppressed_counts"]
 
 #: Every guard, in check order; a guard's reason code is its index.
-GUARDS: tuple[Guard, ...] = (once.GUARD, cooldown.GUARD, budget.GUARD, cap.GUARD, holdout.GUARD)
+GUARDS: tuple[Guard, ...] = (once.GUARD, cooldown.GUARD, budget.GUARD, quiet.GUARD, cap.GUARD, holdout.GUARD)
 #: The suppression reasons, by code, as ``Engine.stats()["suppressed"][rule]`` lists them.
 REASONS: tuple[str, ...] = tuple(g.name for g in GUARDS)
 

@@ -32,8 +32,8 @@ NEVER = np.int64(2**62)  # "no timer"; far beyond any real time, still safe to a
 MISSING = np.int64(-(2**62))  # "never happened"
 
 # Table slots: matrix k is described by tab[3k] (address), tab[3k+1] (rows), tab[3k+2] (cols).
-M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS, M_VIDS = range(12)
-N_MATRICES = 12
+M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS, M_VIDS, M_ZONES = range(13)
+N_MATRICES = 13
 
 # META fields (row 0 of the meta matrix).
 META_NOW = 0  # engine's latest time
@@ -286,6 +286,31 @@ def nc_or(a, ca, b, cb):
 @njit(**KERNEL_FLAGS)
 def bucket_of(now, w_us):
     return (now * 12) // w_us
+
+
+@njit(**KERNEL_FLAGS)
+def zone_offset(Z, zone, t):
+    """The UTC offset (microseconds) in effect at time ``t`` in zone row ``zone`` of the zone
+    table (runtime/zones.py): ``Z[zone, 0]`` transitions, then (time, offset from then) pairs."""
+    n = Z[zone, 0]
+    lo, hi = 0, n - 1
+    while lo < hi:  # the last transition at or before t (the first one stands for "always before")
+        mid = (lo + hi + 1) // 2
+        if Z[zone, 1 + 2 * mid] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    return Z[zone, 2 + 2 * lo]
+
+
+@njit(**KERNEL_FLAGS)
+def zone_next(Z, zone, t):
+    """The next transition of zone row ``zone`` after time ``t`` (NEVER when none)."""
+    n = Z[zone, 0]
+    for i in range(n):
+        if Z[zone, 1 + 2 * i] > t:
+            return Z[zone, 1 + 2 * i]
+    return NEVER
 
 
 @njit(**KERNEL_FLAGS)

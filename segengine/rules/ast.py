@@ -97,6 +97,15 @@ class Tag(Node):
 
 
 @dataclass(eq=False)
+class ActiveHours(Node):
+    """``active_hour_share(H1, H2)``: the viewer's share of activity in local hours [H1, H2)."""
+
+    start: float
+    end: float
+    arg_span: Span = (0, 0)
+
+
+@dataclass(eq=False)
 class TextMatch(Node):
     """``event.text matches 'regex'`` or ``event.text contains 'word'`` (``op``)."""
 
@@ -199,6 +208,8 @@ def to_source(node: Node) -> str:
         return f"{node.func}({node.field_name}, {'|'.join(node.types)}, {_dur(node.window)}{by})"
     if isinstance(node, Interest):
         return f"interest({node.category})"
+    if isinstance(node, ActiveHours):
+        return f"active_hour_share({node.start:g}, {node.end:g})"
     if isinstance(node, Tag):
         return f"tag({node.name})"
     if isinstance(node, TextMatch):

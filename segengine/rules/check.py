@@ -105,6 +105,12 @@ def _infer(node: ast.Node, ctx: CheckContext, errors: list[ExprError]) -> str:
         return "num"
     if isinstance(node, ast.Tag):
         return "bool"
+    if isinstance(node, ast.ActiveHours):
+        for h in (node.start, node.end):
+            if not (0 <= h <= 24 and h == int(h)):
+                errors.append(ExprError("active_hour_share(H1, H2) takes whole hours from 0 to 24", node.arg_span))
+                break
+        return "num"
     if isinstance(node, (ast.TextMatch, ast.Intent)):
         return _text(node, ctx, errors)
     if isinstance(node, ast.Unary):

@@ -27,7 +27,7 @@ MAX_DURATION = 36500 * 86400.0
 MIN_DURATION = 0.001
 #: An ``and``/``or`` chain longer than this is built as a balanced tree, not a left-deep one.
 _CHAIN_FLAT = 8
-FUNCTIONS = ("count", "since", "sum", "avg", "interest", "tag")
+FUNCTIONS = ("count", "since", "sum", "avg", "interest", "tag", "active_hour_share")
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
 
 
@@ -401,6 +401,19 @@ class _Parser:
             end = self.expect_op(")", f"to close {func}(")
             return ast.Agg(func, field.text, types, window, field_span=(field.start, field.end),
                            types_span=tspan, window_span=wspan, span=(name.start, end.end), by=by, by_span=by_span)
+        if func == "active_hour_share":  # active_hour_share(H1, H2): local hours [H1, H2)
+            bounds = []
+            for i in range(2):
+                tok = self.tok
+                if tok.kind != "num" or tok.text.endswith(("ms", "s", "m", "h", "d")):
+                    raise self.unexpected("expected an hour of the day (0 to 24) in active_hour_share(H1, H2)")
+                self.advance()
+                bounds.append(tok)
+                if i == 0:
+                    self.expect_op(",", "between the hours of active_hour_share(H1, H2)")
+            end = self.expect_op(")", "to close active_hour_share(")
+            return ast.ActiveHours(float(bounds[0].value), float(bounds[1].value),
+                                   arg_span=(bounds[0].start, bounds[1].end), span=(name.start, end.end))
         arg = self.tok
         if arg.kind not in ("name", "str"):
             raise self.unexpected(f"expected a name in {func}()")

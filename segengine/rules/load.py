@@ -30,7 +30,7 @@ __all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "r
 MAX_BUDGET = 100_000
 
 ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types", "keyed_slots",
-               "attribution")
+               "attribution", "default_tz")
 #: ``[engine] keyed_slots``: the keys per viewer a keyed counter keeps exact (features/keyed.py).
 KEYED_SLOTS_MAX = 64
 RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled", "holdout", "outcome",
@@ -67,6 +67,7 @@ class Rule:
     holdout: float | None = None  # the control group's share (guards/holdout.py)
     outcome: str | None = None  # the outcome event type, when set or implied by a holdout (features/outcome.py)
     cap: tuple[str, int, float] | None = None  # cap = "NAME": (NAME, N, window seconds) of [caps]
+    quiet: tuple[int, int] | None = None  # [caps] quiet_hours of a capped rule: (start, end) local minutes
 
     @property
     def is_event_rule(self) -> bool:
@@ -101,6 +102,7 @@ class RuleSet:
     #: [caps]: frequency cap name -> (N, window seconds); quiet_hours as (start, end) minutes of the day
     caps: dict[str, tuple[int, float]] = field(default_factory=dict)
     quiet_hours: tuple[int, int] | None = None
+    default_tz: str = ""  # [engine] default_tz: the zone of viewers without tz or utc_offset ("": UTC)
 
     @property
     def fingerprint(self) -> str:
@@ -274,6 +276,15 @@ class _Loader(roomload.RoomParts, TomlLoader):
                 rs.event_types = tuple(dict.fromkeys((*BUILTIN_TYPES, *types)))
         if "room_types" in table:
             self.room_types(table["room_types"], rs)
+        if "default_tz" in table:
+            from ..runtime.zones import available, valid_zone
+            zone = table["default_tz"]
+            if not valid_zone(zone):
+                hint = did_you_mean(str(zone), sorted(available())) if isinstance(zone, str) else ""
+                self.error_value(("engine", "default_tz"), f"unknown time zone {zone!r}{hint} (an IANA name such as "
+                                 "\"Asia/Shanghai\")")
+            else:
+                rs.default_tz = zone
         if "keyed_slots" in table:
             value = table["keyed_slots"]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= KEYED_SLOTS_MAX:
@@ -511,7 +522,7 @@ class _Loader(roomload.RoomParts, TomlLoader):
             if cap is None:
                 return None
         return Rule(name, when_node, when_text, then, on, params, cooldown, once, budget, priority, enabled, i, placeholders,
-                    holdout, outcome, cap)
+                    holdout, outcome, cap, rs.quiet_hours if cap else None)
 
     def _caps(self, raw: Any, rs: RuleSet) -> None:
         """``[caps]``: ``NAME = "N/DURATION"`` frequency caps and ``quiet_hours = "22:00-08:00"``."""
@@ -528,8 +539,6 @@ class _Loader(roomload.RoomParts, TomlLoader):
                     self.error_value(path, "quiet hours must not start and end at the same time")
                     continue
                 rs.quiet_hours = (start, end)
-                # the quiet guard needs each viewer's local time (features/localtime.py), not built yet
-                self.error_key(path, "quiet_hours is not supported yet (it needs viewers' local time)")
                 continue
             if not _IDENT_RE.fullmatch(key):
                 self.error_key(path, f"cap name {key!r} must be a plain name (letters, digits, _)")

@@ -37,6 +37,7 @@ from .actions import ParamsTemplate
 from ..guards import holdout
 from .interning import Interner
 from .store import Store
+from .zones import Zones
 
 __all__ = ["EngineCore"]
 
@@ -82,6 +83,7 @@ class EngineCore:
         self.viewers: Interner = Interner()
         self.rooms: Interner = Interner()
         self.strings: Interner = Interner()
+        self.zones = Zones()  # time zones named by tz profiles and default_tz (runtime/zones.py)
         self.rejected = 0
         self.retention = Retention()
         self.firings = FiringLog()
@@ -130,6 +132,8 @@ class EngineCore:
                 self.store.LITS[0, i] = self.room_slot(text)
             elif table == "viewers":
                 self.store.LITS[0, i] = self.viewer_slot(text)  # no accepted event yet: not counted anywhere
+            elif table == "zones":
+                self.store.LITS[0, i] = self.zone_row(text)  # [engine] default_tz (features/localtime.py)
             else:
                 self.store.LITS[0, i] = self.strings.intern(text)
 
@@ -148,6 +152,7 @@ class EngineCore:
         """
         gone = {r.name for r in self.compiled.rules.rules} - {r.name for r in compiled.rules.rules}
         self.store = store
+        store.ZONES = self.zones.table
         store.set_viewer_index(self.viewers.index)
         self.compiled = compiled
         self._setup()
@@ -158,6 +163,15 @@ class EngineCore:
         self.firings.forget_rules(gone)
         if self.on_swap is not None:
             self.on_swap()
+
+    def zone_row(self, name: str) -> int:
+        """The zone table row of ``name`` (added, and the kernels pointed at the new table, when new)."""
+        known = name in self.zones.rows
+        row = self.zones.row(name)
+        if not known:
+            self.store.ZONES = self.zones.table
+            self.store.refresh()
+        return row
 
     # slots -----------------------------------------------------------------------------
     def viewer_slot(self, viewer: str | int) -> int:
@@ -263,6 +277,7 @@ class EngineCore:
             "rejected": self.rejected,
             "retention": self.retention.to_state(),
             "firings": self.firings.to_state(),
+            "zones": self.zones.to_state(),
         }
 
     def load_parts(self, parts: dict[str, Any], arrays: dict[str, np.ndarray], rows: dict[str, int]) -> None:
@@ -282,4 +297,6 @@ class EngineCore:
         self.retention.load_state(parts["retention"])
         if parts.get("firings") is not None:
             self.firings.load_state(parts["firings"])
+        self.zones.load_state(parts.get("zones") or [])
+        self.store.ZONES = self.zones.table
         self.store.refresh()

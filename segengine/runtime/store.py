@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.primitives import (
-    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN,
+    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN, M_ZONES,
     HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
 from ..compiler.layout import Layout
 from .. import guards
 from ..guards import meta_width
 from ..features.roomnames import RI_ZERO_PREFIXES
+
+from .zones import Zones
 
 __all__ = ["Store"]
 
@@ -77,6 +79,7 @@ class Store:
         self.META[0, META_NOW] = MISSING
         self.LITS = np.full((1, max(1, n_literals)), -1, np.int64)
         self.VIDS = np.full((1, 1), -1, np.int64)  # int viewer id -> slot (the viewer interner's index)
+        self.ZONES = Zones().table  # time-zone offset transitions (runtime/zones.py; the core's Zones owns it)
         self.n_rules = n_rules
         self.tab = np.zeros(3 * N_MATRICES, np.int64)
         self.tab_addr = self.tab.ctypes.data  # what the event kernel takes (the table never moves)
@@ -85,7 +88,7 @@ class Store:
     def matrices(self) -> dict[int, np.ndarray]:
         return {M_VI: self.VI, M_VF: self.VF, M_VN: self.VN, M_RI: self.RI, M_HEAP: self.HEAP,
                 M_CARTK: self.CARTK, M_CARTV: self.CARTV, M_OUTI: self.OUTI, M_OUTF: self.OUTF,
-                M_META: self.META, M_LITS: self.LITS, M_VIDS: self.VIDS}
+                M_META: self.META, M_LITS: self.LITS, M_VIDS: self.VIDS, M_ZONES: self.ZONES}
 
     def set_viewer_index(self, index: np.ndarray) -> None:
         """Point kernels at the viewer interner's int-id index (called whenever it is replaced)."""
