@@ -1,4 +1,4 @@
-"""Frequency caps on vs off, single-event ingest: ``python -m benchmarks.bench_caps [--rounds 5]``.
+"""Frequency caps on vs off, single-event ingest: ``python -m benchmarks.bench_caps [--quick]``.
 
 The same rules file (examples/live_room.toml) twice: as is ("off"), and with every rule in one
 cap, ``[caps] marketing = "5/1m"`` ("on"). Both engines hold the same viewers and get the same
@@ -8,14 +8,14 @@ the median per-call latency of each and the ratio on/off (the target: within 5 %
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.bench_ingest import latencies
-from benchmarks.data import RULES, populated, single_events
+from .bench_ingest import latencies
+from .common import Result, cli
+from .data import RULES, populated, single_events
 
 
 def capped_rules(directory: str) -> Path:
@@ -25,31 +25,36 @@ def capped_rules(directory: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--viewers", type=int, default=10_000)
-    ap.add_argument("--events", type=int, default=20_000)
-    args = ap.parse_args(argv)
+def measure(viewers: int, n_events: int, rounds: int) -> tuple[float, float]:
+    """(median us per ingest with caps off, with caps on), rounds interleaved."""
     with tempfile.TemporaryDirectory() as tmp:
-        engines = {"off": populated(args.viewers), "on": populated(args.viewers, rules=capped_rules(tmp))}
-        events = single_events(args.viewers, args.events)
+        engines = {"off": populated(viewers), "on": populated(viewers, rules=capped_rules(tmp))}
+        events = single_events(viewers, n_events)
         for e in engines.values():  # warm: compile, fill caches
-            for ev in single_events(args.viewers, 2000, seed=9, start=events[0]["ts"] - 1):
+            for ev in single_events(viewers, 2000, seed=9, start=events[0]["ts"] - 1):
                 e.ingest(ev)
         medians: dict[str, list[float]] = {"off": [], "on": []}
-        for r in range(args.rounds):
+        for r in range(rounds):
             # each round its own events, later than the last round's (both engines get the same)
-            batch = events if r == 0 else single_events(args.viewers, args.events, seed=r + 1,
-                                                        start=events[0]["ts"] + 10.0 * r)
+            batch = events if r == 0 else single_events(viewers, n_events, seed=r + 1, start=events[0]["ts"] + 10.0 * r)
             order = ("off", "on") if r % 2 == 0 else ("on", "off")
             for name in order:
                 gc.collect()
                 lat = sorted(latencies(engines[name].ingest, batch, repeat=1))
                 medians[name].append(lat[len(lat) // 2])
-    off, on = statistics.median(medians["off"]), statistics.median(medians["on"])
-    print(f"ingest median us: caps off {off:.3f}, caps on {on:.3f}, on/off {on / off:.3f}")
+    return statistics.median(medians["off"]), statistics.median(medians["on"])
+
+
+def run(quick: bool) -> list[Result]:
+    viewers, n, rounds = (10_000, 5_000, 3) if quick else (100_000, 50_000, 7)
+    off, on = measure(viewers, n, rounds)
+    params = {"viewers": viewers, "events": n, "rounds": rounds}
+    ratio = on / off
+    return [Result("bench_caps", "single ingest, caps off", off, "us", params=params),
+            Result("bench_caps", "single ingest, every rule in one cap (5/1m)", on, "us", params=params),
+            Result("bench_caps", "ratio caps on/off", ratio, "x", "<= 1.05", ratio <= 1.05 if not quick else None,
+                   params=params)]
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli("bench_caps", run))

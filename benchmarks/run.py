@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import (bench_advance, bench_batch, bench_compile, bench_ingest, bench_memory, bench_queries, bench_replay,
-               bench_keyed, bench_room, bench_room_trigger, bench_rules50, bench_text)
+               bench_caps, bench_holdout, bench_keyed, bench_room, bench_room_trigger, bench_rules50, bench_text)
 from .common import Result, machine, print_table
 
 SUITE = [bench_ingest, bench_replay, bench_batch, bench_advance, bench_queries, bench_memory, bench_compile, bench_rules50,
-         bench_text, bench_room_trigger, bench_keyed, bench_room]
+         bench_text, bench_room_trigger, bench_keyed, bench_room, bench_caps, bench_holdout]
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -26,7 +26,7 @@ def test_quick_benchmark_suite_runs_and_reports_every_figure(tmp_path):
     suite = re.search(r"SUITE = \[(.*?)\]", (ROOT / "benchmarks" / "run.py").read_text(), re.S).group(1)
     assert benches == {name.strip() for name in suite.split(",")}  # every benchmark of the suite reported
     assert {"bench_ingest", "bench_replay", "bench_batch", "bench_advance", "bench_memory", "bench_compile",
-            "bench_rules50", "bench_queries", "bench_text", "bench_room_trigger", "bench_keyed"} <= benches
+            "bench_rules50", "bench_queries", "bench_text", "bench_room_trigger", "bench_keyed", "bench_room", "bench_caps", "bench_holdout"} <= benches
     for r in report["results"]:
         assert r["value"] == r["value"] and r["value"] >= 0, r  # a number, not NaN
     baseline = [r for r in report["results"] if r["baseline"] is not None]
