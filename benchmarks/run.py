@@ -124,6 +124,9 @@ def render(report: dict) -> str:
         note = f" ({r['note']})" if r["note"] else ""
         lines.append(f"| {r['name']}{note} | {value} | {r['target']} | {met} | {base} | {ratio} |")
     lines += ["", "Raw results: rerun with `--json results.json`.", ""]
+    outside = Path(__file__).with_name("outside.md")  # figures measured by their own commands
+    if outside.exists():
+        lines += [outside.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines)
 
 
