@@ -111,9 +111,10 @@ def _room(room: str, data: dict[str, Any], summary: dict[str, Any]) -> str:
     for point in summary.get("timeline", []):
         for seg, n in point.get("segments", {}).items():
             seg_series.setdefault(seg, []).append((point.get("at", 0.0), n))
-    if seg_series and summary.get("stream_seconds"):
+    end = summary.get("stream_seconds") or 0.0
+    if seg_series and end > max(x for pts in seg_series.values() for x, _ in pts):  # the sizes at the end
         for seg, n in (summary.get("segments") or {}).items():
-            seg_series.setdefault(seg, []).append((summary["stream_seconds"], n))
+            seg_series.setdefault(seg, []).append((end, n))
     panels = [
         ("Audience per 5 m slot", line_chart(audience, title=f"{room}: audience per slot", y_label="viewers",
                                               kind="audience")),
