@@ -72,6 +72,9 @@ def test_report_in_chromium(example_rules, browser, tmp_path):
         assert sum(v for _, _, v in r["actions"]) == sum(map(sum, actions.values())) > 0
         for rule, slot, value in r["actions"]:
             assert actions[rule][slot] == value
+    per_rule = {x["rule"]: x["actions"] for x in summary["rules"]}
+    for rule, total in per_rule.items():  # actions_by_slot counts every action once
+        assert sum(sum(by_rule.get(rule, [])) for by_rule in summary["actions_by_slot"].values()) == total
 
 
 def test_harness_sees_console_errors(browser, tmp_path):

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .svg import PALETTE, bar_chart, fmt_minutes, fmt_num, line_chart
+from .svg import bar_chart, fmt_minutes, fmt_num, line_chart
 
 __all__ = ["build_report", "write_report", "SLOT_SECONDS"]
 
@@ -175,4 +175,3 @@ def write_report(summary: dict[str, Any], path: str | Path, **kw: Any) -> None:
     Path(path).write_text(build_report(summary, **kw), encoding="utf-8")
 
 
-_ = PALETTE  # re-exported for custom charts
