@@ -41,6 +41,7 @@ from .output import (
 )
 from .progress import Progress
 from .replay import CHUNK_LINES, FUNNEL, Replay, cmd_replay
+from .report import cmd_report
 from .simulate import cmd_simulate
 from .summary import render_funnel, render_replay
 
@@ -104,7 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample segment sizes every DURATION of event time (default 30m; 0: off)")
     p.add_argument("--profiles", metavar="PROFILES.jsonl",
                    help="set these viewer profiles (JSON lines, as simulate --profiles-out writes) before the replay")
+    p.add_argument("--report", metavar="REPORT.html", help="also write the HTML report (per room charts) here")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("report", help="write the HTML report of a saved replay --json summary",
+                       description="Write one self-contained HTML file (no network needed to view it) from the JSON "
+                                   "that replay --json printed: per room tiles, audience, segments, funnel, dwell, GMV "
+                                   "and actions per rule over stream time.")
+    p.add_argument("summary", metavar="REPLAY.json", help="the output of segengine replay --json")
+    p.add_argument("-o", "--output", metavar="REPORT.html", required=True, help="the HTML file to write")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("explain", parents=[json_flag, progress_flag],
                        help="replay events, then explain why a rule did or did not fire for a viewer",

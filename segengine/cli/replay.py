@@ -36,6 +36,7 @@ _ENTER_BIT = _STEP_BIT["enter"]
 CHUNK_LINES = 8192            # events per ingest_many call during replay
 MAX_DWELL_LOOKUPS = 200_000   # kind table: mean dwell costs one engine.viewer() call per viewer
 MAX_SKIPPED_LINES = 1_000     # line numbers of skipped events kept for the summary
+SLOT_SECONDS = 300.0          # actions_by_slot: one count per 5 m slot of stream time, like room_slots
 
 
 class _Lite(msgspec.Struct):
@@ -104,6 +105,7 @@ class Replay:
         self.actions_per_rule: Counter = Counter()
         self.actions_per_viewer: Counter = Counter()
         self.first_of_rule: dict[str, Action] = {}
+        self.actions_by_slot: dict[str, dict[str, Counter]] = {}  # room -> rule -> slot index -> actions
         self.kept: list[Action] = []
         self.lines = 0
         self.rejected = 0
@@ -220,6 +222,8 @@ class Replay:
             self.actions_per_viewer[a.viewer] += 1
             if a.rule not in self.first_of_rule:
                 self.first_of_rule[a.rule] = a
+            by_rule = self.actions_by_slot.setdefault(a.room, {})
+            by_rule.setdefault(a.rule, Counter())[max(0, int(self.stream_offset(a) // SLOT_SECONDS))] += 1
         if self.keep:
             self.kept.extend(actions)
 
@@ -280,11 +284,24 @@ class Replay:
         out["room_metrics"] = {room: {"metrics": msgspec.to_builtins(engine.room(room)),
                                       "slots": [msgspec.to_builtins(m) for m in engine.room_slots(room)]}
                                for room in self.room_start}  # docs/rooms.md
+        out["actions_by_slot"] = self.slot_counts()
+        for room, by_rule in out["actions_by_slot"].items():  # as many slots as room_slots has
+            n = len(out["room_metrics"].get(room, {}).get("slots", ()))
+            for counts in by_rule.values():
+                counts.extend([0] * (n - len(counts)))
         if self.kinds:
             out["kinds"] = self.kind_table()
         held = [r.name for r in rules.rules if r.enabled and r.holdout]  # holdout experiments (guards/holdout.py)
         if held:
             out["outcomes"] = [msgspec.to_builtins(engine.outcomes(name)) for name in held]
+        return out
+
+    def slot_counts(self) -> dict[str, dict[str, list[int]]]:
+        """``actions_by_slot``: {room: {rule: [actions per 5 m slot of the room's stream time]}}."""
+        out: dict[str, dict[str, list[int]]] = {}
+        for room, by_rule in self.actions_by_slot.items():
+            n = 1 + max(max(c) for c in by_rule.values())
+            out[room] = {rule: [c.get(i, 0) for i in range(n)] for rule, c in sorted(by_rule.items())}
         return out
 
     def action_json(self, a: Action) -> dict[str, Any]:
@@ -356,6 +373,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if out is not None and out is not sys.stdout.buffer:
             out.close()
     summary = with_profiles(replay.summary(), profiles, replay)
+    if getattr(args, "report", None):
+        from .report import save
+
+        save(summary, args.report)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
