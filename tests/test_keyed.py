@@ -183,3 +183,35 @@ def test_explain_shows_a_keyed_counter_needs_the_current_event(rules):
     text = str(engine.explain("u1", "one_product"))
     assert "count(click|view|cart, 2m, by = item) (no value outside an event) >= 4" in text
     assert "depends on the event" in text
+
+
+def test_against_an_obvious_model_of_lru_keys_and_bucketed_windows(rules):
+    """A plain model: per viewer the 2 most recently used items (keyed_slots = 2), each with the
+    bucket of every touch; count(click|view|cart, 2m, by = item) >= 4 on the same 40 seeded streams."""
+    import random
+
+    bucket = 120_000_000 // 12
+    for seed in range(40):
+        rnd = random.Random(seed)
+        engine = Engine(rules)
+        ts, lru, touches, evictions, want, got = 1000.0, {}, {}, 0, [], []
+        for _ in range(rnd.randint(5, 80)):
+            ts += rnd.choice([0.5, 3, 7, 11, 30])
+            v, t, item = rnd.choice(["a", "b"]), rnd.choice(["view", "click", "cart", "like"]), rnd.choice(["x", "y", "z", None])
+            e = {"type": t, "viewer": v, "room": "r1", "ts": ts, **({"item": item} if item else {})}
+            got += [(a.viewer, a.ts, a.params["n"]) for a in engine.ingest(e) if a.rule == "one_product"]
+            if t in ("view", "click", "cart") and item:
+                keys = lru.setdefault(v, [])
+                if item in keys:
+                    keys.remove(item)
+                elif len(keys) == 2:
+                    touches.pop((v, keys.pop(0)), None)
+                    evictions += 1
+                keys.append(item)
+                k = round(ts * 1e6) // bucket
+                touches.setdefault((v, item), []).append(k)
+                n = sum(1 for b in touches[(v, item)] if k - 11 <= b <= k)
+                if n >= 4:
+                    want.append((v, ts, float(n)))
+        assert got == want, seed
+        assert engine.stats()["keyed_evictions"] == evictions, seed
