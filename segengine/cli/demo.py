@@ -19,7 +19,7 @@ from .output import EXIT_OK, clock, params_text, pct, span
 from .progress import Progress, progress_enabled
 from .replay import Replay
 from .simulate import check_workload, simulate_blocks
-from .summary import render_funnel, render_kinds, render_rules, render_segments
+from .summary import render_funnel, render_kinds, render_rooms, render_rules, render_segments
 
 DEMO_VIEWERS = 5_000          # keeps `segengine demo` at ~2 s once the rules are compiled (docs/cli.md)
 DEMO_LEVELS = {"low": 0.3, "mid": 0.5, "high": 0.2}
@@ -132,4 +132,6 @@ def render_demo(summary: dict[str, Any], replay: Replay) -> str:
         out.extend(line(a) for a in story["actions"])
     out += [""] + render_rules(summary)
     out += [""] + render_funnel(summary)
+    if summary.get("room_metrics"):  # the live room view: engine.room() (docs/rooms.md)
+        out += [""] + render_rooms(summary["room_metrics"])
     return "\n".join(out)
