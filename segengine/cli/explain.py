@@ -110,34 +110,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown rule {args.rule!r} in {args.rules}{did_you_mean(args.rule, names)}"
                          f" (rules: {', '.join(names)})")
     rule = rules.rules[names.index(args.rule)]
-    stream, size = open_events(args.events)
-    source = args.events if args.events != "-" else "<stdin>"
-    until, after = None, None
-    if args.at is not None:
-        (until, after) = (args.at[1], None) if args.at[0] == "ts" else (None, args.at[1])
     firings = _Firings(rule.name, args.viewer, len(rule.then))
-    try:
-        engine = Engine(rules)
-        profiles = load_profiles(engine, args.profiles, skip_errors=args.skip_errors) if args.profiles else None
-        progress = Progress("replay", size, progress_enabled(args.progress))
-        replay = Replay(engine, source, skip_errors=args.skip_errors, timeline_every=0.0, until=until,
-                        after_first=after, watch=firings)
-        for lines, nos in iter_chunks(stream, CHUNK_LINES, progress):
-            replay.feed(lines, nos)
-            if replay.done:
-                break
-        end = replay.until if replay.until is not None else replay.last_ts
-        try:
-            replay.finish(replay.until)
-        except ValueError as err:  # --at outside the range of event times
-            raise UsageError(f"--at: {err}") from None
-        progress.close(size or 0, replay.lines)
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    engine, replay, profiles, end = _replay(args, rules, firings)
     if profiles is not None:
         profiles.finish(replay.steps)
-    viewer = resolve_viewer(args.viewer, replay.steps, profiles, source)
+    viewer = resolve_viewer(args.viewer, replay.steps, profiles, replay.source)
     try:
         explanation = engine.explain(viewer, rule.name)
     except KeyError:
@@ -162,31 +139,8 @@ def _cmd_explain_room(args: argparse.Namespace, rules) -> int:
         raise UsageError(f"unknown room rule {name!r} in {args.rules}{did_you_mean(str(name), names)}"
                          f" (room rules: {', '.join(names) or 'none'})")
     rule = rules.room_rules[names.index(name)]
-    stream, size = open_events(args.events)
-    source = args.events if args.events != "-" else "<stdin>"
-    until, after = None, None
-    if args.at is not None:
-        (until, after) = (args.at[1], None) if args.at[0] == "ts" else (None, args.at[1])
     firings = _Firings(name, "", len(rule.then))
-    try:
-        engine = Engine(rules)
-        profiles = load_profiles(engine, args.profiles, skip_errors=args.skip_errors) if args.profiles else None
-        progress = Progress("replay", size, progress_enabled(args.progress))
-        replay = Replay(engine, source, skip_errors=args.skip_errors, timeline_every=0.0, until=until,
-                        after_first=after, watch=firings)
-        for lines, nos in iter_chunks(stream, CHUNK_LINES, progress):
-            replay.feed(lines, nos)
-            if replay.done:
-                break
-        end = replay.until if replay.until is not None else replay.last_ts
-        try:
-            replay.finish(replay.until)
-        except ValueError as err:
-            raise UsageError(f"--at: {err}") from None
-        progress.close(size or 0, replay.lines)
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    engine, replay, profiles, end = _replay(args, rules, firings)
     try:
         explanation = engine.explain_room(args.room, name)
     except KeyError as err:
@@ -201,6 +155,35 @@ def _cmd_explain_room(args: argparse.Namespace, rules) -> int:
     text = text.replace("viewer '' sent no event: it is known only from --profiles\n", "")
     print(text.replace("for viewer ''", f"in room {args.room!r}"))
     return EXIT_OK if report["ok"] else EXIT_ERRORS
+
+
+def _replay(args: argparse.Namespace, rules, firings: "_Firings") -> tuple[Engine, Replay, Profiles | None, float | None]:
+    """Replay the events file (up to ``--at``) watching ``firings``: (engine, replay, profiles, end time)."""
+    stream, size = open_events(args.events)
+    source = args.events if args.events != "-" else "<stdin>"
+    until, after = None, None
+    if args.at is not None:
+        (until, after) = (args.at[1], None) if args.at[0] == "ts" else (None, args.at[1])
+    try:
+        engine = Engine(rules)
+        profiles = load_profiles(engine, args.profiles, skip_errors=args.skip_errors) if args.profiles else None
+        progress = Progress("replay", size, progress_enabled(args.progress))
+        replay = Replay(engine, source, skip_errors=args.skip_errors, timeline_every=0.0, until=until,
+                        after_first=after, watch=firings)
+        for lines, nos in iter_chunks(stream, CHUNK_LINES, progress):
+            replay.feed(lines, nos)
+            if replay.done:
+                break
+        end = replay.until if replay.until is not None else replay.last_ts
+        try:
+            replay.finish(replay.until)
+        except ValueError as err:  # --at outside the range of event times
+            raise UsageError(f"--at: {err}") from None
+        progress.close(size or 0, replay.lines)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    return engine, replay, profiles, end
 
 
 def _report(args, replay: Replay, profiles: Profiles | None, viewer, rule: str, end: float | None,

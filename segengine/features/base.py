@@ -72,7 +72,8 @@ class Feature:
 
     def used(self, names: set[str], nodes: list[ast.Node]) -> bool:
         """Do the rules read this feature (``names``: every bare name; ``nodes``: every node)?"""
-        return bool(names & self.names.keys()) or (bool(self.nodes) and any(isinstance(n, self.nodes) for n in nodes))
+        return bool(names & self.names.keys()) or (bool(self.nodes) and any(self.owns(n) for n in nodes
+                                                                            if not isinstance(n, ast.Name)))
 
     def node_inputs(self, node: ast.Node) -> tuple[str, ...] | None:
         """The event types that can change ``node`` (one of this feature's values)."""

@@ -67,12 +67,12 @@ def _add(lay, matrix: str, name: str, width: int) -> int:
     return start
 
 
-def first_column(lay, matrix: str, name: str, K: int = 0) -> int:
+def first_column(lay, matrix: str, name: str) -> int:
     """The first of a group of columns named ``name``."""
     return getattr(lay, matrix).index(f"{name}[0]")
 
 
-def _has(lay, matrix: str, name: str, K: int = 0) -> bool:
+def _has(lay, matrix: str, name: str) -> bool:
     return f"{name}[0]" in getattr(lay, matrix)
 
 
@@ -92,9 +92,6 @@ class Keyed(Feature):
     def owns(self, node) -> bool:
         return isinstance(node, self.nodes) and node.by is not None
 
-    def used(self, names, nodes) -> bool:
-        return any(self.owns(n) for n in nodes)
-
     def node_inputs(self, node):
         return tuple(node.types)
 
@@ -110,7 +107,7 @@ class Keyed(Feature):
             if not lay.keyed:
                 lay.add("ri", EVICTIONS)
             kind = n.by
-            if not _has(lay, "vi", f"kkey:{kind}", K):
+            if not _has(lay, "vi", f"kkey:{kind}"):
                 _add(lay, "vi", f"kkey:{kind}", K)
                 _add(lay, "vi", f"kused:{kind}", K)
             key = _key(n)
@@ -124,9 +121,9 @@ class Keyed(Feature):
             else:
                 w = key[3]
                 head = f"khead:{w}:{kind}"
-                if not _has(lay, "vi", head, K):
+                if not _has(lay, "vi", head):
                     _add(lay, "vi", head, K)
-                hcol = first_column(lay, "vi", head, K)
+                hcol = first_column(lay, "vi", head)
                 if key[1] == "count":
                     lay.keyed[key] = KeyedWindow(kind, key[2], w, "count", _add(lay, "vn", f"kcount:{label},{w}us", 12 * K),
                                                  head=hcol)
@@ -149,8 +146,8 @@ class Keyed(Feature):
             wins = [w for w in lay.keyed.values() if w.kind == kind]
             if not wins:
                 continue
-            keys = k.col("vi", first_column(lay, "vi", f"kkey:{kind}", K))
-            used = k.col("vi", first_column(lay, "vi", f"kused:{kind}", K))
+            keys = k.col("vi", first_column(lay, "vi", f"kkey:{kind}"))
+            used = k.col("vi", first_column(lay, "vi", f"kused:{kind}"))
             all_types = tuple(sorted({t for w in wins for t in w.types}))
             blank = f"mat_i64(tab, M_LITS)[0, {k.lits.index('strings', '')}]" if kind == "item" else ""
             L += [f"key = {_source(kind, blank)}",
@@ -216,7 +213,7 @@ class Keyed(Feature):
         ck = f"keyed_slot:{kind}"
         if ck not in gen.cache:
             kj, key = gen.tmp("kj"), gen.tmp("key")
-            keys = gen.col("vi", first_column(gen.lay, "vi", f"kkey:{kind}", gen.rs.keyed_slots))
+            keys = gen.col("vi", first_column(gen.lay, "vi", f"kkey:{kind}"))
             gen.emit(f"{kj} = -1")
             blank = f"LITS[0, {gen.lits.index('strings', '')}]" if kind == "item" else ""
             gen.emit(f"{key} = {_source(kind, blank)} if {gen.in_event} else 0")

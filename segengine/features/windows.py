@@ -71,9 +71,6 @@ class Windows(Feature):
     def owns(self, node) -> bool:
         return isinstance(node, self.nodes) and node.by is None  # keyed ones: features/keyed.py
 
-    def used(self, names, nodes) -> bool:
-        return any(self.owns(n) for n in nodes)
-
     def node_inputs(self, node):
         return tuple(node.types)
 

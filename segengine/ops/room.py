@@ -111,7 +111,7 @@ def room_value(core: "EngineCore", node: ast.RoomValue, r: int) -> float:
         count = int(store.RI[r, lay.ri.index(f"share:{node.arg}")])
         return count / aud if aud > 0 else 0.0
     from . import roommetrics
-    m = roommetrics.room_metrics(core, core.rooms.keys[r], lambda name, slot: 0)
+    m = roommetrics.room_metrics(core, core.rooms.keys[r], None)  # the counters only
     if node.name == "funnel":
         return float(m.funnel[node.arg])
     return float(getattr(m, node.name))

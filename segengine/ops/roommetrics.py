@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..features.base import FLAG_PRESENT
 from ..features.roommetrics import BUCKET, BUCKETS, FUNNEL, OFF, SLOT_METRICS, WIDTH
 from ..kernels.primitives import MISSING
 from ..rules.expr import parse_duration
@@ -133,10 +132,3 @@ def room_slots(core: "EngineCore", room: str, slot: str | float = "5m") -> list[
                                        start + len(part) * BUCKET))
     return out
 
-
-def present_in(core: "EngineCore", r: int) -> int:
-    """Viewers present in room slot ``r`` (for checks; the kernel keeps ``audience``)."""
-    lay = core.compiled.layout
-    n = len(core.viewers)
-    vi = core.store.VI[:n]
-    return int(np.count_nonzero((vi[:, lay.vi.index("room")] == r) & (vi[:, lay.vi.index("flags")] & FLAG_PRESENT != 0)))

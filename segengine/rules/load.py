@@ -443,18 +443,24 @@ class _Loader(roomload.RoomParts, TomlLoader):
             seen[rule.name] = i
             rs.rules.append(rule)
 
-    def _rule(self, t: dict, i: int, rs: RuleSet, ctx: CheckContext) -> Rule | None:
-        p = ("rules", i)
-        self.unknown_keys(t, p, RULE_KEYS, "a rule")
+    def _head(self, t: dict, p: tuple, keys: tuple[str, ...], label: str) -> tuple[Any, bool]:
+        """What every rule table checks first ([[rules]], [[room_rules]]): unknown keys, the required
+        name, when and then, a proper name. Returns (the name, or a stand-in; still ok)."""
+        self.unknown_keys(t, p, keys, f"a {label}")
         ok = True
         for key in ("name", "when", "then"):
             if key not in t:
-                self.error_key(p, f"rule {i + 1} has no {key!r}")
+                self.error_key(p, f"{label} {p[1] + 1} has no {key!r}")
                 ok = False
-        name = t.get("name", f"rules[{i}]")
+        name = t.get("name", f"{p[0]}[{p[1]}]")
         if "name" in t and (not isinstance(name, str) or not name):
             self.error_value((*p, "name"), "a rule name must be a non-empty string")
             ok = False
+        return name, ok
+
+    def _rule(self, t: dict, i: int, rs: RuleSet, ctx: CheckContext) -> Rule | None:
+        p = ("rules", i)
+        name, ok = self._head(t, p, RULE_KEYS, "rule")
         on: tuple[str, ...] | None = None
         if "on" in t:
             raw_on = t["on"]

@@ -122,17 +122,8 @@ class RoomParts:
             if not isinstance(t, dict):
                 self.error_value(p, "a room rule must be a table")
                 continue
-            self.unknown_keys(t, p, ROOM_RULE_KEYS, "a room rule")
-            ok = True
-            for key in ("name", "when", "then"):
-                if key not in t:
-                    self.error_key(p, f"room rule {i + 1} has no {key!r}")
-                    ok = False
-            name = t.get("name", f"room_rules[{i}]")
-            if "name" in t and (not isinstance(name, str) or not name):
-                self.error_value((*p, "name"), "a rule name must be a non-empty string")
-                ok = False
-            elif name in seen:
+            name, ok = self._head(t, p, ROOM_RULE_KEYS, "room rule")
+            if isinstance(name, str) and name in seen:
                 self.error_value((*p, "name"), f"duplicate rule name {name!r}")
                 ok = False
             then = self._then(t["then"], (*p, "then")) if "then" in t else None
