@@ -11,7 +11,9 @@ from hypothesis import given, settings, strategies as st
 from segengine import Batch, Event, EventError
 
 from conftest import examples
-from room_common import engine, ev, rows
+from room_common import engine, ev, room_rules, rows
+from segengine import Engine
+from segengine.rules.load import load_rules
 
 
 def _room(e):
@@ -26,7 +28,7 @@ def _room(e):
     e.ingest(ev("leave", "gone", ts=8))
 
 
-def test_last_call_reaches_every_present_carted_unpaid_viewer_in_slot_order():
+def test_last_call_reaches_every_present_carted_unpaid_viewer_in_arrival_order():
     e = engine()
     _room(e)
     out = e.ingest(ev("last_call", ts=10, item="promo"))
@@ -81,6 +83,41 @@ def test_a_trigger_larger_than_the_output_buffer_resumes():
     assert single.stats()["events"] == batch.stats()["events"] == n + 1 + len(tail)
 
 
+def test_trigger_order_is_arrival_order_when_retention_reused_a_slot():
+    """SPEC 8: same-instant firings come viewer by viewer in the order of each viewer's first
+    accepted event, whatever slot it holds. "old" is forgotten; "late", arriving after "mid",
+    takes its slot (the lowest) but must come after "mid"."""
+    rules = room_rules()
+    e = Engine(load_rules(rules.text.replace("[engine]\n", '[engine]\nretention = "1h"\n', 1), rules.filename))
+    e.ingest(ev("enter", "old", ts=0))
+    e.ingest(ev("leave", "old", ts=1))
+    e.ingest(ev("cart", "mid", ts=3000, item="i", price=5.0))
+    e.advance(3800.0)  # "old" is forgotten; "mid" went idle
+    e.ingest(ev("cart", "mid", ts=3801, item="i", price=5.0))
+    e.ingest(ev("cart", "late", ts=3802, item="i", price=5.0))
+    assert e.stats()["expired_viewers"] == 1 and e._core.viewers.get("late") == 0  # the reused slot
+    out = e.ingest(ev("last_call", ts=3803))
+    assert [a.viewer for a in out if a.rule == "last_call_cart"] == ["mid", "late"]
+
+
+def test_many_reminders_built_by_columns_equal_the_row_by_row_build(monkeypatch):
+    """A trigger's rows are built column by column (runtime/core.py); forcing the row loop must
+    give the same actions, params and firing log."""
+    def run(columnar: bool):
+        e = engine()
+        if not columnar:
+            monkeypatch.setattr(e._core, "_columnar", lambda out, actions: False)
+        n = 40
+        ids = np.arange(n, dtype=np.int64)
+        e.ingest_many(Batch(type=np.full(n, "pay", dtype=object), viewer=ids, room="r1", ts=1.0 + ids * 1e-3,
+                            amount=np.full(n, 150.0)))  # every one tagged vip
+        out = e.ingest(ev("flash_sale", ts=10)) + e.ingest(ev("flash_sale", ts=11))
+        return [(a.rule, a.action, a.viewer, a.room, a.ts, a.params) for a in out], e._core.firings.to_state()
+    built, log = run(True)
+    assert len([r for r in built if r[0] == "flash_vip"]) == 80
+    assert (built, log) == run(False)
+
+
 _KINDS = ["enter", "leave", "cart", "pay", "like", "heartbeat", "last_call", "flash_sale", "advance"]
 _STREAM = st.lists(st.tuples(st.sampled_from(_KINDS), st.integers(0, 6), st.sampled_from(["r1", "r2"]),
                              st.floats(0.0, 40.0)), min_size=1, max_size=40)
@@ -102,7 +139,11 @@ def _events(stream):
 def test_every_ingest_path_gives_the_same_actions(stream):
     events = _events(stream)
     end = (events[-1]["ts"] if events else 100.0) + 500
-    expected = rows([x for e in [engine()] for x in [y for t in events for y in e.ingest(t)] + e.advance(end)])
+    first, got = engine(), []
+    for t in events:
+        got += first.ingest(t)
+        _present_column_agrees(first)
+    expected = rows(got + first.advance(end))
     for make in (lambda t: t, lambda t: Event(**t), lambda t: msgspec.json.encode(t)):
         e = engine()
         assert rows([y for t in events for y in e.ingest(make(t))] + e.advance(end)) == expected
@@ -116,6 +157,15 @@ def test_every_ingest_path_gives_the_same_actions(stream):
         e = engine()
         cols = Batch.from_events([Event(**t) for t in events], {t: i for i, t in enumerate(e.rules.event_types)})
         assert rows(e.ingest_many(cols) + e.advance(end)) == expected
+
+
+def _present_column_agrees(e):
+    """The kernels keep the store's PRES column (each slot's room while present) in step with the
+    viewer rows it is derived from (Store.rebuild_present)."""
+    store = e._core.store
+    kept = store.PRES.copy()
+    store.rebuild_present()
+    assert np.array_equal(kept, store.PRES)
 
 
 def test_batch_and_ndjson_of_64_and_more_events_match_one_by_one():

@@ -232,6 +232,7 @@ class ModuleGen:
                 f"VI[{slot}, {v('sess_end')}] = {end}",
                 f"VI[{slot}, {v('closed_dwell')}] += {end} - VI[{slot}, {v('sess_start')}]",
                 f"VI[{slot}, {v('flags')}] &= ~FLAG_PRESENT",
+                f"PRES[{slot}, 0] = -1",
                 f"RI[sroom, {self.col('ri', 'audience')}] -= 1",
                 *(line for f in features.REGISTRY for line in f.session_end(self, slot, end))]
 
@@ -246,6 +247,7 @@ class ModuleGen:
                 f"VI[slot, {v('sess_end')}] = now",
                 f"VI[slot, {v('sessions')}] += 1",
                 f"VI[slot, {v('flags')}] = {flags}",
+                "PRES[slot, 0] = room",
                 *(line for f in features.REGISTRY for line in f.session_start(self)),
                 *(f"VI[slot, {self.col('vi', col)}] = 0" for col in self.lay.session_once_cols),  # once = "session" marks
                 f"RI[room, {self.col('ri', 'audience')}] += 1"]
@@ -596,12 +598,13 @@ def advance(tab, until):
             parts.append(gen.lines)
         loop = ["total = 0",
                 "for slot in range(n):",
-                f"    if (VI[slot, {self.vi('flags')}] & FLAG_SEEN) == 0:",
+                "    if room <= -2:  # room -2 - r: the viewers present in room r (Engine.room)",
+                "        if PRES[slot, 0] != -2 - room:",
+                "            continue",
+                f"    elif (VI[slot, {self.vi('flags')}] & FLAG_SEEN) == 0:",
                 "        continue",
-                f"    if room >= 0 and VI[slot, {self.vi('room')}] != room:",
-                "        continue",
-                f"    if room <= -2 and (VI[slot, {self.vi('room')}] != -2 - room or (VI[slot, {self.vi('flags')}] & FLAG_PRESENT) == 0):",
-                "        continue  # room -2 - r: the viewers present in room r (Engine.room)"]
+                f"    elif room >= 0 and VI[slot, {self.vi('room')}] != room:",
+                "        continue"]
         return query_kernels("segment_count", "tab, seg, now, room, n, out", parts, loop, "return total", key="seg",
                              depth=1, labels=list(self.rs.segments))
 

@@ -36,7 +36,7 @@ VIEW_LINES = (
     "VI = mat_i64(tab, M_VI)", "VF = mat_f64(tab, M_VF)", "VN = mat_u16(tab, M_VN)", "RI = mat_i64(tab, M_RI)",
     "H = mat_i64(tab, M_HEAP)", "meta = mat_i64(tab, M_META)", "OI = mat_i64(tab, M_OUTI)",
     "OF = mat_f64(tab, M_OUTF)", "LITS = mat_i64(tab, M_LITS)", "CK = mat_i64(tab, M_CARTK)",
-    "CV = mat_f64(tab, M_CARTV)", "ZONES = mat_i64(tab, M_ZONES)",
+    "CV = mat_f64(tab, M_CARTV)", "ZONES = mat_i64(tab, M_ZONES)", "PRES = mat_i64(tab, M_PRES)",
 )
 
 

@@ -10,7 +10,7 @@ the rules do not use the part, so a rules file without room parts compiles as be
   counts of each shared segment or target when "present and in NAME" changed;
 * :func:`functions` -- ``_room_rules(tab, room, now)`` (each room rule: edge, cooldown, output
   row with slot -1), ``_trigger(tab, room, code, ...)`` (a room-wide trigger: ``_pass`` for every
-  present viewer of the room, in slot order, resumable when the output buffer or heap is full)
+  present viewer of the room, in the order of their first accepted event, resumable when the output buffer or heap is full)
   and ``share_rebuild(tab, now, n)`` (every count recomputed: after a reload);
 * :func:`after_event`, :func:`after_timer`, :func:`room_event`, :func:`resume` -- the lines the
   event and timer code call them with.
@@ -170,12 +170,26 @@ def functions(mg) -> list[str]:
     if rs.room_types:
         rows = mg.lay.rows_per_pass(len(mg.rules))
         v = mg.vi
-        body = f"""    start = RI[room, RI_TRIGGER_CURSOR]
-    for s in range(start, VI.shape[0]):
-        if VI[s, {v('room')}] != room or (VI[s, {v('flags')}] & FLAG_PRESENT) == 0:
-            continue
+        body = f"""    # the present viewers of the room, in the order of their first accepted event (SPEC 8: the
+    # order of same-instant firings); slots are handed out in that order until retention reuses one
+    order = np.empty(RI[room, {mg.col('ri', 'audience')}], np.int64)
+    n = 0
+    for s in range(PRES.shape[0]):
+        if PRES[s, 0] == room and n < order.shape[0]:
+            order[n] = s
+            n += 1
+    order = order[:n]
+    for j in range(1, n):
+        if VI[order[j], {v('arrival')}] < VI[order[j - 1], {v('arrival')}]:
+            arrivals = np.empty(n, np.int64)
+            for i in range(n):
+                arrivals[i] = VI[order[i], {v('arrival')}]
+            order = order[np.argsort(arrivals)]
+            break
+    for j in range(RI[room, RI_TRIGGER_CURSOR], n):
+        s = order[j]
         if meta[0, META_OUT_N] + {rows} > OI.shape[0] or meta[0, META_HEAP_N] + 2 > H.shape[0]:
-            RI[room, RI_TRIGGER_CURSOR] = s  # resumed here once Python has drained and grown
+            RI[room, RI_TRIGGER_CURSOR] = j  # resumed here once Python has drained and grown
             return -1
         snow = until
         if snow < VI[s, {v('clock')}]:
@@ -185,7 +199,7 @@ def functions(mg) -> list[str]:
     RI[room, RI_TRIGGER_CURSOR] = MISSING
     return 0"""
         out.append(f"@njit(**KERNEL_FLAGS)\ndef _trigger(tab, room, code, until, item, cat, text, ts, price, amount, index):\n"
-                   f"    # a room-wide trigger: the event's rules for every viewer present in the room, in slot order\n"
+                   f"    # a room-wide trigger: the event's rules for every viewer present in the room, in arrival order\n"
                    f"{views_for(body)}\n{body}")
     names = share_names(rs)
     gen = ExprGen(rs, mg.lay, mg.lits, with_timers=False, in_event="False")

@@ -32,8 +32,8 @@ NEVER = np.int64(2**62)  # "no timer"; far beyond any real time, still safe to a
 MISSING = np.int64(-(2**62))  # "never happened"
 
 # Table slots: matrix k is described by tab[3k] (address), tab[3k+1] (rows), tab[3k+2] (cols).
-M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS, M_VIDS, M_ZONES = range(13)
-N_MATRICES = 13
+M_VI, M_VF, M_VN, M_RI, M_HEAP, M_CARTK, M_CARTV, M_OUTI, M_OUTF, M_META, M_LITS, M_VIDS, M_ZONES, M_PRES = range(14)
+N_MATRICES = 14
 
 # META fields (row 0 of the meta matrix).
 META_NOW = 0  # engine's latest time

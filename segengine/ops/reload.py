@@ -124,6 +124,7 @@ def migrate(old: CompiledRules, store: Store, new: CompiledRules) -> Store:
         out.META[0, counter_columns(n_new, j)] = store.META[0, counter_columns(n_old, i)]
 
     out.HEAP = store.HEAP.copy()
+    out.PRES = store.PRES.copy()  # same slots, same rooms
     if ol.has_cart and nl.has_cart:
         out.CARTK = store.CARTK.copy()
         out.CARTV = store.CARTV.copy()

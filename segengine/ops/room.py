@@ -40,14 +40,13 @@ def mix(core: "EngineCore", attribute: str, room: str, bins: list[float] | None 
         raise KeyError(f"unknown profile attribute {attribute!r}{did_you_mean(attribute, rs.profile)}")
     room_slot = core.rooms.get(room)
     n = len(core.viewers)
-    room_col, flags_col = lay.vi.index("room"), lay.vi.index("flags")
     _, col = lay.profile_cols[attribute]
     if attr.kind != "num":
         if bins is not None:
             raise ValueError(f"{attribute!r} is a category: bins are for number attributes")
         counts = np.zeros(len(attr.values) + 1, np.int64)
         if room_slot >= 0:
-            mix_codes(store.VI, store.VN, n, room_col, flags_col, col, room_slot, counts)
+            mix_codes(store.PRES, store.VN, n, col, room_slot, counts)
         out: dict[Any, int] = {value: int(c) for value, c in zip(attr.values, counts[1:].tolist())}
         out["missing"] = int(counts[0])
         return out
@@ -57,10 +56,10 @@ def mix(core: "EngineCore", attribute: str, room: str, bins: list[float] | None 
             raise ValueError(f"bins must be finite and increasing, got {bins!r}")
         counts = np.zeros(len(edges) + 1, np.int64)
         if room_slot >= 0:
-            mix_bins(store.VI, store.VF, n, room_col, flags_col, col, room_slot, np.array(edges), counts)
+            mix_bins(store.PRES, store.VF, n, col, room_slot, np.array(edges), counts)
         return dict(zip(bin_labels(edges), counts.tolist()))
     values = np.empty(n, np.float64)
-    found = mix_values(store.VI, store.VF, n, room_col, flags_col, col, room_slot, values) if room_slot >= 0 else 0
+    found = mix_values(store.PRES, store.VF, n, col, room_slot, values) if room_slot >= 0 else 0
     uniques, counts = np.unique(values[:found], return_counts=True)
     return {(int(u) if float(u).is_integer() else float(u)): int(c) for u, c in zip(uniques.tolist(), counts.tolist())}
 

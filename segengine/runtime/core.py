@@ -214,9 +214,12 @@ class EngineCore:
         store = self.store
         n = int(store.META[0, META_OUT_N])
         out = store.OUTI[:n]
+        store.META[0, META_OUT_N] = 0
+        if n > _FEW_ROWS and self._columnar(out, actions):
+            store.grow_out(n)
+            return
         rows = out.tolist()
         values = store.OUTF[:n].tolist() if self._needs_values else None
-        store.META[0, META_OUT_N] = 0
         viewer_keys, room_keys, plans = self.viewers.keys, self.rooms.keys, self._plans
         fired = []
         add, decode = actions.append, self.decode
@@ -240,6 +243,32 @@ class EngineCore:
             totals = np.bincount(out[:, 0], minlength=len(plans)).tolist()
             counts = {plan[0]: k for plan, k in zip(plans, totals) if k}
         self.firings.record_many(fired, counts)
+        store.grow_out(n)
+
+    def _columnar(self, out: np.ndarray, actions: list[Action]) -> bool:
+        """Many rows of viewer rules with one action and static params (a room-wide trigger's
+        thousands of reminders): built column by column, with no Python code per row (~5x
+        faster than the row loop). False, having done nothing, when some row needs the loop."""
+        plans = self._plans
+        rules = out[:, 0]
+        totals = np.bincount(rules, minlength=len(plans))
+        used = np.flatnonzero(totals).tolist()
+        if any(plans[r][2] or plans[r][5] is not None for r in used) or out[:, 1].min() < 0 or out[:, 4].min() < 0:
+            return False
+        names = [plan[0] for plan in plans]
+        rule_list = rules.tolist()
+        viewers = list(map(self.viewers.keys.__getitem__, out[:, 1].tolist()))
+        rooms = map(self.rooms.keys.__getitem__, out[:, 4].tolist())
+        ts = (out[:, 2] / 1e6).tolist()
+        rule_names = list(map(names.__getitem__, rule_list))
+        firsts = map([plan[1] for plan in plans].__getitem__, rule_list)
+        if all(not plans[r][3] for r in used):  # no params: each action gets its own {} (msgspec's default)
+            actions.extend(map(Action, rule_names, firsts, viewers, rooms, ts))
+        else:
+            params = map(dict, map([plan[3] for plan in plans].__getitem__, rule_list))
+            actions.extend(map(Action, rule_names, firsts, viewers, rooms, ts, params))
+        self.firings.record_many(list(zip(viewers, rule_names, ts)), {names[r]: int(totals[r]) for r in used})
+        return True
 
     def decode(self, kind: str, value: float) -> Any:
         """A kernel value (float64) as Python: ``kind`` is ``num``, ``bool`` or ``str:SPACE``

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.primitives import (
-    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_VIDS, M_VN, M_ZONES,
+    M_CARTK, M_CARTV, M_HEAP, M_LITS, M_META, M_OUTF, M_OUTI, M_RI, M_VF, M_VI, M_PRES, M_VIDS, M_VN, M_ZONES,
     HEAP_COLS, META_CART_N, META_HEAP_N, META_NOW, MISSING, N_MATRICES, NEVER, OUT_COLS, cart_rehash,
 )
-from ..compiler.layout import Layout
+from ..compiler.layout import FLAG_PRESENT, Layout
 from .. import guards
 from ..guards import meta_width
 from ..features.roomnames import RI_ZERO_PREFIXES
@@ -22,6 +22,9 @@ from ..features.roomnames import RI_ZERO_PREFIXES
 from .zones import Zones
 
 __all__ = ["Store"]
+
+#: The output buffer grows (by doubling) to at most this many rows.
+MAX_OUT_ROWS = 1 << 16
 
 #: The arrays a snapshot saves, in order, and what bounds the rows in use: the viewer or
 #: room slots handed out, the live timer-heap entries, or every row ("all").
@@ -78,6 +81,9 @@ class Store:
         self.META = np.zeros((1, meta_width(n_rules)), np.int64)
         self.META[0, META_NOW] = MISSING
         self.LITS = np.full((1, max(1, n_literals)), -1, np.int64)
+        # each viewer slot's room while present, else -1: one narrow column, so that a scan of
+        # a room's present viewers (a room-wide trigger, mix) reads 8 bytes per viewer, not a VI row
+        self.PRES = np.full((viewers, 1), -1, np.int64)
         self.VIDS = np.full((1, 1), -1, np.int64)  # int viewer id -> slot (the viewer interner's index)
         self.ZONES = Zones().table  # time-zone offset transitions (runtime/zones.py; the core's Zones owns it)
         self.n_rules = n_rules
@@ -88,7 +94,8 @@ class Store:
     def matrices(self) -> dict[int, np.ndarray]:
         return {M_VI: self.VI, M_VF: self.VF, M_VN: self.VN, M_RI: self.RI, M_HEAP: self.HEAP,
                 M_CARTK: self.CARTK, M_CARTV: self.CARTV, M_OUTI: self.OUTI, M_OUTF: self.OUTF,
-                M_META: self.META, M_LITS: self.LITS, M_VIDS: self.VIDS, M_ZONES: self.ZONES}
+                M_META: self.META, M_LITS: self.LITS, M_VIDS: self.VIDS, M_ZONES: self.ZONES,
+                M_PRES: self.PRES}
 
     def set_viewer_index(self, index: np.ndarray) -> None:
         """Point kernels at the viewer interner's int-id index (called whenever it is replaced)."""
@@ -113,6 +120,7 @@ class Store:
         self.VI = np.concatenate([self.VI, np.tile(self.vi_row, (new - cap, 1))])
         self.VF = np.concatenate([self.VF, np.zeros((new - cap, self.VF.shape[1]), np.float64)])
         self.VN = np.concatenate([self.VN, np.zeros((new - cap, self.VN.shape[1]), np.uint16)])
+        self.PRES = np.concatenate([self.PRES, np.full((new - cap, 1), -1, np.int64)])
         self.refresh()
 
     def ensure_rooms(self, n: int) -> None:
@@ -128,6 +136,17 @@ class Store:
             self.HEAP = np.concatenate([self.HEAP, np.zeros_like(self.HEAP)])
         if 2 * (self.META[0, META_CART_N] + 64) > self.CARTK.shape[0]:
             self.grow_cart()
+        self.refresh()
+
+    def grow_out(self, rows: int) -> None:
+        """The last kernel call stopped with ``rows`` output rows waiting: when they filled more
+        than half the buffer, double it (up to :data:`MAX_OUT_ROWS`), so that a room-wide trigger's
+        thousands of rows or a busy batch need a few kernel calls, not one per 256 rows."""
+        cap = self.OUTI.shape[0]
+        if 2 * rows <= cap or cap >= MAX_OUT_ROWS:
+            return
+        self.OUTI = np.zeros((2 * cap, self.OUTI.shape[1]), np.int64)
+        self.OUTF = np.zeros((2 * cap, self.OUTF.shape[1]), np.float64)
         self.refresh()
 
     def grow_cart(self) -> None:
@@ -172,6 +191,14 @@ class Store:
                                  f"expected {current.shape[1]} of {current.dtype}")
             full[rows[name]:] = self.vi_row if name == "VI" else self.ri_row if name == "RI" else 0
             setattr(self, name, full)
+        self.rebuild_present()
+
+    def rebuild_present(self) -> None:
+        """``PRES`` from the viewer rows (after a load: the column is derived, not saved); then
+        the pointer table is rewritten, as after any array is replaced."""
+        lay = self.layout
+        room, flags = self.VI[:, lay.vi.index("room")], self.VI[:, lay.vi.index("flags")]
+        self.PRES = np.where((flags & FLAG_PRESENT) != 0, room, -1).reshape(-1, 1).astype(np.int64)
         self.refresh()
 
     @property
