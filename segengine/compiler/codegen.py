@@ -248,9 +248,9 @@ class ModuleGen:
                 f"VI[slot, {v('sessions')}] += 1",
                 f"VI[slot, {v('flags')}] = {flags}",
                 "PRES[slot, 0] = room",
+                f"RI[room, {self.col('ri', 'audience')}] += 1",
                 *(line for f in features.REGISTRY for line in f.session_start(self)),
-                *(f"VI[slot, {self.col('vi', col)}] = 0" for col in self.lay.session_once_cols),  # once = "session" marks
-                f"RI[room, {self.col('ri', 'audience')}] += 1"]
+                *(f"VI[slot, {self.col('vi', col)}] = 0" for col in self.lay.session_once_cols)]  # once = "session" marks
 
     def type_test(self, types: tuple[str, ...]) -> str:
         return "(" + " or ".join(self.type_is(t) for t in types) + ")"

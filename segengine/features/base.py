@@ -99,7 +99,8 @@ class Feature:
         return {}
 
     def session_start(self, k: Any) -> list[str]:
-        """Statements run when a viewer's session starts (``slot``, ``now``)."""
+        """Statements run when a viewer's session starts (``slot``, ``now``), after its room's
+        audience (``RI[room, audience]``) counted it."""
         return []
 
     def session_end(self, k: Any, slot: str, end: str) -> list[str]:

@@ -7,7 +7,11 @@ Always on (a room's metrics do not depend on the rules). Per room, in ``RI``:
 * a ring of :data:`BUCKETS` rows of stream time, :data:`BUCKET` each (24 hours of 5 minutes):
   row ``b % BUCKETS`` holds bucket ``b`` (its tag, bucket + 1, in the first column), then the
   same metrics for what happened in that bucket (sessions ending in it, for dwell); ``peak``
-  the highest audience in it, ``audience`` the audience at its last change.
+  the highest audience in it, ``audience`` the audience at its last change (a new row starts both
+  at the room's audience; after that only sessions' starts and ends change them, so events that
+  start no session do no audience bookkeeping).
+* ``rm_cur``: the last bucket :func:`room_bucket` found ([from, to) and its row), so that an
+  event in the current 5 minutes finds its row with two comparisons.
 
 Per viewer: ``rm_visit`` (4 VI columns), the viewer's last rooms (room + 1), most recent first,
 each with two flag bits (interacted, bought there): a session starting in a room the viewer has
@@ -31,6 +35,7 @@ __all__ = ["RoomMetrics", "SLOT_METRICS", "BUCKET", "BUCKETS", "WIDTH", "room_va
 SLOT_METRICS = ("entries", "uv", "ended", "dwell_us", "short", "long", "iuv", "follows", "views",
                 "f_enter", "f_view", "f_click", "f_cart", "f_checkout", "f_pay",
                 "orders", "buyers", "gmv_milli", "fan_gmv_milli", "carted_unpaid", "peak", "audience")
+assert SLOT_METRICS[-2:] == ("peak", "audience")  # room_bucket starts a new row's last two at the audience
 FUNNEL = ("f_enter", "f_view", "f_click", "f_cart", "f_checkout", "f_pay")
 BUCKET = 300.0  # seconds of stream time per ring row
 BUCKETS = 288  # 24 hours
@@ -52,7 +57,7 @@ def _add(k, metric: str, amount: str, room: str, base: str) -> list[str]:
 
 def _bucket(k, room: str, t: str) -> str:
     return (f"room_bucket(RI, {room}, {t}, np.int64({k.col('ri', 'start')}), np.int64({k.col('ri', 'rm_ring[0]')}), "
-            f"np.int64({WIDTH}), np.int64({BUCKETS}), np.int64({int(BUCKET * 1_000_000)}))")
+            f"np.int64({WIDTH}), np.int64({BUCKETS}), np.int64({int(BUCKET * 1_000_000)}), np.int64({k.col('ri', 'rm_cur[0]')}), np.int64({k.col('ri', 'audience')}))")
 
 
 def _step(k, frm: int, metric: str) -> list[str]:
@@ -78,6 +83,7 @@ class RoomMetrics(Feature):
             if metric not in ("peak", "audience"):
                 lay.add("ri", f"rm_{metric}")
         lay.add("ri", "rm_ring", BUCKETS * WIDTH)
+        lay.add("ri", "rm_cur", 3)  # the last bucket found: from, to (us), its first column (room_bucket)
         lay.add("vi", "rm_visit", VISITS)
         lay.add("vi", "rm_paid")
         lay.add("vn", "rm_step")
@@ -85,8 +91,16 @@ class RoomMetrics(Feature):
 
     def session_start(self, k) -> list[str]:
         v0 = k.col("vi", "rm_visit[0]")
+        aud, peak = k.col("ri", "audience"), k.col("ri", "rm_peak")
         return [
             f"rmb = {_bucket(k, 'room', 'now')}",
+            # the audience changes only when sessions start and end: its peaks are kept here
+            f"if RI[room, {aud}] > RI[room, {peak}]:",
+            f"    RI[room, {peak}] = RI[room, {aud}]",
+            "if rmb >= 0:",
+            f"    RI[room, rmb + {OFF['audience']}] = RI[room, {aud}]",
+            f"    if RI[room, {aud}] > RI[room, rmb + {OFF['peak']}]:",
+            f"        RI[room, rmb + {OFF['peak']}] = RI[room, {aud}]",
             *_add(k, "entries", "1", "room", "rmb"),
             *_add(k, "f_enter", "1", "room", "rmb"),
             f"VN[slot, {k.col('vn', 'rm_step')}] = 1",
@@ -121,15 +135,8 @@ class RoomMetrics(Feature):
         ]
 
     def update(self, k) -> list[str]:
-        aud, peak = k.col("ri", "audience"), k.col("ri", "rm_peak")
         return [
             f"rmb = {_bucket(k, 'room', 'now')}",
-            f"if RI[room, {aud}] > RI[room, {peak}]:",
-            f"    RI[room, {peak}] = RI[room, {aud}]",
-            "if rmb >= 0:",
-            f"    RI[room, rmb + {OFF['audience']}] = RI[room, {aud}]",
-            f"    if RI[room, {aud}] > RI[room, rmb + {OFF['peak']}]:",
-            f"        RI[room, rmb + {OFF['peak']}] = RI[room, {aud}]",
             f"rm_following = (VI[slot, {k.col('vi', 'flags')}] & FLAG_FOLLOWS) != 0",
         ]
 

@@ -314,22 +314,35 @@ def zone_next(Z, zone, t):
 
 
 @njit(**KERNEL_FLAGS)
-def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us):
+def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cur_col, aud_col):
     """The first column of room ``room``'s ring row for stream-time bucket of ``t`` (cleared when
     the row held an older bucket), or -1 when the row already holds a newer one (a late event:
     the totals count it, its slot does not). Column ``ring_col + row * width`` is the row's tag:
-    bucket + 1, 0 for a row never used (features/roommetrics.py)."""
+    bucket + 1, 0 for a row never used (features/roommetrics.py). A new row's last two cells
+    (its peak and audience) start at the room's audience (``aud_col``), which only sessions'
+    starts and ends change after that.
+
+    ``cur_col``: the last bucket found, as [from, to) in microseconds and its first column, so
+    that nearly every event takes two comparisons here, not two integer divisions. It stays
+    right: a row's tag changes only below, which then points it at that row's new bucket."""
+    if RI[room, cur_col] <= t and t < RI[room, cur_col + 1]:
+        return RI[room, cur_col + 2]
     start = RI[room, start_col]
     b = 0 if start == MISSING or t <= start else (t - start) // bucket_us
     base = ring_col + (b % nbuckets) * width
     tag = RI[room, base]
-    if tag == b + 1:
-        return base
     if tag > b + 1:
         return -1
-    for c in range(width):
-        RI[room, base + c] = 0
-    RI[room, base] = b + 1
+    if tag < b + 1:
+        for c in range(width):
+            RI[room, base + c] = 0
+        RI[room, base] = b + 1
+        RI[room, base + width - 2] = RI[room, aud_col]
+        RI[room, base + width - 1] = RI[room, aud_col]
+    if start != MISSING:
+        RI[room, cur_col] = start + b * bucket_us if b > 0 else MISSING  # bucket 0 holds every time up to the start
+        RI[room, cur_col + 1] = start + (b + 1) * bucket_us
+        RI[room, cur_col + 2] = base
     return base
 
 
