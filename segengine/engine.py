@@ -723,13 +723,21 @@ class Engine:
     def room(self, room: str, *, segments: bool = True) -> RoomMetrics:
         """The room's metrics for the stream so far (docs/rooms.md): O(1) for the counters, plus one
         scan of the viewers per declared segment for ``segments`` while anyone is present
-        (``segments=False`` skips it and leaves ``segments`` empty)."""
+        (``segments=False`` skips it and leaves ``segments`` empty). ``RuntimeError`` when the
+        rules turn the room metrics off (``[engine] room_metrics = false``)."""
+        self._needs_room_metrics()
         return _roommetrics.room_metrics(self._core, room, self._present_in_segment if segments else None)
 
     @exclusive
     def room_slots(self, room: str, slot: str | float = "5m") -> list[RoomMetrics]:
         """The room's metrics per slot of stream time (a multiple of 5 minutes; the last 24 hours)."""
+        self._needs_room_metrics()
         return _roommetrics.room_slots(self._core, room, slot)
+
+    def _needs_room_metrics(self) -> None:
+        if not self._rules.room_metrics:
+            raise RuntimeError(f"{self._rules.filename}: the room metrics are off ([engine] room_metrics = false); "
+                               "remove that line to keep them")
 
     def _present_in_segment(self, name: str, room_slot: int) -> int:
         n = len(self._viewers)

@@ -54,7 +54,7 @@ class Metrics:
             for name in list(rooms):
                 if isinstance(name, str):
                     try:
-                        audience[name] = int(self.engine.room(name).audience)
+                        audience[name] = int(self.engine.room(name, segments=False).audience)
                     except Exception:  # noqa: BLE001 - a room retention forgot meanwhile
                         continue
         self.audience = audience

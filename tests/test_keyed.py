@@ -215,3 +215,27 @@ def test_against_an_obvious_model_of_lru_keys_and_bucketed_windows(rules):
                     want.append((v, ts, float(n)))
         assert got == want, seed
         assert engine.stats()["keyed_evictions"] == evictions, seed
+
+
+def test_use_numbers_renumbered_at_2_31_keep_the_lru_order(rules):
+    """A viewer's keyed use numbers (features/keyed.py) start again from 1 when they reach
+    USE_MASK; the same stream then fires and evicts exactly as without the renumbering."""
+    import numpy as np
+
+    from segengine.kernels.primitives import USE_MASK, renumber_uses
+
+    VI = np.zeros((1, 6), np.int64)
+    VI[0, :4] = [(7 << 32) | 5, (9 << 32) | int(USE_MASK), 0, (3 << 32) | 70]
+    renumber_uses(VI, 0, np.int64(0), np.int64(4), np.int64(5))
+    assert VI[0].tolist() == [(7 << 32) | 1, (9 << 32) | 3, 0, (3 << 32) | 2, 0, 3]
+
+    events = [ev("view", 100 + i, item=x) for i, x in enumerate("aabacbcaab")]
+    plain, renumbered = Engine(rules), Engine(rules)
+    want = run(plain, events)
+    got = run(renumbered, events[:4])
+    core = renumbered._core
+    seq = core.compiled.layout.vi.index("kseq:item")
+    core.store.VI[core.viewers.get("u1"), seq] = USE_MASK - 1  # the next keyed event renumbers
+    got += run(renumbered, events[4:])
+    assert fired(got) == fired(want) and renumbered.stats()["keyed_evictions"] == plain.stats()["keyed_evictions"] > 0
+    assert core.store.VI[core.viewers.get("u1"), seq] == 7  # renumbered to 2 at the 2nd event after, then 5 more

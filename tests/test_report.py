@@ -80,3 +80,15 @@ def test_replay_report_flag(example_rules, tmp_path, capsys):
         assert all(len(counts) == n for counts in by_rule.values())
     assert sum(sum(map(sum, r.values())) for r in summary["actions_by_slot"].values()) == summary["actions"]
     assert 'data-chart="gmv"' in out.read_text()
+
+
+def test_replay_with_room_metrics_off_says_so(tmp_path, capsys):
+    rules = tmp_path / "off.toml"
+    rules.write_text('[engine]\nroom_metrics = false\n\n[[rules]]\nname = "hi"\non = ["like"]\nwhen = "true"\nthen = "wave"\n')
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in iter_events(viewers=40, hours=0.25, seed=2)))
+    out = tmp_path / "r.html"
+    assert main(["replay", str(rules), str(events), "--json", "--report", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["room_metrics"] == {} and summary["room_metrics_off"] is True and summary["actions"] > 0
+    assert "the rules turn them off ([engine] room_metrics = false)" in out.read_text()

@@ -178,3 +178,42 @@ def test_room_without_segments_skips_the_scan(rules):
     run(engine, STREAM)
     assert engine.room("r1", segments=False).segments == {}
     assert engine.room("r1", segments=False).uv == engine.room("r1").uv == 3
+
+
+OFF = """
+[engine]
+room_metrics = false
+
+[[rules]]
+name = "crowd"
+on = ["like"]
+when = "room.audience >= 2"
+then = "cheer"
+"""
+
+
+def test_room_metrics_off_keeps_no_columns_and_says_so():
+    from segengine.compiler.layout import build_layout
+    rules = load_rules(OFF, "off.toml")
+    assert not any(name.startswith("rm_") for name in build_layout(rules).ri)
+    on = build_layout(load_rules(OFF.replace("room_metrics = false", "room_metrics = true")))
+    assert "rm_ring[0]" in on.ri
+    engine = Engine(rules)
+    engine.ingest(ev("enter", 1, "a"))
+    assert [a.rule for a in engine.ingest(ev("like", 2, "b"))] == ["crowd"]  # room.audience needs no metrics
+    with pytest.raises(RuntimeError, match=r"off.toml: the room metrics are off \(\[engine\] room_metrics = false\)"):
+        engine.room("r1")
+    with pytest.raises(RuntimeError, match="room metrics are off"):
+        engine.room_slots("r1")
+
+
+def test_room_metrics_off_rejects_the_names_that_read_them():
+    from segengine import RulesError
+    text = OFF.replace('when = "room.audience >= 2"', 'when = "room.audience >= 2 and room.uv > 5"')
+    with pytest.raises(RulesError) as err:
+        load_rules(text, "off.toml")
+    (d,) = err.value.diagnostics
+    assert (d.line, d.col) == (8, 32)  # at room.uv
+    assert d.message == "room.uv is a room metric, and [engine] room_metrics = false turns them off"
+    with pytest.raises(RulesError, match="room_metrics is true or false"):
+        load_rules('[engine]\nroom_metrics = "no"\n', "bad.toml")

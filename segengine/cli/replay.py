@@ -283,7 +283,9 @@ class Replay:
         }
         out["room_metrics"] = {room: {"metrics": msgspec.to_builtins(engine.room(room)),
                                       "slots": [msgspec.to_builtins(m) for m in engine.room_slots(room)]}
-                               for room in self.room_start}  # docs/rooms.md
+                               for room in self.room_start} if rules.room_metrics else {}  # docs/rooms.md
+        if not rules.room_metrics:
+            out["room_metrics_off"] = True  # [engine] room_metrics = false: the report says so
         out["actions_by_slot"] = self.slot_counts()
         for room, by_rule in out["actions_by_slot"].items():  # as many slots as room_slots has
             n = len(out["room_metrics"].get(room, {}).get("slots", ()))

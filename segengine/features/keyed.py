@@ -6,8 +6,11 @@ event's item: a viewer who viewed four different items has four keys with one vi
 Per viewer and per key kind (item, category), a table of ``[engine] keyed_slots`` (K) keys,
 most recently used kept:
 
-* ``kkey:KIND`` K VI columns, the key + 1 (0: an empty slot) and ``kused:KIND`` K VI columns,
-  the time the key was last counted (the least recently used key is evicted for a new one);
+* ``kkey:KIND`` K VI columns, each ``(key + 1) << 32 | use`` (0: an empty slot): ``use`` numbers
+  the viewer's keyed events of the kind (``kseq:KIND``, one VI column, the last number given),
+  so the least recently used key, evicted for a new one, is the one with the lowest ``use``. One
+  column per key, not two: a keyed event reads one 64-byte line of keys, not two (a key + 1
+  below 2**31: string ids and category codes are);
 * for each keyed window, the same 12 buckets as an unkeyed window (features/windows.py), once
   per key: 12 x K VN columns (and 12 x K VF for ``sum``/``avg``), with a head per key and
   window length (``khead:W:KIND``, K VI columns);
@@ -109,7 +112,7 @@ class Keyed(Feature):
             kind = n.by
             if not _has(lay, "vi", f"kkey:{kind}"):
                 _add(lay, "vi", f"kkey:{kind}", K)
-                _add(lay, "vi", f"kused:{kind}", K)
+                lay.vi.append(f"kseq:{kind}")
             key = _key(n)
             if key in lay.keyed:
                 continue
@@ -147,40 +150,43 @@ class Keyed(Feature):
             if not wins:
                 continue
             keys = k.col("vi", first_column(lay, "vi", f"kkey:{kind}"))
-            used = k.col("vi", first_column(lay, "vi", f"kused:{kind}"))
+            seq = k.col("vi", lay.vi.index(f"kseq:{kind}"))
             all_types = tuple(sorted({t for w in wins for t in w.types}))
-            blank = f"mat_i64(tab, M_LITS)[0, {k.lits.index('strings', '')}]" if kind == "item" else ""
+            blank = f"LITS[0, {k.lits.index('strings', '')}]" if kind == "item" else ""
+            # one walk over the key slots: the key's slot, else the first empty one, else the
+            # least recently used (a new key evicts it); then the slot gets the next use number
             L += [f"key = {_source(kind, blank)}",
                   f"if key != 0 and {k.type_test(all_types)}:",
                   "    kj = -1",
+                  "    free = -1",
+                  "    oldest = 0",
                   f"    for j in range({K}):",
-                  f"        if VI[slot, {keys} + j] == key:",
+                  f"        held = VI[slot, {keys} + j]",
+                  "        if (held >> 32) == key:",
                   "            kj = j",
                   "            break",
+                  "        if held == 0:",
+                  "            if free < 0:",
+                  "                free = j",
+                  f"        elif (held & USE_MASK) < (VI[slot, {keys} + oldest] & USE_MASK):  # (slot 0 is held when none is free)",
+                  "            oldest = j",
                   "    if kj < 0:  # a new key: an empty slot, else the least recently used one",
-                  "        kj = 0",
-                  f"        for j in range({K}):",
-                  f"            if VI[slot, {keys} + j] == 0:",
-                  "                kj = j",
-                  "                break",
-                  f"            if VI[slot, {used} + j] < VI[slot, {used} + kj]:",
-                  "                kj = j",
+                  "        kj = free if free >= 0 else oldest",
                   f"        if VI[slot, {keys} + kj] != 0:",
-                  f"            RI[room, {k.col('ri', EVICTIONS)}] += 1",
-                  f"        VI[slot, {keys} + kj] = key"]
-            for w in wins:  # the slot starts again from zero
+                  f"            RI[room, {k.col('ri', EVICTIONS)}] += 1"]
+            # the slot starts again from zero; a window's buckets through its head: MISSING reads
+            # as no events, and the next roll clears all 12 (kernels/primitives.py window_roll)
+            for w in wins:
                 if w.what == "since":
                     L.append(f"        VI[slot, {k.col('vi', w.first)} + kj] = MISSING")
                 elif w.what == "session":
                     L.append(f"        VN[slot, {k.col('vn', w.first)} + kj] = 0")
-                else:
-                    L += ["        for b in range(12):",
-                          f"            VN[slot, {k.col('vn', w.first)} + 12 * kj + b] = 0"]
-                    if w.sum_first >= 0:
-                        L.append(f"            VF[slot, {k.col('vf', w.sum_first)} + 12 * kj + b] = 0.0")
             for head in sorted({w.head for w in wins if w.head >= 0}):
                 L.append(f"        VI[slot, {k.col('vi', head)} + kj] = MISSING")
-            L.append(f"    VI[slot, {used} + kj] = now")
+            L += [f"    if VI[slot, {seq}] >= USE_MASK:  # 2**31 keyed events: number the held keys again from 1",
+                  f"        renumber_uses(VI, slot, np.int64({keys}), np.int64({K}), np.int64({seq}))",
+                  f"    VI[slot, {seq}] += 1",
+                  f"    VI[slot, {keys} + kj] = (key << 32) | VI[slot, {seq}]"]
             for w in wins:
                 test = k.type_test(w.types)
                 if w.what == "since":
@@ -219,7 +225,7 @@ class Keyed(Feature):
             gen.emit(f"{key} = {_source(kind, blank)} if {gen.in_event} else 0")
             gen.emit(f"if {key} != 0:")
             gen.emit(f"    for j in range({gen.rs.keyed_slots}):")
-            gen.emit(f"        if VI[slot, {keys} + j] == {key}:")
+            gen.emit(f"        if (VI[slot, {keys} + j] >> 32) == {key}:")
             gen.emit(f"            {kj} = j")
             gen.emit("            break")
             gen.cache[ck] = (kj,)

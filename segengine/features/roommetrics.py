@@ -75,9 +75,12 @@ class RoomMetrics(Feature):
     rank = 36  # after money (paid_amount), before the cart (which empties cart_value on pay)
 
     def used(self, names, nodes) -> bool:
-        return True  # always kept: Engine.room() does not depend on the rules
+        return True  # kept whatever the rules read: Engine.room() does not depend on them
 
+    # every hook is empty when ``[engine] room_metrics = false`` (the rules' k.rs)
     def columns(self, rs, lay, nodes, names) -> None:
+        if not rs.room_metrics:
+            return
         lay.add("ri", "rm_peak")
         for metric in SLOT_METRICS:
             if metric not in ("peak", "audience"):
@@ -90,6 +93,8 @@ class RoomMetrics(Feature):
         lay.add("vn", "rm_sess")
 
     def session_start(self, k) -> list[str]:
+        if not k.rs.room_metrics:
+            return []
         v0 = k.col("vi", "rm_visit[0]")
         aud, peak = k.col("ri", "audience"), k.col("ri", "rm_peak")
         return [
@@ -122,6 +127,8 @@ class RoomMetrics(Feature):
         ]
 
     def session_end(self, k, slot: str, end: str) -> list[str]:
+        if not k.rs.room_metrics:
+            return []
         aud, ring = k.col("ri", "audience"), "rme"
         return [
             f"{ring} = {_bucket(k, 'sroom', end)}",
@@ -135,12 +142,16 @@ class RoomMetrics(Feature):
         ]
 
     def update(self, k) -> list[str]:
+        if not k.rs.room_metrics:
+            return []
         return [
             f"rmb = {_bucket(k, 'room', 'now')}",
             f"rm_following = (VI[slot, {k.col('vi', 'flags')}] & FLAG_FOLLOWS) != 0",
         ]
 
     def on(self, k) -> dict[str, list[str]]:
+        if not k.rs.room_metrics:
+            return {}
         sess = f"VN[slot, {k.col('vn', 'rm_sess')}]"
         interact = _mark(k, INTERACTED, "iuv")
         milli = "np.int64(np.round(paid_amount * 1000.0)) if not np.isnan(paid_amount) else np.int64(0)"
@@ -173,7 +184,7 @@ class RoomMetrics(Feature):
     def pass_start(self, mg, gen) -> None:
         """The GMV paid by viewers in segment ``fan`` when they paid (after the payment is applied),
         less what viewers in it when they asked for a refund got back."""
-        if "fan" not in mg.rs.segments:
+        if "fan" not in mg.rs.segments or not mg.rs.room_metrics:
             return
         body = gen.child(with_timers=False)
         b, _ = body.boolean(ast.Name("fan", kind="segment", type="bool"))

@@ -51,6 +51,7 @@ class RoomName:
     code: Callable[[Any, ast.RoomValue, str], str]
     seconds: bool = False
     doc: str = ""
+    metric: bool = False  # read from the room metrics ([engine] room_metrics = false turns them off)
 
 
 def _audience(gen, node, r) -> str:
@@ -75,11 +76,11 @@ def _metric(gen, node, r) -> str:
 ROOM_VALUES: dict[str, RoomName] = {
     "audience": RoomName("", _audience, doc="viewers present in the room now"),
     "share": RoomName("name", _share, doc="present viewers in segment or target NAME / audience"),
-    "uv": RoomName("", _metric, doc="distinct viewers of the stream so far"),
-    "gmv": RoomName("", _metric, doc="paid minus refunded amounts"),
-    "conversion": RoomName("", _metric, doc="buyers / UV"),
-    "avg_dwell": RoomName("", _metric, seconds=True, doc="average dwell of ended sessions"),
-    "funnel": RoomName("step", _metric, doc="sessions that reached STEP"),
+    "uv": RoomName("", _metric, doc="distinct viewers of the stream so far", metric=True),
+    "gmv": RoomName("", _metric, doc="paid minus refunded amounts", metric=True),
+    "conversion": RoomName("", _metric, doc="buyers / UV", metric=True),
+    "avg_dwell": RoomName("", _metric, seconds=True, doc="average dwell of ended sessions", metric=True),
+    "funnel": RoomName("step", _metric, doc="sessions that reached STEP", metric=True),
 }
 
 

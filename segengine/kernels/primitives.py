@@ -62,6 +62,8 @@ UNKNOWN_VIEWER = -2
 
 #: Counters in VN are uint16 and saturate here (per bucket, per session, per cart).
 COUNT_MAX = 65535
+#: A keyed slot's use number: the low 31 bits of its column (features/keyed.py; the key is above bit 32).
+USE_MASK = np.int64((1 << 31) - 1)
 
 OUT_COLS = 5  # rule, slot, ts_us, event index (-1 for a timer), room
 HEAP_COLS = 3  # timer heap rows: due (us), the viewer's arrival number, slot
@@ -344,6 +346,26 @@ def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cu
         RI[room, cur_col + 1] = start + (b + 1) * bucket_us
         RI[room, cur_col + 2] = base
     return base
+
+
+@njit(**KERNEL_FLAGS)
+def renumber_uses(VI, slot, keys_col, k, seq_col):
+    """A viewer's keyed use numbers reached USE_MASK (2**31 keyed events of one kind): number its
+    held keys 1.. again in the same order, so the least recently used stays the lowest."""
+    n = 0
+    last = np.int64(0)
+    for _ in range(k):  # k passes of k: the next lowest use above ``last``, each given n + 1
+        best = -1
+        for j in range(k):
+            use = VI[slot, keys_col + j] & USE_MASK
+            if VI[slot, keys_col + j] != 0 and use > last and (best < 0 or use < (VI[slot, keys_col + best] & USE_MASK)):
+                best = j
+        if best < 0:
+            break
+        last = VI[slot, keys_col + best] & USE_MASK
+        n += 1
+        VI[slot, keys_col + best] = (VI[slot, keys_col + best] >> 32 << 32) | n
+    VI[slot, seq_col] = n
 
 
 @njit(**KERNEL_FLAGS)

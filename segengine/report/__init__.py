@@ -160,7 +160,9 @@ def build_report(summary: dict[str, Any], *, title: str = "segengine replay repo
     meta = (f"rules {summary.get('rules_file', '?')} · events {summary.get('events_file', '?')} · "
             f"{summary.get('events', 0):,} events · {summary.get('viewers', 0):,} viewers · "
             f"{fmt_minutes(summary.get('stream_seconds', 0.0))} of stream · {summary.get('actions', 0):,} actions")
-    body = "".join(_room(str(r), d, summary) for r, d in rooms.items()) or '<p class="empty">no rooms</p>'
+    empty = ("no room metrics: the rules turn them off ([engine] room_metrics = false)"
+             if summary.get("room_metrics_off") else "no rooms")
+    body = "".join(_room(str(r), d, summary) for r, d in rooms.items()) or f'<p class="empty">{empty}</p>'
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width,initial-scale=1">'

@@ -39,6 +39,7 @@ class CheckContext:
     targets: dict[str, ast.Node] = field(default_factory=dict)  # [targets.NAME] (room.share reads them)
     room_names: bool = True  # room.NAME allowed (not in segments and targets)
     in_room_rule: bool = False  # only room names ([[room_rules]])
+    room_metrics: bool = True  # [engine] room_metrics: room.uv, room.gmv, ... exist
 
     def known_names(self) -> list[str]:
         return [*BUILTINS, *self.profile, *self.segments, *FUNCTIONS]
@@ -148,6 +149,10 @@ def _room_value(node: ast.RoomValue, ctx: CheckContext, errors: list[ExprError])
         return ""
     if not ctx.room_names:
         errors.append(ExprError("room values are read in rules, not in segments or targets", node.span))
+        return ""
+    if entry.metric and not ctx.room_metrics:
+        errors.append(ExprError(f"room.{node.name} is a room metric, and [engine] room_metrics = false turns "
+                                "them off", node.span))
         return ""
     if not entry.arg and node.arg is not None:
         errors.append(ExprError(f"room.{node.name} takes no argument", node.arg_span))

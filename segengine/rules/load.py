@@ -30,7 +30,7 @@ __all__ = ["Rule", "RuleSet", "ProfileAttr", "load_rules", "load_rules_file", "r
 MAX_BUDGET = 100_000
 
 ENGINE_KEYS = ("idle_timeout", "categories", "interest_half_life", "types", "retention", "room_types", "keyed_slots",
-               "attribution", "default_tz")
+               "attribution", "default_tz", "room_metrics")
 #: ``[engine] keyed_slots``: the keys per viewer a keyed counter keeps exact (features/keyed.py).
 KEYED_SLOTS_MAX = 64
 RULE_KEYS = ("name", "when", "then", "on", "params", "cooldown", "once", "budget", "priority", "enabled", "holdout", "outcome",
@@ -85,6 +85,7 @@ class RuleSet:
     interest_half_life: float = 600.0
     retention: float = 7 * 86400.0
     keyed_slots: int = 8  # keys kept per viewer by count/since/sum/avg(..., by = item|category)
+    room_metrics: bool = True  # Engine.room() and the room names uv, gmv, ... (features/roommetrics.py)
     event_types: tuple[str, ...] = BUILTIN_TYPES
     profile: dict[str, ProfileAttr] = field(default_factory=dict)
     segments: dict[str, ast.Node] = field(default_factory=dict)
@@ -207,7 +208,7 @@ class _Loader(roomload.RoomParts, TomlLoader):
         self._caps(data.get("caps", {}), rs)
         ctx = CheckContext(frozenset(rs.event_types), rs.categories,
                            {p.name: ("num" if p.kind == "num" else p.values) for p in rs.profile.values()},
-                           event_fields=EVENT_FIELDS, intents=tuple(rs.intents))
+                           event_fields=EVENT_FIELDS, intents=tuple(rs.intents), room_metrics=rs.room_metrics)
         ctx.room_names = False  # segments and targets read viewers, not rooms
         self._segments(data.get("segments", {}), rs, ctx)
         self.targets(data.get("targets", {}), rs, ctx)
@@ -285,6 +286,11 @@ class _Loader(roomload.RoomParts, TomlLoader):
                                  "\"Asia/Shanghai\")")
             else:
                 rs.default_tz = zone
+        if "room_metrics" in table:
+            if not isinstance(table["room_metrics"], bool):
+                self.error_value(("engine", "room_metrics"), "room_metrics is true or false")
+            else:
+                rs.room_metrics = table["room_metrics"]
         if "keyed_slots" in table:
             value = table["keyed_slots"]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= KEYED_SLOTS_MAX:
