@@ -116,7 +116,9 @@ class Layout:
 
     @property
     def bytes_per_viewer(self) -> int:
-        return 8 * len(self.vi) + 8 * len(self.vf) + 2 * len(self.vn)
+        """The state arrays' bytes per viewer slot: its VI, VF and VN rows, and its cell of the
+        store's present-room column (PRES, runtime/store.py)."""
+        return 8 * len(self.vi) + 8 * len(self.vf) + 2 * len(self.vn) + 8
 
     def category_code(self, name: str) -> int:
         """The kernel's code for category ``name``: i + 1 for ``category_names[i]``, 0 for "", else -1."""
