@@ -294,4 +294,13 @@ def build_layout(rs: RuleSet) -> Layout:
             lay.profile_cols[attr.name] = ("vn", lay.add("vn", f"profile:{attr.name}"))
     from . import roomgen  # room rules and room-wide triggers (here: roomgen imports this module)
     roomgen.add_columns(lay, rs)
+    if lay.keyed:  # VI rows of whole 64-byte lines: the keyed blocks stay one line each (runtime/store.py aligns VI)
+        pad_to_line(lay)
     return lay
+
+
+def pad_to_line(lay) -> None:
+    """Pad the VI columns to a multiple of 8 (64 bytes): with the array 64-byte aligned, every
+    row starts a cache line, and a block of 8 columns at a multiple of 8 is exactly one line."""
+    while len(lay.vi) % 8:
+        lay.vi.append(f"pad{len(lay.vi)}")

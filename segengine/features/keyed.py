@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from ..rules import ast
 from .base import CONST, LINEAR, NEVER, Feature, us
+from ..compiler.layout import pad_to_line
 
 KINDS = ("item", "category")
 #: The room column counting keys evicted for newer ones (summed by ``Engine.stats()``).
@@ -111,8 +112,8 @@ class Keyed(Feature):
                 lay.add("ri", EVICTIONS)
             kind = n.by
             if not _has(lay, "vi", f"kkey:{kind}"):
+                pad_to_line(lay)  # the keys one cache line (keyed_slots = 8), the heads the next
                 _add(lay, "vi", f"kkey:{kind}", K)
-                lay.vi.append(f"kseq:{kind}")
             key = _key(n)
             if key in lay.keyed:
                 continue
@@ -125,6 +126,7 @@ class Keyed(Feature):
                 w = key[3]
                 head = f"khead:{w}:{kind}"
                 if not _has(lay, "vi", head):
+                    pad_to_line(lay)
                     _add(lay, "vi", head, K)
                 hcol = first_column(lay, "vi", head)
                 if key[1] == "count":
@@ -150,24 +152,25 @@ class Keyed(Feature):
             if not wins:
                 continue
             keys = k.col("vi", first_column(lay, "vi", f"kkey:{kind}"))
-            seq = k.col("vi", lay.vi.index(f"kseq:{kind}"))
             all_types = tuple(sorted({t for w in wins for t in w.types}))
             blank = f"LITS[0, {k.lits.index('strings', '')}]" if kind == "item" else ""
-            # one walk over the key slots: the key's slot, else the first empty one, else the
-            # least recently used (a new key evicts it); then the slot gets the next use number
+            # one walk over the key slots (one cache line): the key's slot, else the first empty
+            # one, else the least recently used (a new key evicts it); and the highest use number
             L += [f"key = {_source(kind, blank)}",
                   f"if key != 0 and {k.type_test(all_types)}:",
                   "    kj = -1",
                   "    free = -1",
                   "    oldest = 0",
+                  "    top = np.int64(0)",
                   f"    for j in range({K}):",
                   f"        held = VI[slot, {keys} + j]",
-                  "        if (held >> 32) == key:",
-                  "            kj = j",
-                  "            break",
                   "        if held == 0:",
                   "            if free < 0:",
                   "                free = j",
+                  "            continue",
+                  "        top = max(top, held & USE_MASK)",
+                  "        if (held >> 32) == key:",
+                  "            kj = j",
                   f"        elif (held & USE_MASK) < (VI[slot, {keys} + oldest] & USE_MASK):  # (slot 0 is held when none is free)",
                   "            oldest = j",
                   "    if kj < 0:  # a new key: an empty slot, else the least recently used one",
@@ -183,10 +186,9 @@ class Keyed(Feature):
                     L.append(f"        VN[slot, {k.col('vn', w.first)} + kj] = 0")
             for head in sorted({w.head for w in wins if w.head >= 0}):
                 L.append(f"        VI[slot, {k.col('vi', head)} + kj] = MISSING")
-            L += [f"    if VI[slot, {seq}] >= USE_MASK:  # 2**31 keyed events: number the held keys again from 1",
-                  f"        renumber_uses(VI, slot, np.int64({keys}), np.int64({K}), np.int64({seq}))",
-                  f"    VI[slot, {seq}] += 1",
-                  f"    VI[slot, {keys} + kj] = (key << 32) | VI[slot, {seq}]"]
+            L += ["    if top >= USE_MASK:  # 2**31 keyed events: number the held keys again from 1",
+                  f"        top = renumber_uses(VI, slot, np.int64({keys}), np.int64({K}))",
+                  f"    VI[slot, {keys} + kj] = (key << 32) | (top + 1)"]
             for w in wins:
                 test = k.type_test(w.types)
                 if w.what == "since":

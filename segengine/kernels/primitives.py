@@ -349,9 +349,10 @@ def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cu
 
 
 @njit(**KERNEL_FLAGS)
-def renumber_uses(VI, slot, keys_col, k, seq_col):
+def renumber_uses(VI, slot, keys_col, k):
     """A viewer's keyed use numbers reached USE_MASK (2**31 keyed events of one kind): number its
-    held keys 1.. again in the same order, so the least recently used stays the lowest."""
+    held keys 1.. again in the same order, so the least recently used stays the lowest. Returns
+    the highest number given."""
     n = 0
     last = np.int64(0)
     for _ in range(k):  # k passes of k: the next lowest use above ``last``, each given n + 1
@@ -365,7 +366,7 @@ def renumber_uses(VI, slot, keys_col, k, seq_col):
         last = VI[slot, keys_col + best] & USE_MASK
         n += 1
         VI[slot, keys_col + best] = (VI[slot, keys_col + best] >> 32 << 32) | n
-    VI[slot, seq_col] = n
+    return n
 
 
 @njit(**KERNEL_FLAGS)

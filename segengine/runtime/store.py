@@ -34,6 +34,15 @@ SAVED = (
 )
 
 
+def aligned_rows(n: int, width: int) -> np.ndarray:
+    """An uninitialised (n, width) int64 array whose data starts on a 64-byte boundary. VI rows
+    are whole cache lines (compiler/layout.py pad_to_line), so with this every row starts a line
+    and a block of 8 columns is one line (numpy's own large arrays start 16 bytes past one)."""
+    buf = np.empty(n * width + 8, np.int64)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip: skip + n * width].reshape(n, width)
+
+
 def _vi_template(lay: Layout) -> np.ndarray:
     row = np.zeros(len(lay.vi), np.int64)
     for i, name in enumerate(lay.vi):
@@ -68,7 +77,8 @@ class Store:
         self.layout = lay
         self.vi_row = _vi_template(lay)
         self.ri_row = _ri_template(lay)
-        self.VI = np.tile(self.vi_row, (viewers, 1))
+        self.VI = aligned_rows(viewers, len(self.vi_row))
+        self.VI[:] = self.vi_row
         self.VF = np.zeros((viewers, max(1, len(lay.vf))), np.float64)
         self.VN = np.zeros((viewers, max(1, len(lay.vn))), np.uint16)
         self.RI = np.tile(self.ri_row, (rooms, 1))
@@ -117,7 +127,10 @@ class Store:
         if n <= cap:
             return
         new = max(n, 2 * cap)
-        self.VI = np.concatenate([self.VI, np.tile(self.vi_row, (new - cap, 1))])
+        grown = aligned_rows(new, self.VI.shape[1])
+        grown[:cap] = self.VI
+        grown[cap:] = self.vi_row
+        self.VI = grown
         self.VF = np.concatenate([self.VF, np.zeros((new - cap, self.VF.shape[1]), np.float64)])
         self.VN = np.concatenate([self.VN, np.zeros((new - cap, self.VN.shape[1]), np.uint16)])
         self.PRES = np.concatenate([self.PRES, np.full((new - cap, 1), -1, np.int64)])
@@ -190,6 +203,10 @@ class Store:
                 raise ValueError(f"array {name} has {full.shape[1]} columns of {full.dtype}; "
                                  f"expected {current.shape[1]} of {current.dtype}")
             full[rows[name]:] = self.vi_row if name == "VI" else self.ri_row if name == "RI" else 0
+            if name == "VI" and full.ctypes.data % 64:
+                aligned = aligned_rows(*full.shape)
+                aligned[:] = full
+                full = aligned
             setattr(self, name, full)
         self.rebuild_present()
 
