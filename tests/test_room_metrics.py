@@ -217,3 +217,14 @@ def test_room_metrics_off_rejects_the_names_that_read_them():
     assert d.message == "room.uv is a room metric, and [engine] room_metrics = false turns them off"
     with pytest.raises(RulesError, match="room_metrics is true or false"):
         load_rules('[engine]\nroom_metrics = "no"\n', "bad.toml")
+
+
+def test_a_live_start_after_the_first_events_moves_the_slots_with_the_start(rules):
+    """Slots count from the room's start, which a later live_start moves: the row an event goes
+    to is found afresh then, not from the bucket the previous events were in."""
+    engine = Engine(rules)
+    engine.ingest(ev("view", 1000, "a"))  # start 1000: slot 0
+    engine.ingest(ev("view", 1400, "a"))  # slot 1 (1300-1600)
+    engine.ingest({"type": "live_start", "room": "r1", "ts": 1450.0})  # start 1450
+    engine.ingest(ev("view", 1500, "a"))  # 50 s after the new start: slot 0
+    assert [s.views for s in engine.room_slots("r1")] == [2, 1]

@@ -6,11 +6,11 @@ event's item: a viewer who viewed four different items has four keys with one vi
 Per viewer and per key kind (item, category), a table of ``[engine] keyed_slots`` (K) keys,
 most recently used kept:
 
-* ``kkey:KIND`` K VI columns, each ``(key + 1) << 32 | use`` (0: an empty slot): ``use`` numbers
-  the viewer's keyed events of the kind (``kseq:KIND``, one VI column, the last number given),
-  so the least recently used key, evicted for a new one, is the one with the lowest ``use``. One
-  column per key, not two: a keyed event reads one 64-byte line of keys, not two (a key + 1
-  below 2**31: string ids and category codes are);
+* ``kkey:KIND`` K VI columns, each ``(key + 1) << 32 | use`` (0: an empty slot): a keyed event
+  gives its key the highest ``use`` of the kind's slots + 1, so the least recently used key,
+  evicted for a new one, is the one with the lowest ``use``. One column per key, starting a
+  cache line (the VI row is padded to whole lines, compiler/layout.py ``pad_to_line``): a keyed
+  event reads one 64-byte line of keys (a key + 1 below 2**31: string ids and category codes are);
 * for each keyed window, the same 12 buckets as an unkeyed window (features/windows.py), once
   per key: 12 x K VN columns (and 12 x K VF for ``sum``/``avg``), with a head per key and
   window length (``khead:W:KIND``, K VI columns);

@@ -10,7 +10,8 @@ Always on (a room's metrics do not depend on the rules). Per room, in ``RI``:
   the highest audience in it, ``audience`` the audience at its last change (a new row starts both
   at the room's audience; after that only sessions' starts and ends change them, so events that
   start no session do no audience bookkeeping).
-* ``rm_cur``: the last bucket :func:`room_bucket` found ([from, to) and its row), so that an
+* ``rm_cur``: the last bucket :func:`room_bucket` found ([from, to), its row, and the stream start
+  it was found for: a ``live_start`` moves the start, and the buckets with it), so that an
   event in the current 5 minutes finds its row with two comparisons.
 
 Per viewer: ``rm_visit`` (4 VI columns), the viewer's last rooms (room + 1), most recent first,
@@ -97,7 +98,7 @@ class RoomMetrics(Feature):
             if metric not in ("peak", "audience"):
                 lay.add("ri", f"rm_{metric}")
         lay.add("ri", "rm_ring", BUCKETS * WIDTH)
-        lay.add("ri", "rm_cur", 3)  # the last bucket found: from, to (us), its first column (room_bucket)
+        lay.add("ri", "rm_cur", 4)  # the last bucket found: from, to (us), its first column, the start it was found for
         lay.add("vi", "rm_visit", VISITS)
         lay.add("vi", "rm_paid")
         lay.add("vn", "rm_step")

@@ -324,12 +324,13 @@ def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cu
     (its peak and audience) start at the room's audience (``aud_col``), which only sessions'
     starts and ends change after that.
 
-    ``cur_col``: the last bucket found, as [from, to) in microseconds and its first column, so
-    that nearly every event takes two comparisons here, not two integer divisions. It stays
-    right: a row's tag changes only below, which then points it at that row's new bucket."""
-    if RI[room, cur_col] <= t and t < RI[room, cur_col + 1]:
-        return RI[room, cur_col + 2]
+    ``cur_col``: the last bucket found, as [from, to) in microseconds, its first column and the
+    stream start it was found for, so that nearly every event takes a few comparisons here, not
+    two integer divisions. It stays right: a row's tag changes only below, which then points it
+    at that row's new bucket, and a new start (``live_start``) makes it miss."""
     start = RI[room, start_col]
+    if RI[room, cur_col] <= t and t < RI[room, cur_col + 1] and RI[room, cur_col + 3] == start:
+        return RI[room, cur_col + 2]
     b = 0 if start == MISSING or t <= start else (t - start) // bucket_us
     base = ring_col + (b % nbuckets) * width
     tag = RI[room, base]
@@ -345,6 +346,7 @@ def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cu
         RI[room, cur_col] = start + b * bucket_us if b > 0 else MISSING  # bucket 0 holds every time up to the start
         RI[room, cur_col + 1] = start + (b + 1) * bucket_us
         RI[room, cur_col + 2] = base
+        RI[room, cur_col + 3] = start
     return base
 
 
