@@ -154,27 +154,25 @@ class Keyed(Feature):
             keys = k.col("vi", first_column(lay, "vi", f"kkey:{kind}"))
             all_types = tuple(sorted({t for w in wins for t in w.types}))
             blank = f"LITS[0, {k.lits.index('strings', '')}]" if kind == "item" else ""
-            # one walk over the key slots (one cache line): the key's slot, else the first empty
-            # one, else the least recently used (a new key evicts it); and the highest use number
+            # one walk over the key slots (one cache line), without branches: the key's slot, else
+            # the slot with the lowest use number (an empty slot's is 0, so the first empty one
+            # comes before any held key: else the least recently used, which a new key evicts);
+            # and the highest use number
             L += [f"key = {_source(kind, blank)}",
                   f"if key != 0 and {k.type_test(all_types)}:",
                   "    kj = -1",
-                  "    free = -1",
                   "    oldest = 0",
+                  "    low = USE_MASK + 1",
                   "    top = np.int64(0)",
                   f"    for j in range({K}):",
                   f"        held = VI[slot, {keys} + j]",
-                  "        if held == 0:",
-                  "            if free < 0:",
-                  "                free = j",
-                  "            continue",
-                  "        top = max(top, held & USE_MASK)",
-                  "        if (held >> 32) == key:",
-                  "            kj = j",
-                  f"        elif (held & USE_MASK) < (VI[slot, {keys} + oldest] & USE_MASK):  # (slot 0 is held when none is free)",
-                  "            oldest = j",
-                  "    if kj < 0:  # a new key: an empty slot, else the least recently used one",
-                  "        kj = free if free >= 0 else oldest",
+                  "        use = held & USE_MASK",
+                  "        top = max(top, use)",
+                  "        kj = j if (held >> 32) == key else kj",
+                  "        oldest = j if use < low else oldest",
+                  "        low = min(low, use)",
+                  "    if kj < 0:  # a new key: the first empty slot, else the least recently used one",
+                  "        kj = oldest",
                   f"        if VI[slot, {keys} + kj] != 0:",
                   f"            RI[room, {k.col('ri', EVICTIONS)}] += 1"]
             # the slot starts again from zero; a window's buckets through its head: MISSING reads
@@ -225,11 +223,9 @@ class Keyed(Feature):
             gen.emit(f"{kj} = -1")
             blank = f"LITS[0, {gen.lits.index('strings', '')}]" if kind == "item" else ""
             gen.emit(f"{key} = {_source(kind, blank)} if {gen.in_event} else 0")
-            gen.emit(f"if {key} != 0:")
+            gen.emit(f"if {key} != 0:")  # (no early exit: a branch-free walk of one cache line)
             gen.emit(f"    for j in range({gen.rs.keyed_slots}):")
-            gen.emit(f"        if (VI[slot, {keys} + j] >> 32) == {key}:")
-            gen.emit(f"            {kj} = j")
-            gen.emit("            break")
+            gen.emit(f"        {kj} = j if (VI[slot, {keys} + j] >> 32) == {key} else {kj}")
             gen.cache[ck] = (kj,)
         return gen.cache[ck][0]
 
