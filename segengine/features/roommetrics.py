@@ -61,7 +61,12 @@ def _add(k, metric: str, amount: str, room: str, base: str) -> list[str]:
 
 
 def _bucket(k, room: str, t: str) -> str:
-    return (f"room_bucket(RI, {room}, {t}, np.int64({k.col('ri', 'start')}), np.int64({k.col('ri', 'rm_ring[0]')}), "
+    """``room``'s ring row for time ``t``: the cached bucket checked inline (nearly every event),
+    the call only when it misses (a real call with a dozen arguments costs more than the check)."""
+    cur, start = k.col('ri', 'rm_cur[0]'), k.col('ri', 'start')
+    hit = (f"RI[{room}, {cur}] <= {t} and {t} < RI[{room}, {cur} + 1] "
+           f"and RI[{room}, {cur} + 3] == RI[{room}, {start}]")
+    return (f"RI[{room}, {cur} + 2] if {hit} else room_bucket(RI, {room}, {t}, np.int64({k.col('ri', 'start')}), np.int64({k.col('ri', 'rm_ring[0]')}), "
             f"np.int64({WIDTH}), np.int64({BUCKETS}), np.int64({int(BUCKET * 1_000_000)}), np.int64({k.col('ri', 'rm_cur[0]')}), np.int64({k.col('ri', 'audience')}))")
 
 
