@@ -330,7 +330,8 @@ class ModuleGen:
         # the matrices are re-derived from ``tab`` (a few loads) rather than passed: an array
         # argument is nine machine words, and _pass is called once per event and per timer
         return f"""@njit(**KERNEL_FLAGS)
-def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index):
+def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_ts, ev_price, ev_amount, ev_index,
+          ev_kslots):
 {views_for(body)}
 {body}"""
 
@@ -483,7 +484,7 @@ def rescan(tab, now, n):
             "        tkind = np.int64(TIMER_ENDED)",
             "    none = np.int64(-1)",
             "    _pass(tab, tslot, tnow, tkind, none, none, none + 1, none, none,",
-            "          np.float64(0.0), np.float64(np.nan), np.float64(np.nan), none)",
+            "          np.float64(0.0), np.float64(np.nan), np.float64(np.nan), none, none + 1)",
             *roomgen.after_timer(self),
         ]
 
@@ -520,8 +521,9 @@ def rescan(tab, now, n):
             "ev_price = price",
             "ev_amount = amount",
             *roomgen.before_apply(self),
+            "ev_kslots = np.int64(0)  # the event's keyed slots, found by the update (features/keyed.py)",
             *self.apply_lines(),
-            "_pass(tab, slot, now, np.int64(EVENT), code, item, cat, text, room, ts, price, amount, index)",
+            "_pass(tab, slot, now, np.int64(EVENT), code, item, cat, text, room, ts, price, amount, index, ev_kslots)",
             *roomgen.after_event(self),
         ]
 

@@ -195,7 +195,7 @@ def functions(mg) -> list[str]:
         if snow < VI[s, {v('clock')}]:
             snow = VI[s, {v('clock')}]
         VI[s, {v('clock')}] = snow
-        _pass(tab, s, snow, np.int64(EVENT), code, item, cat, text, room, ts, price, amount, index)
+        _pass(tab, s, snow, np.int64(EVENT), code, item, cat, text, room, ts, price, amount, index, np.int64(0))
     RI[room, RI_TRIGGER_CURSOR] = MISSING
     return 0"""
         out.append(f"@njit(**KERNEL_FLAGS)\ndef _trigger(tab, room, code, until, item, cat, text, ts, price, amount, index):\n"

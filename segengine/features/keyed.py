@@ -80,6 +80,16 @@ def _has(lay, matrix: str, name: str) -> bool:
     return f"{name}[0]" in getattr(lay, matrix)
 
 
+#: ``ev_kslots`` (the event kernel's local, passed to ``_pass``): for each kind, 16 bits holding
+#: the key slot + 1 the update gave the event's key (0: the update did not look it up, as for
+#: an event type no keyed counter of the kind counts, a timer or a room-wide trigger).
+HINT_MASK = 0xFFFF
+
+
+def _hint_shift(kind: str) -> int:
+    return 16 * KINDS.index(kind)
+
+
 def _source(kind: str, blank: str) -> str:
     """The current event's key + 1 (0: no key). Items: a string id, and an absent item is the
     id of "" (``blank``, a literal of the rules); categories: known codes are > 0."""
@@ -186,7 +196,8 @@ class Keyed(Feature):
                 L.append(f"        VI[slot, {k.col('vi', head)} + kj] = MISSING")
             L += ["    if top >= USE_MASK:  # 2**31 keyed events: number the held keys again from 1",
                   f"        top = renumber_uses(VI, slot, np.int64({keys}), np.int64({K}))",
-                  f"    VI[slot, {keys} + kj] = (key << 32) | (top + 1)"]
+                  f"    VI[slot, {keys} + kj] = (key << 32) | (top + 1)",
+                  f"    ev_kslots |= (kj + 1) << {_hint_shift(kind)}  # the pass reads it: no second walk"]
             for w in wins:
                 test = k.type_test(w.types)
                 if w.what == "since":
@@ -223,9 +234,14 @@ class Keyed(Feature):
             gen.emit(f"{kj} = -1")
             blank = f"LITS[0, {gen.lits.index('strings', '')}]" if kind == "item" else ""
             gen.emit(f"{key} = {_source(kind, blank)} if {gen.in_event} else 0")
-            gen.emit(f"if {key} != 0:")  # (no early exit: a branch-free walk of one cache line)
-            gen.emit(f"    for j in range({gen.rs.keyed_slots}):")
-            gen.emit(f"        {kj} = j if (VI[slot, {keys} + j] >> 32) == {key} else {kj}")
+            gen.emit(f"if {key} != 0:")
+            walk = "    "
+            if gen.in_event != "False":  # the event's pass: the update may have found the slot
+                gen.emit(f"    {kj} = ((ev_kslots >> {_hint_shift(kind)}) & {HINT_MASK}) - 1")
+                gen.emit(f"    if {kj} < 0:")
+                walk = "        "
+            gen.emit(f"{walk}for j in range({gen.rs.keyed_slots}):")  # no early exit: one cache line, branch-free
+            gen.emit(f"{walk}    {kj} = j if (VI[slot, {keys} + j] >> 32) == {key} else {kj}")
             gen.cache[ck] = (kj,)
         return gen.cache[ck][0]
 
