@@ -31,3 +31,30 @@ def test_quick_benchmark_suite_runs_and_reports_every_figure(tmp_path):
         assert r["value"] == r["value"] and r["value"] >= 0, r  # a number, not NaN
     baseline = [r for r in report["results"] if r["baseline"] is not None]
     assert baseline, "the pure-Python baseline must run side by side"
+
+
+def test_instruction_counter_replays_the_events_it_is_given(tmp_path):
+    """benchmarks/instructions.py runs its child under valgrind (not installed in CI); the child
+    itself must keep working: it replays exactly the first N events with a bench_keyed rules file."""
+    from benchmarks.instructions import _events_file, child
+
+    events = _events_file(tmp_path / "events.ndjson")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    assert child("bare", 300, events, rules) == 300
+    assert child("bare", 0, events, rules) == 0
+
+
+
+def test_instruction_counter_reads_cg_annotate_rows():
+    from benchmarks.instructions import parse_annotate
+
+    text = """--------------------------------------------------------------------------------
+Ir                       I1mr              D1mr               Bcm               Bim
+
+1,234,567 (100.0%) 2,345 (100.0%) 34,567 (100.0%) 4,567 (100.0%) 567 (100.0%)  PROGRAM TOTALS
+  123,456 (10.0%)    234 (10.0%)  3,456 (10.0%)    456 (10.0%)   56 (9.9%)  ???:???
+"""
+    rows = parse_annotate(text)
+    assert rows["PROGRAM TOTALS"] == [1234567, 2345, 34567, 4567, 567]
+    assert rows["???:???"] == [123456, 234, 3456, 456, 56]
