@@ -241,3 +241,25 @@ def test_use_numbers_renumbered_at_2_31_keep_the_lru_order(rules):
     got += run(renumbered, events[4:])
     assert fired(got) == fired(want) and renumbered.stats()["keyed_evictions"] == plain.stats()["keyed_evictions"] > 0
     assert max(row[first + j] & USE_MASK for j in range(2)) == 7  # renumbered to 2, then 5 more
+
+
+def test_item_and_category_keys_counted_by_one_event_each_read_their_own_slot(tmp_path):
+    """The pass reads the key slots the update found, one per kind (features/keyed.py
+    ``ev_kslots``): the third view's item is in slot 1 and its category in slot 0."""
+    path = tmp_path / "both.toml"
+    path.write_text('''[engine]
+keyed_slots = 2
+categories = ["beauty", "snacks"]
+
+[[rules]]
+name = "both"
+on = ["view"]
+when = "count(view, 2m, by = item) >= 1"
+then = "show"
+params = { item = "{count(view, 2m, by = item)}", cat = "{count(view, 2m, by = category)}" }
+''', encoding="utf-8")
+    engine = Engine.from_file(path)
+    got = run(engine, [ev("view", 100, item="x", category="beauty"), ev("view", 101, item="y", category="snacks"),
+                       ev("view", 102, item="y", category="beauty"), ev("view", 103, item="x", category="snacks"),
+                       ev("view", 104, item="x", category="snacks")])
+    assert [(a.params["item"], a.params["cat"]) for a in got] == [(1.0, 1.0), (1.0, 1.0), (2.0, 2.0), (2.0, 2.0), (3.0, 3.0)]
