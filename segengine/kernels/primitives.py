@@ -325,12 +325,11 @@ def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cu
     starts and ends change after that.
 
     ``cur_col``: the last bucket found, as [from, to) in microseconds, its first column and the
-    stream start it was found for, so that nearly every event takes a few comparisons here, not
-    two integer divisions. It stays right: a row's tag changes only below, which then points it
-    at that row's new bucket, and a new start (``live_start``) makes it miss."""
+    stream start it was found for, set here. The caller checks it inline first (the generated
+    kernel, features/roommetrics.py ``_bucket``), so nearly every event takes a few comparisons,
+    not this call and two integer divisions. It stays right: a row's tag changes only below,
+    which then points it at that row's new bucket, and a new start (``live_start``) makes it miss."""
     start = RI[room, start_col]
-    if RI[room, cur_col] <= t and t < RI[room, cur_col + 1] and RI[room, cur_col + 3] == start:
-        return RI[room, cur_col + 2]
     b = 0 if start == MISSING or t <= start else (t - start) // bucket_us
     base = ring_col + (b % nbuckets) * width
     tag = RI[room, base]
