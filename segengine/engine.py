@@ -175,7 +175,8 @@ class Engine:
         kernel = self._compiled.event_cfunc()
         store = self._store
         fast = _fastpath.FastPath(
-            kernel=kernel.address, tab_addr=store.tab_addr, matrices=(M_VI, M_VF, M_VN, M_VIDS), keep=(store.tab, kernel),
+            kernel=kernel.address, tab_addr=store.tab_addr, matrices=(M_VI, M_VF, M_VN, M_VIDS),
+            prefetch=store.prefetch_spec(self._viewer_codes), keep=(store.tab, kernel),
             viewer_codes=self._viewer_codes, viewer_ids=self._viewer_ids, room_ids=self._room_ids,
             string_ids=self._string_ids, cat_codes=self._cat_codes, retention=self._retention, event_type=Event,
             decode=json_decoder.decode, full_path=MethodType(Engine._ingest, self), finish=self._finish_fast,

@@ -263,3 +263,47 @@ params = { item = "{count(view, 2m, by = item)}", cat = "{count(view, 2m, by = c
                        ev("view", 102, item="y", category="beauty"), ev("view", 103, item="x", category="snacks"),
                        ev("view", 104, item="x", category="snacks")])
     assert [(a.params["item"], a.params["cat"]) for a in got] == [(1.0, 1.0), (1.0, 1.0), (2.0, 2.0), (2.0, 2.0), (3.0, 3.0)]
+
+
+KEYED_COLUMN = ("kkey:", "khead:", "ksince:", "kcount:", "kn:", "ksum:")
+
+
+def test_the_keyed_columns_end_the_rows_and_only_the_types_reading_them_load_them(tmp_path):
+    """The columns before ``tail_from`` are what any event may read, the keyed ones (and the
+    padding to whole lines) come after them; the C fast path starts loading the tail only for
+    the types a keyed counter counts and the types of the rules reading one (a ``like`` here)."""
+    path = tmp_path / "tail.toml"
+    path.write_text(RULES.read_text(encoding="utf-8") + '''
+[[rules]]
+name = "liked_a_viewed_item"
+on = ["like"]
+when = "count(view, 2m, by = item) >= 1 and count(like, 1m) >= 1"
+then = "thanks"
+''', encoding="utf-8")
+    engine = Engine.from_file(path)
+    lay = engine._store.layout
+    for m, itemsize in (("vi", 8), ("vf", 8), ("vn", 2)):
+        cols = getattr(lay, m)
+        head, tail = cols[: lay.tail_from[m]], cols[lay.tail_from[m]:]
+        assert any(c.startswith(KEYED_COLUMN) for c in tail), m
+        assert all(c.startswith(KEYED_COLUMN + ("pad",)) for c in tail), (m, tail)
+        assert not any(c.startswith(KEYED_COLUMN) for c in head), (m, head)
+        assert len(cols) * itemsize % 64 == 0, m  # whole lines
+    assert lay.tail_types == {"click", "view", "cart", "pay", "like"}
+    vi, vf, vn, mask = engine._store.prefetch_spec(engine._viewer_codes)
+    assert (vi, vf, vn) == (lay.tail_from["vi"] * 8, lay.tail_from["vf"] * 8, lay.tail_from["vn"] * 2)
+    assert {t for t, code in engine._viewer_codes.items() if mask >> code & 1} == lay.tail_types
+    bare = Engine.from_file(Path(__file__).parent.parent / "examples" / "live_room.toml")._store
+    assert bare.prefetch_spec({"view": 3})[3] == 0 and bare.layout.tail_from["vi"] == len(bare.layout.vi)
+
+
+def test_viewer_rows_start_cache_lines_after_growth_and_restore(rules, tmp_path):
+    engine = Engine(rules)
+    n = 3000  # past the first capacity (1024): the arrays are replaced
+    engine.ingest_many(Batch(type=["view"] * n, viewer=[f"u{i}" for i in range(n)], room="r1",
+                             ts=[100.0 + i * 1e-3 for i in range(n)], item="x"))
+    engine.snapshot(tmp_path / "s.snap")
+    restored = Engine.restore(tmp_path / "s.snap")
+    for store in (engine._store, restored._store):
+        assert store.VI.shape[0] >= n
+        assert [getattr(store, m).ctypes.data % 64 for m in ("VI", "VF", "VN")] == [0, 0, 0]

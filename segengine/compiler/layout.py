@@ -78,6 +78,10 @@ class Layout:
     read_tags: set[str] = field(default_factory=set)
     # output rows a call may add besides its pass's: the room rules (compiler/roomgen.py)
     extra_rows: int = 0
+    # per matrix ("vi", "vf", "vn"): the columns before the tail (Feature.tail_columns), which
+    # only events of tail_types read; no tail: every column
+    tail_from: dict[str, int] = field(default_factory=dict)
+    tail_types: frozenset[str] = frozenset()
     _names: dict[str, tuple[int, dict[int, str]]] = field(default_factory=dict, repr=False, compare=False)
 
     def col(self, matrix: str, name: str) -> int:
@@ -294,13 +298,27 @@ def build_layout(rs: RuleSet) -> Layout:
             lay.profile_cols[attr.name] = ("vn", lay.add("vn", f"profile:{attr.name}"))
     from . import roomgen  # room rules and room-wide triggers (here: roomgen imports this module)
     roomgen.add_columns(lay, rs)
-    if lay.keyed:  # VI rows of whole 64-byte lines: the keyed blocks stay one line each (runtime/store.py aligns VI)
+    lay.tail_from = {m: len(getattr(lay, m)) for m in ("vi", "vf", "vn")}
+    tail_types: set[str] = set()
+    for feature in features.REGISTRY:
+        read = feature.tail_columns(rs, lay, nodes)
+        if read is not None:
+            tail_types |= read
+    lay.tail_types = frozenset(tail_types)
+    if lay.keyed:  # rows of whole 64-byte lines (runtime/store.py aligns them): a key's block stays one line
         pad_to_line(lay)
     return lay
 
 
-def pad_to_line(lay) -> None:
-    """Pad the VI columns to a multiple of 8 (64 bytes): with the array 64-byte aligned, every
-    row starts a cache line, and a block of 8 columns at a multiple of 8 is exactly one line."""
-    while len(lay.vi) % 8:
-        lay.vi.append(f"pad{len(lay.vi)}")
+#: Columns per 64-byte cache line of each per-viewer matrix.
+PER_LINE = {"vi": 8, "vf": 8, "vn": 32}
+
+
+def pad_to_line(lay, matrices: tuple[str, ...] = ("vi", "vf", "vn")) -> None:
+    """Pad the rows of ``matrices`` to whole 64-byte lines: with the arrays 64-byte aligned
+    (runtime/store.py), every row starts a cache line, and a block of 8 VI columns at a
+    multiple of 8 is exactly one line."""
+    for m in matrices:
+        cols = getattr(lay, m)
+        while len(cols) % PER_LINE[m]:
+            cols.append(f"pad{len(cols)}")

@@ -90,6 +90,13 @@ class Feature:
         """Add the columns this feature needs for rules ``rs`` to ``lay`` (``lay.add(matrix, name)``)."""
 
     # the event kernel -----------------------------------------------------------------
+    def tail_columns(self, rs: Any, lay: Any, nodes: list[ast.Node]) -> set[str] | None:
+        """Add the columns of which an event reads a small part, or only events of a few types
+        (one key's block of a keyed counter), after every other feature's, so that they end the
+        rows; return the event types that read them (None: none added). The C fast path starts
+        loading only the rows' other lines for the other types (runtime/_fastpath.c)."""
+        return None
+
     def update(self, k: Any) -> list[str]:
         """Statements applied to every event of a viewer (``code``: its type, ``now``: its time)."""
         return []

@@ -113,16 +113,21 @@ class Keyed(Feature):
         return "s" if isinstance(node, ast.Since) else ""
 
     # layout ---------------------------------------------------------------------------
-    def columns(self, rs, lay, nodes, names) -> None:
+    def tail_columns(self, rs, lay, nodes) -> set[str] | None:
+        """The keyed columns end the rows: an event reads one key's block of them, and only an
+        event of a type a keyed counter counts, or of a rule reading one (the C fast path loads
+        the rest of the rows for the other types)."""
         K = rs.keyed_slots
+        read: set[str] = set()
         for n in nodes:
             if not self.owns(n):
                 continue
+            read.update(n.types)
             if not lay.keyed:
                 lay.add("ri", EVICTIONS)
             kind = n.by
             if not _has(lay, "vi", f"kkey:{kind}"):
-                pad_to_line(lay)  # the keys one cache line (keyed_slots = 8), the heads the next
+                pad_to_line(lay, ("vi",))  # the keys one cache line (keyed_slots = 8), the heads the next
                 _add(lay, "vi", f"kkey:{kind}", K)
             key = _key(n)
             if key in lay.keyed:
@@ -136,7 +141,7 @@ class Keyed(Feature):
                 w = key[3]
                 head = f"khead:{w}:{kind}"
                 if not _has(lay, "vi", head):
-                    pad_to_line(lay)
+                    pad_to_line(lay, ("vi",))
                     _add(lay, "vi", head, K)
                 hcol = first_column(lay, "vi", head)
                 if key[1] == "count":
@@ -146,6 +151,13 @@ class Keyed(Feature):
                     name = f"{key[4]},{label},{w}us"
                     lay.keyed[key] = KeyedWindow(kind, key[2], w, "agg", _add(lay, "vn", f"kn:{name}", 12 * K),
                                                  _add(lay, "vf", f"ksum:{name}", 12 * K), key[4], head=hcol)
+        if not lay.keyed:
+            return None
+        for rule in rs.rules:  # only event rules read keyed counters (the loader says so): their types
+            if rule.on is not None and any(self.owns(n) for root in (rule.when, *rule.placeholders.values())
+                                           for n in ast.walk(root)):
+                read.update(rule.on)
+        return read
 
     # the event kernel -----------------------------------------------------------------
     def session_start(self, k) -> list[str]:

@@ -194,6 +194,12 @@ typedef struct {
     /* the pointer table's matrix numbers (kernels.runtime.M_*) of the viewer state (int, float,
      * uint16 columns) and of the int viewer id index */
     Py_ssize_t m_vi, m_vf, m_vn, m_vids;
+    /* how much of a viewer's VI, VF and VN rows to start loading for an event whose type code
+     * is not in tail_types (bit per code below 64): the columns before the rows' tail, which
+     * only events of those types read (compiler/layout.py tail_from); their events (and any
+     * code from 64) load the whole rows */
+    Py_ssize_t hot_vi, hot_vf, hot_vn;
+    unsigned long long tail_types;
     /* keep: what the two addresses above point into, kept alive; the engine's lookup dicts
      * and retention schedule; Event; the Python callables of the contract above; the
      * engine's Guard (it outlives this FastPath when a reload replaces it) */
@@ -242,12 +248,16 @@ static inline PyObject *read_slot(PyObject *obj, Py_ssize_t offset) {
     return offset < 0 ? NULL : *(PyObject **)((char *)obj + offset);
 }
 
-/* Start loading row ``slot`` of matrix ``m`` (every cache line of it). At a million viewers
+/* Start loading row ``slot`` of matrix ``m`` (every cache line of its first ``upto`` bytes). At a million viewers
  * each row is a cache miss; started together, the misses overlap instead of coming one by
  * one as the kernel reaches each matrix. A hint only: nothing depends on it. */
-static inline void prefetch_row(const int64_t *tab, Py_ssize_t m, int64_t slot, Py_ssize_t itemsize) {
+static inline void prefetch_row(const int64_t *tab, Py_ssize_t m, int64_t slot, Py_ssize_t itemsize, Py_ssize_t upto) {
     const char *row = (const char *)(uintptr_t)tab[3 * m] + slot * tab[3 * m + 2] * itemsize;
     Py_ssize_t bytes = tab[3 * m + 2] * itemsize;
+    if (upto < bytes) /* the columns before the tail (a part of the row: see FastPath.hot_vi) */
+        bytes = upto;
+    if (bytes <= 0)
+        return;
     for (Py_ssize_t at = 0; at < bytes + 63; at += 64)
         __builtin_prefetch(row + (at < bytes ? at : bytes - 1));
 }
@@ -277,15 +287,16 @@ static void FastPath_dealloc(FastPath *self) {
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     unsigned long long kernel, tab_addr;
-    Py_ssize_t m_vi, m_vf, m_vn, m_vids;
+    Py_ssize_t m_vi, m_vf, m_vn, m_vids, hot_vi, hot_vf, hot_vn;
+    unsigned long long tail_types;
 #define LOCAL(name) PyObject *name;
 #define NAME(name) #name,
 #define ADDRESS(name) , &name
     FASTPATH_OBJECTS(LOCAL)
-    static char *kwlist[] = {"kernel", "tab_addr", "matrices", FASTPATH_OBJECTS(NAME) NULL};
+    static char *kwlist[] = {"kernel", "tab_addr", "matrices", "prefetch", FASTPATH_OBJECTS(NAME) NULL};
     text_codes = text_value = Py_None; /* optional: rules without text predicates */
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)OOOOOOOOOOOOOO|OO", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
-                                     &m_vn, &m_vids FASTPATH_OBJECTS(ADDRESS)))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KK(nnnn)(nnnK)OOOOOOOOOOOOOO|OO", kwlist, &kernel, &tab_addr, &m_vi, &m_vf,
+                                     &m_vn, &m_vids, &hot_vi, &hot_vf, &hot_vn, &tail_types FASTPATH_OBJECTS(ADDRESS)))
         return -1;
 #undef LOCAL
 #undef NAME
@@ -314,6 +325,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->kernel = (kernel_t)(uintptr_t)kernel;
     self->tab = (int64_t *)(uintptr_t)tab_addr;
     self->m_vi = m_vi, self->m_vf = m_vf, self->m_vn = m_vn, self->m_vids = m_vids;
+    self->hot_vi = hot_vi, self->hot_vf = hot_vf, self->hot_vn = hot_vn, self->tail_types = tail_types;
     if (!PyUnicode_Check(row) || PyUnicode_CompareWithASCIIString(row, ROW_DTYPES) != 0) {
         PyErr_SetString(PyExc_TypeError, "FastPath: row must be \"" ROW_DTYPES "\" (the kernel_t this was built for)");
         return -1;
@@ -514,9 +526,11 @@ static int64_t fast_ingest(FastPath *self, PyObject *event) {
     }
     if (slot < 0)
         goto done;
-    prefetch_row(self->tab, self->m_vi, slot, sizeof(int64_t));
-    prefetch_row(self->tab, self->m_vn, slot, sizeof(uint16_t));
-    prefetch_row(self->tab, self->m_vf, slot, sizeof(double));
+    int64_t code = row[f_type->col];
+    int whole = code < 0 || code >= 64 || ((self->tail_types >> code) & 1);
+    prefetch_row(self->tab, self->m_vi, slot, sizeof(int64_t), whole ? PY_SSIZE_T_MAX : self->hot_vi);
+    prefetch_row(self->tab, self->m_vn, slot, sizeof(uint16_t), whole ? PY_SSIZE_T_MAX : self->hot_vn);
+    prefetch_row(self->tab, self->m_vf, slot, sizeof(double), whole ? PY_SSIZE_T_MAX : self->hot_vf);
     row[f_id->col] = slot, row[f_id->col + 1] = vid; /* the viewer's columns: slot, then vid */
     if (PyErr_Occurred())
         goto done;

@@ -34,13 +34,21 @@ SAVED = (
 )
 
 
-def aligned_rows(n: int, width: int) -> np.ndarray:
-    """An uninitialised (n, width) int64 array whose data starts on a 64-byte boundary. VI rows
-    are whole cache lines (compiler/layout.py pad_to_line), so with this every row starts a line
-    and a block of 8 columns is one line (numpy's own large arrays start 16 bytes past one)."""
-    buf = np.empty(n * width + 8, np.int64)
-    skip = (-buf.ctypes.data % 64) // 8
+def aligned_rows(n: int, width: int, dtype=np.int64, zeroed: bool = False) -> np.ndarray:
+    """An (n, width) array whose data starts on a 64-byte boundary (uninitialised, or zeroed:
+    pages the kernel maps on first touch). Rows of a keyed layout are whole cache lines
+    (compiler/layout.py pad_to_line), so with this every row starts a line and a block of 8 VI
+    columns is one line; other rows start at their lowest line offset (numpy's own large arrays
+    start 16 bytes past one, and a 128-byte row then spans 3 lines instead of 2)."""
+    itemsize = np.dtype(dtype).itemsize
+    extra = 64 // itemsize
+    buf = (np.zeros if zeroed else np.empty)(n * width + extra, dtype)
+    skip = (-buf.ctypes.data % 64) // itemsize
     return buf[skip: skip + n * width].reshape(n, width)
+
+
+#: The per-viewer matrices (held 64-byte aligned) and their types.
+ROW_TYPES = {"VI": np.int64, "VF": np.float64, "VN": np.uint16}
 
 
 def _vi_template(lay: Layout) -> np.ndarray:
@@ -79,8 +87,8 @@ class Store:
         self.ri_row = _ri_template(lay)
         self.VI = aligned_rows(viewers, len(self.vi_row))
         self.VI[:] = self.vi_row
-        self.VF = np.zeros((viewers, max(1, len(lay.vf))), np.float64)
-        self.VN = np.zeros((viewers, max(1, len(lay.vn))), np.uint16)
+        self.VF = aligned_rows(viewers, max(1, len(lay.vf)), np.float64, zeroed=True)
+        self.VN = aligned_rows(viewers, max(1, len(lay.vn)), np.uint16, zeroed=True)
         self.RI = np.tile(self.ri_row, (rooms, 1))
         self.HEAP = np.zeros((1024, HEAP_COLS), np.int64)
         self.CARTK = np.full((64, 4), -1, np.int64)
@@ -107,6 +115,20 @@ class Store:
                 M_META: self.META, M_LITS: self.LITS, M_VIDS: self.VIDS, M_ZONES: self.ZONES,
                 M_PRES: self.PRES}
 
+    def prefetch_spec(self, codes: dict[str, int]) -> tuple[int, int, int, int]:
+        """What the C fast path starts loading of an event's viewer rows (runtime/_fastpath.c):
+        the bytes of the VI, VF and VN columns before the rows' tail (compiler/layout.py
+        ``tail_from``), and a bit per type code (``codes``: type -> code) whose events read the
+        tail; those, and codes from 64, load the whole rows. A hint only: nothing reads it."""
+        lay = self.layout
+        mask = 0
+        for t in lay.tail_types:
+            code = codes.get(t, 64)
+            if code < 64:
+                mask |= 1 << code
+        hot = [lay.tail_from.get(m, len(getattr(lay, m))) * ROW_TYPES[m.upper()]().itemsize for m in ("vi", "vf", "vn")]
+        return hot[0], hot[1], hot[2], mask
+
     def set_viewer_index(self, index: np.ndarray) -> None:
         """Point kernels at the viewer interner's int-id index (called whenever it is replaced)."""
         self.VIDS = index.reshape(-1, 1)
@@ -131,8 +153,11 @@ class Store:
         grown[:cap] = self.VI
         grown[cap:] = self.vi_row
         self.VI = grown
-        self.VF = np.concatenate([self.VF, np.zeros((new - cap, self.VF.shape[1]), np.float64)])
-        self.VN = np.concatenate([self.VN, np.zeros((new - cap, self.VN.shape[1]), np.uint16)])
+        for name in ("VF", "VN"):
+            old = getattr(self, name)
+            grown = aligned_rows(new, old.shape[1], old.dtype, zeroed=True)
+            grown[:cap] = old
+            setattr(self, name, grown)
         self.PRES = np.concatenate([self.PRES, np.full((new - cap, 1), -1, np.int64)])
         self.refresh()
 
@@ -203,8 +228,8 @@ class Store:
                 raise ValueError(f"array {name} has {full.shape[1]} columns of {full.dtype}; "
                                  f"expected {current.shape[1]} of {current.dtype}")
             full[rows[name]:] = self.vi_row if name == "VI" else self.ri_row if name == "RI" else 0
-            if name == "VI" and full.ctypes.data % 64:
-                aligned = aligned_rows(*full.shape)
+            if name in ROW_TYPES and full.ctypes.data % 64:
+                aligned = aligned_rows(*full.shape, full.dtype)
                 aligned[:] = full
                 full = aligned
             setattr(self, name, full)
