@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from ..rules import ast
 from .base import CONST, LINEAR, NEVER, Feature, us
 from ..compiler.layout import pad_to_line
+from .windows import clear_buckets
 
 KINDS = ("item", "category")
 #: The room column counting keys evicted for newer ones (summed by ``Engine.stats()``).
@@ -221,15 +222,15 @@ class Keyed(Feature):
                     carries = f" and not np.isnan(ev_{w.field_name})" if w.sum_first >= 0 else ""
                     L += [f"    if {test}{carries}:",
                           f"        k = bucket_of(now, np.int64({w.window_us}))",
-                          f"        nclear = window_roll(VI, slot, np.int64({k.col('vi', w.head)}) + kj, k)",
-                          "        for j in range(nclear):",
-                          "            pos = (k - j) % 12"]
+                          f"        nclear = window_roll(VI, slot, np.int64({k.col('vi', w.head)}) + kj, k)"]
                     # windows of one length share a head: clear every one of them, as features/windows.py does
+                    cells = []
                     for other in wins:
                         if other.head == w.head and other.what in ("count", "agg"):
-                            L.append(f"            VN[slot, {k.col('vn', other.first)} + 12 * kj + pos] = 0")
+                            cells.append(f"VN[slot, {k.col('vn', other.first)} + 12 * kj + pos] = 0")
                             if other.sum_first >= 0:
-                                L.append(f"            VF[slot, {k.col('vf', other.sum_first)} + 12 * kj + pos] = 0.0")
+                                cells.append(f"VF[slot, {k.col('vf', other.sum_first)} + 12 * kj + pos] = 0.0")
+                    L += ["        " + line for line in clear_buckets(cells)]
                     cell = f"VN[slot, {k.col('vn', w.first)} + 12 * kj + k % 12]"
                     L += [f"        if {cell} < COUNT_MAX:", f"            {cell} += 1"]
                     if w.sum_first >= 0:

@@ -21,6 +21,21 @@ from ..rules import ast
 from .base import CONST, LINEAR, NEVER, Feature, us
 
 
+def clear_buckets(cells: list[str]) -> list[str]:
+    """Statements clearing the ``nclear`` buckets a roll to bucket ``k`` passed (``window_roll``)
+    in every window of ``cells`` (each ``VN[slot, C + pos] = 0``, with its bucket 0 at C): all
+    12 without position arithmetic (a new head, or a window idle for its length, the common
+    case of a keyed window), else from ``k``'s bucket back, wrapping without a modulo each."""
+    return ["if nclear >= 12:",
+            "    for pos in range(12):",
+            *(f"        {c}" for c in cells),
+            "else:",
+            "    pos = k % 12",
+            "    for j in range(nclear):",
+            *(f"        {c}" for c in cells),
+            "        pos = pos - 1 if pos > 0 else 11"]
+
+
 @dataclass
 class WindowFeature:
     """A sliding window of 12 buckets: counts in VN (and sums in VF for ``sum``/``avg``)."""
@@ -125,13 +140,10 @@ class Windows(Feature):
             all_types = tuple(sorted({t for win in wins for t in win.types}))
             L += [f"if {k.type_test(all_types)}:",
                   f"    k = bucket_of(now, np.int64({w_us}))",
-                  f"    nclear = window_roll(VI, slot, np.int64({k.col('vi', wins[0].head_col)}), k)",
-                  "    for j in range(nclear):",
-                  "        pos = (k - j) % 12"]
-            for win in wins:
-                L.append(f"        VN[slot, {k.col('vn', win.count_col)} + pos] = 0")
-                if win.sum_col >= 0:
-                    L.append(f"        VF[slot, {k.col('vf', win.sum_col)} + pos] = 0.0")
+                  f"    nclear = window_roll(VI, slot, np.int64({k.col('vi', wins[0].head_col)}), k)"]
+            cells = [f"VN[slot, {k.col('vn', win.count_col)} + pos] = 0" for win in wins]
+            cells += [f"VF[slot, {k.col('vf', win.sum_col)} + pos] = 0.0" for win in wins if win.sum_col >= 0]
+            L += ["    " + line for line in clear_buckets(cells)]
             L.append("    pos = k % 12")
             for win in wins:
                 count = k.col("vn", win.count_col)
