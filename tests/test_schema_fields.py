@@ -176,13 +176,15 @@ def test_the_c_fast_path_refuses_a_table_it_cannot_serve(example_rules):
     fast = engine._fast
     assert fast is not None
     kwargs = {"kernel": engine._compiled.event_cfunc().address, "tab_addr": engine._store.tab_addr,
-              "matrices": (0, 1, 2, 3), "keep": None, "viewer_codes": {}, "viewer_ids": {}, "room_ids": {},
+              "matrices": (0, 1, 2, 3), "prefetch": engine._store.prefetch_spec({}), "keep": None, "viewer_codes": {}, "viewer_ids": {}, "room_ids": {},
               "string_ids": {}, "cat_codes": {}, "retention": engine._retention, "event_type": Event, "decode": len,
               "full_path": len, "finish": len, "guard": engine._guard, "fields": fields.fastpath_fields(),
               "row": fields.ROW_DTYPES}
     _fastpath.FastPath(**kwargs)
     with pytest.raises(TypeError, match="row"):
         _fastpath.FastPath(**{**kwargs, "row": "iiiifiiff"})
+    with pytest.raises(TypeError):  # prefetch: (VI, VF, VN bytes, type mask)
+        _fastpath.FastPath(**{**kwargs, "prefetch": (64, 64, 64)})
     with pytest.raises(ValueError, match="every role"):
         _fastpath.FastPath(**{**kwargs, "fields": fields.fastpath_fields()[:-1]})  # no text field
     with pytest.raises(ValueError, match="kernel column"):
