@@ -32,6 +32,7 @@ from segengine.compiler.layout import build_layout
 from segengine.rules.load import load_rules
 
 from .bench_ingest import latencies
+from .bench_replay import feed
 from .common import Result, cli
 from .data import RULES, T0, populated, single_events, workload
 
@@ -74,7 +75,7 @@ def trimmed_mean(values: list[float]) -> float:
 
 def replay_in_turns(engines: dict[str, Engine], events: list[dict], block: int = REPLAY_BLOCK) -> dict[str, float]:
     """Events per second of each engine replaying ``events`` one by one, advancing each
-    simulated second (as bench_replay's ``replay``), the engines taking turns ``block`` events
+    simulated second (bench_replay's ``feed``), the engines taking turns ``block`` events
     at a time (the order turning): the machine's drift hits all alike."""
     order = list(engines)
     spent = dict.fromkeys(order, 0.0)
@@ -85,16 +86,9 @@ def replay_in_turns(engines: dict[str, Engine], events: list[dict], block: int =
         for b, first in enumerate(range(0, len(events), block)):
             chunk = events[first: first + block]
             for name in order[b % len(order):] + order[:b % len(order)]:
-                ingest, advance, next_tick = engines[name].ingest, engines[name].advance, tick[name]
                 started = time.perf_counter()
-                for e in chunk:
-                    ts = e["ts"]
-                    while ts >= next_tick:
-                        advance(next_tick)
-                        next_tick += 1.0
-                    ingest(e)
+                tick[name] = feed(engines[name].ingest, engines[name].advance, chunk, tick[name])
                 spent[name] += time.perf_counter() - started
-                tick[name] = next_tick
     finally:
         gc.enable()
     return {name: len(events) / spent[name] for name in order}

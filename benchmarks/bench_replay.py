@@ -14,19 +14,25 @@ from .common import Result, cli, median_of
 from .data import RULES, workload
 
 
+def feed(ingest, advance, events, next_tick: float) -> float:
+    """Feed ``events`` one by one, advancing each simulated second from ``next_tick``; returns
+    the next second to advance to (a replay fed in parts continues from it)."""
+    for e in events:
+        ts = e["ts"]
+        while ts >= next_tick:
+            advance(next_tick)
+            next_tick += 1.0
+        ingest(e)
+    return next_tick
+
+
 def replay(ingest, advance, events) -> float:
     """Events per second of feeding ``events`` one by one, advancing each simulated second."""
     gc.collect()
     gc.disable()
     try:
         started = time.perf_counter()
-        next_tick = events[0]["ts"] + 1.0
-        for e in events:
-            ts = e["ts"]
-            while ts >= next_tick:
-                advance(next_tick)
-                next_tick += 1.0
-            ingest(e)
+        feed(ingest, advance, events, events[0]["ts"] + 1.0)
         return len(events) / (time.perf_counter() - started)
     finally:
         gc.enable()
