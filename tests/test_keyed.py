@@ -238,6 +238,7 @@ def test_use_numbers_renumbered_at_2_31_keep_the_lru_order(rules):
     row = core.store.VI[core.viewers.get("u1")]
     newest = max(range(2), key=lambda j: row[first + j] & USE_MASK)
     row[first + newest] = (row[first + newest] >> 32 << 32) | (USE_MASK - 1)  # renumbered two keyed events on
+    row[core.compiled.layout.vi.index("kuse:item")] = USE_MASK - 1  # the highest number given, with it
     got += run(renumbered, events[4:])
     assert fired(got) == fired(want) and renumbered.stats()["keyed_evictions"] == plain.stats()["keyed_evictions"] > 0
     assert max(row[first + j] & USE_MASK for j in range(2)) == 7  # renumbered to 2, then 5 more
@@ -307,3 +308,27 @@ def test_viewer_rows_start_cache_lines_after_growth_and_restore(rules, tmp_path)
     for store in (engine._store, restored._store):
         assert store.VI.shape[0] >= n
         assert [getattr(store, m).ctypes.data % 64 for m in ("VI", "VF", "VN")] == [0, 0, 0]
+
+
+def test_highest_use_number_is_kept_beside_the_keys(rules):
+    """``kuse:item`` holds the highest use number given (features/keyed.py): a held key's event
+    takes the next number without walking the slots for the highest, and an evicted key's slot
+    goes to the least recently used key, so the held numbers stay distinct and below it."""
+    from segengine.kernels.primitives import USE_MASK
+
+    engine = Engine(rules)
+    items = "abcabdefghijakalmb"  # more than keyed_slots distinct items: evictions
+    run(engine, [ev("view", 100 + i, item=x) for i, x in enumerate(items)])
+    core = engine._core
+    lay = core.compiled.layout
+    row = core.store.VI[core.viewers.get("u1")]
+    first = lay.vi.index("kkey:item[0]")
+    held = [int(row[first + j]) for j in range(core.rules.keyed_slots)]
+    uses = [h & int(USE_MASK) for h in held if h]
+    assert row[lay.vi.index("kuse:item")] == len(items) == max(uses)
+    assert len(set(uses)) == len(uses)
+    assert engine.stats()["keyed_evictions"] > 0
+    # the held keys are the most recent distinct items, each holding its last use
+    last = {x: i + 1 for i, x in enumerate(items)}
+    newest = sorted(last, key=last.get)[-len(uses):]
+    assert sorted(uses) == sorted(last[x] for x in newest)

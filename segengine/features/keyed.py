@@ -7,10 +7,12 @@ Per viewer and per key kind (item, category), a table of ``[engine] keyed_slots`
 most recently used kept:
 
 * ``kkey:KIND`` K VI columns, each ``(key + 1) << 32 | use`` (0: an empty slot): a keyed event
-  gives its key the highest ``use`` of the kind's slots + 1, so the least recently used key,
-  evicted for a new one, is the one with the lowest ``use``. One column per key, starting a
-  cache line (the VI row is padded to whole lines, compiler/layout.py ``pad_to_line``): a keyed
-  event reads one 64-byte line of keys (a key + 1 below 2**31: string ids and category codes are);
+  gives its key the use number ``kuse:KIND`` + 1 (one VI column before the rows' tail, holding
+  the highest number given), so the least recently used key, evicted for a new one, is the one
+  with the lowest ``use``; finding a held key is one compare per slot. One column per key,
+  starting a cache line (the VI row is padded to whole lines, compiler/layout.py
+  ``pad_to_line``): a keyed event reads one 64-byte line of keys (a key + 1 below 2**31: string
+  ids and category codes are);
 * for each keyed window, the same 12 buckets as an unkeyed window (features/windows.py), once
   per key: 12 x K VN columns (and 12 x K VF for ``sum``/``avg``), with a head per key and
   window length (``khead:W:KIND``, K VI columns);
@@ -114,6 +116,13 @@ class Keyed(Feature):
         return "s" if isinstance(node, ast.Since) else ""
 
     # layout ---------------------------------------------------------------------------
+    def columns(self, rs, lay, nodes, names) -> None:
+        """Per kind, the highest use number given (``kuse:KIND``): before the tail, in a line
+        every event loads, so that a held key's event need not walk the slots for the highest."""
+        for kind in KINDS:
+            if any(self.owns(n) and n.by == kind for n in nodes):
+                lay.add("vi", f"kuse:{kind}")
+
     def tail_columns(self, rs, lay, nodes) -> set[str] | None:
         """The keyed columns end the rows: an event reads one key's block of them, and only an
         event of a type a keyed counter counts, or of a rule reading one (the C fast path loads
@@ -177,25 +186,15 @@ class Keyed(Feature):
             keys = k.col("vi", first_column(lay, "vi", f"kkey:{kind}"))
             all_types = tuple(sorted({t for w in wins for t in w.types}))
             blank = f"LITS[0, {k.lits.index('strings', '')}]" if kind == "item" else ""
-            # one walk over the key slots (one cache line), without branches: the key's slot, else
-            # the slot with the lowest use number (an empty slot's is 0, so the first empty one
-            # comes before any held key: else the least recently used, which a new key evicts);
-            # and the highest use number
+            # the key's slot: one compare per slot, no branches (the slots are one cache line); a
+            # new key takes the first empty slot, else the least recently used (the lowest use)
             L += [f"key = {_source(kind, blank)}",
                   f"if key != 0 and {k.type_test(all_types)}:",
                   "    kj = -1",
-                  "    oldest = 0",
-                  "    low = USE_MASK + 1",
-                  "    top = np.int64(0)",
                   f"    for j in range({K}):",
-                  f"        held = VI[slot, {keys} + j]",
-                  "        use = held & USE_MASK",
-                  "        top = max(top, use)",
-                  "        kj = j if (held >> 32) == key else kj",
-                  "        oldest = j if use < low else oldest",
-                  "        low = min(low, use)",
+                  f"        kj = j if (VI[slot, {keys} + j] >> 32) == key else kj",
                   "    if kj < 0:  # a new key: the first empty slot, else the least recently used one",
-                  "        kj = oldest",
+                  f"        kj = oldest_key(VI, slot, np.int64({keys}), np.int64({K}))",
                   f"        if VI[slot, {keys} + kj] != 0:",
                   f"            RI[room, {k.col('ri', EVICTIONS)}] += 1"]
             # the slot starts again from zero; a window's buckets through its head: MISSING reads
@@ -207,12 +206,15 @@ class Keyed(Feature):
                     L.append(f"        VN[slot, {k.col('vn', w.first)} + kj] = 0")
             for head in sorted({w.head for w in wins if w.head >= 0}):
                 L.append(f"        VI[slot, {k.col('vi', head)} + kj] = MISSING")
-            L += ["    if top >= USE_MASK:  # 2**31 keyed events: number the held keys again from 1",
+            use = k.col("vi", lay.vi.index(f"kuse:{kind}"))
+            L += [f"    top = VI[slot, {use}]",
+                  "    if top >= USE_MASK:  # 2**31 keyed events: number the held keys again from 1",
                   f"        top = renumber_uses(VI, slot, np.int64({keys}), np.int64({K}))",
+                  f"    VI[slot, {use}] = top + 1",
                   f"    VI[slot, {keys} + kj] = (key << 32) | (top + 1)",
                   f"    ev_kslots |= (kj + 1) << {_hint_shift(kind)}  # the pass reads it: no second walk"]
             for w in wins:
-                test = k.type_test(w.types)
+                test = "True" if w.types == all_types else k.type_test(w.types)  # the walk's test
                 if w.what == "since":
                     L += [f"    if {test}:", f"        VI[slot, {k.col('vi', w.first)} + kj] = now"]
                 elif w.what == "session":

@@ -350,6 +350,22 @@ def room_bucket(RI, room, t, start_col, ring_col, width, nbuckets, bucket_us, cu
 
 
 @njit(**KERNEL_FLAGS)
+def oldest_key(VI, slot, keys_col, k):
+    """The key slot a new key takes: the first empty one (0), else the least recently used (the
+    lowest use number: features/keyed.py)."""
+    best = 0
+    low = USE_MASK + 1
+    for j in range(k):
+        held = VI[slot, keys_col + j]
+        if held == 0:
+            return j
+        if (held & USE_MASK) < low:
+            low = held & USE_MASK
+            best = j
+    return best
+
+
+@njit(**KERNEL_FLAGS)
 def renumber_uses(VI, slot, keys_col, k):
     """A viewer's keyed use numbers reached USE_MASK (2**31 keyed events of one kind): number its
     held keys 1.. again in the same order, so the least recently used stays the lowest. Returns
