@@ -1,7 +1,8 @@
 """What the room view costs: keyed counters, the room metrics and a room rule (issue 16).
 
 Four rules files, measured interleaved in one run (the order turning each round): single
-``ingest`` per call at 1 M viewers (quick: 10 k; the mean of the middle 80 % of calls, see
+``ingest`` per call at 1 M viewers (quick: 10 k; every page of the state arrays written first,
+:func:`~benchmarks.data.resident`; the mean of the middle 80 % of calls, see
 :func:`trimmed_mean`; the engines take each round's new events in turn, 2 000 at a time, and a
 ratio is the median of the rounds' ratios); one-by-one replay (fresh engines each round,
 taking turns 100 000 events at a time) of the replay benchmark's
@@ -34,7 +35,7 @@ from segengine.rules.load import load_rules
 from .bench_ingest import latencies
 from .bench_replay import feed
 from .common import Result, cli
-from .data import RULES, T0, populated, single_events, workload
+from .data import RULES, T0, populated, resident, single_events, workload
 
 COUPON = """
 [[rules]]
@@ -116,7 +117,7 @@ def run(quick: bool) -> list[Result]:
     paths = files(tmp)
     viewers = 10_000 if quick else 1_000_000
     n_events = 20_000 if quick else 100_000
-    engines = {name: populated(viewers, path) for name, path in paths.items()}
+    engines = {name: resident(populated(viewers, path)) for name, path in paths.items()}
     rounds = 3 if quick else 7
     order = list(paths)
     lat: dict[str, list[float]] = {name: [] for name in paths}
