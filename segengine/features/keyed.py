@@ -101,6 +101,14 @@ def _source(kind: str, blank: str) -> str:
     return "(ev_cat + 1 if ev_cat > 0 else 0)"
 
 
+def _guarded(conditions: list[str], body: list[str]) -> list[str]:
+    """``body`` (lines indented 8 spaces, inside the keyed block's ``if``) under ``if`` the
+    conditions all hold; with none, the body itself, one level out."""
+    if not conditions:
+        return [line[4:] for line in body]
+    return [f"    if {' and '.join(conditions)}:", *body]
+
+
 class Keyed(Feature):
     key = "keyed"
     rank = 61
@@ -214,17 +222,17 @@ class Keyed(Feature):
                   f"    VI[slot, {keys} + kj] = (key << 32) | (top + 1)",
                   f"    ev_kslots |= (kj + 1) << {_hint_shift(kind)}  # the pass reads it: no second walk"]
             for w in wins:
-                test = "True" if w.types == all_types else k.type_test(w.types)  # the walk's test
+                # the walk tested the kind's types: a window counting all of them needs no test
+                test = [] if w.types == all_types else [k.type_test(w.types)]
                 if w.what == "since":
-                    L += [f"    if {test}:", f"        VI[slot, {k.col('vi', w.first)} + kj] = now"]
+                    L += _guarded(test, [f"        VI[slot, {k.col('vi', w.first)} + kj] = now"])
                 elif w.what == "session":
                     vn = f"VN[slot, {k.col('vn', w.first)} + kj]"
-                    L += [f"    if in_session and {test} and {vn} < COUNT_MAX:", f"        {vn} += 1"]
+                    L += _guarded(["in_session", *test, f"{vn} < COUNT_MAX"], [f"        {vn} += 1"])
                 else:
-                    carries = f" and not np.isnan(ev_{w.field_name})" if w.sum_first >= 0 else ""
-                    L += [f"    if {test}{carries}:",
-                          f"        k = bucket_of(now, np.int64({w.window_us}))",
-                          f"        nclear = window_roll(VI, slot, np.int64({k.col('vi', w.head)}) + kj, k)"]
+                    carries = [f"not np.isnan(ev_{w.field_name})"] if w.sum_first >= 0 else []
+                    body = [f"        k = bucket_of(now, np.int64({w.window_us}))",
+                            f"        nclear = window_roll(VI, slot, np.int64({k.col('vi', w.head)}) + kj, k)"]
                     # windows of one length share a head: clear every one of them, as features/windows.py does
                     cells = []
                     for other in wins:
@@ -232,11 +240,12 @@ class Keyed(Feature):
                             cells.append(f"VN[slot, {k.col('vn', other.first)} + 12 * kj + pos] = 0")
                             if other.sum_first >= 0:
                                 cells.append(f"VF[slot, {k.col('vf', other.sum_first)} + 12 * kj + pos] = 0.0")
-                    L += ["        " + line for line in clear_buckets(cells)]
+                    body += ["        " + line for line in clear_buckets(cells)]
                     cell = f"VN[slot, {k.col('vn', w.first)} + 12 * kj + k % 12]"
-                    L += [f"        if {cell} < COUNT_MAX:", f"            {cell} += 1"]
+                    body += [f"        if {cell} < COUNT_MAX:", f"            {cell} += 1"]
                     if w.sum_first >= 0:
-                        L.append(f"        VF[slot, {k.col('vf', w.sum_first)} + 12 * kj + k % 12] += ev_{w.field_name}")
+                        body.append(f"        VF[slot, {k.col('vf', w.sum_first)} + 12 * kj + k % 12] += ev_{w.field_name}")
+                    L += _guarded([*test, *carries], body)
         return L
 
     # values ---------------------------------------------------------------------------
