@@ -3,10 +3,14 @@ exact ``room.share`` counts, snapshot/restore, reload, explain_room and the rule
 
 from __future__ import annotations
 
+from functools import lru_cache
+from unittest import mock
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from segengine import Engine, RulesError
+from segengine.compiler import layout as layout_module
 from segengine.rules.load import load_rules
 
 from conftest import examples
@@ -286,3 +290,82 @@ def test_cli_explain_room(tmp_path, capsys):
     assert report["room"] == "r1" and report["fired"] == 1 and report["explanation"]["values"] == {"room.audience": 4.0}
     assert main(["explain", str(ROOM_RULES), str(events), "full_hous", "--room", "r1"]) == 2
     assert "did you mean 'full_house'" in capsys.readouterr().err
+
+
+#: One room rule per room name whose ``changed_by`` the kernels use to skip events
+#: (features/roomnames.py), the event types its streams draw from (types that change it, often
+#: enough to cross its threshold both ways, and types that do not) and their rooms.
+_SKIPPED_BY = {
+    "crowd": ("room.audience >= 2", ["enter", "leave", "heartbeat", "like", "advance"], ["r1", "r1", "r2"]),
+    "visitors": ("room.uv >= 3", ["enter", "leave", "heartbeat", "like", "advance"], ["r1", "r1", "r2"]),
+    "takings": ("room.gmv > 15", ["pay", "refund", "heartbeat", "advance"], ["r1"]),
+    "buying": ("room.conversion >= 0.5", ["enter", "pay", "refund", "leave", "heartbeat", "advance"], ["r1", "r2"]),
+    "short_stays": ("room.avg_dwell < 20", ["enter", "leave", "heartbeat", "like", "advance"], ["r1", "r1", "r2"]),
+    "carts": ("room.funnel(cart) >= 1", ["view", "click", "cart", "checkout", "heartbeat"], ["r1"]),
+}
+
+
+def _room_rule_text(names) -> str:
+    return "".join(f'[[room_rules]]\nname = "{n}"\nwhen = "{_SKIPPED_BY[n][0]}"\nthen = "{n}"\n' for n in names)
+
+
+@lru_cache(maxsize=None)
+def _skipping_rules(name: str):
+    rules = load_rules(_room_rule_text([name]))
+    Engine(rules)
+    return rules
+
+
+@lru_cache(maxsize=1)
+def _every_event_rules():
+    """Every rule of _SKIPPED_BY in one file, evaluated after every event (room rules are
+    independent of each other: one engine is the reference for each of them)."""
+    with mock.patch.object(layout_module, "SKIP_UNCHANGED", False):
+        rules = load_rules(_room_rule_text(_SKIPPED_BY))
+        Engine(rules)
+    return rules
+
+
+@pytest.mark.parametrize("name", sorted(_SKIPPED_BY))
+@settings(max_examples=examples(60))
+@given(data=st.data())
+def test_room_rules_skip_only_events_that_change_nothing_they_read(name, data):
+    """A room rule reading only room metrics and the audience is evaluated after the events that
+    can change them (a session starting or ending, the types its names list): its firings, counts
+    and edge are those of an engine that evaluates it after every event."""
+    _, types, rooms = _SKIPPED_BY[name]
+    steps = data.draw(st.lists(st.tuples(st.sampled_from(types), st.integers(0, 2), st.sampled_from(rooms),
+                                         st.floats(0.5, 20.0)),
+                               min_size=10, max_size=40))
+    skipping, plain = Engine(_skipping_rules(name)), Engine(_every_event_rules())
+    assert [c for c in skipping._compiled.layout.ri if c.startswith("room_checked:")]
+    assert not [c for c in plain._compiled.layout.ri if c.startswith("room_checked:")]
+    mine = lambda actions: [r for r in rows(actions) if r[0] == name]  # noqa: E731
+    t = 0.0
+    for kind, who, room, dt, in steps:
+        t += dt
+        if kind == "advance":
+            assert rows(skipping.advance(t)) == mine(plain.advance(t))
+            continue
+        amount = {"pay": 10.0, "refund": 10.0}.get(kind)
+        event = ev(kind, f"v{who}", room=room, ts=t, **({} if amount is None else {"amount": amount}))
+        assert rows(skipping.ingest(event)) == mine(plain.ingest(event))
+    assert skipping.stats()["fired"][name] == plain.stats()["fired"][name]
+    for room in {room for kind, _, room, _ in steps if kind != "advance"}:
+        assert skipping.explain_room(room, name).was_true == plain.explain_room(room, name).was_true
+
+
+def test_a_room_rule_added_by_a_reload_is_evaluated_at_the_rooms_next_event():
+    """The room's next event evaluates a changed set of room rules even when it changes no value
+    they read (a heartbeat): a rule whose condition already holds fires then, as it would have
+    without the skipping."""
+    e = Engine(load_rules('[[rules]]\nname = "x"\non = ["like"]\nwhen = "true"\nthen = "x"\n'
+                          '[[room_rules]]\nname = "two"\nwhen = "room.audience >= 2"\nthen = "two"\n'))
+    e.ingest(ev("enter", "a", ts=1))
+    assert rows(e.ingest(ev("enter", "b", ts=2))) == [("two", "two", "", "r1", 2.0)]
+    assert rows(e.ingest(ev("heartbeat", "a", ts=3))) == []
+    assert e.reload('[[rules]]\nname = "x"\non = ["like"]\nwhen = "true"\nthen = "x"\n'
+                    '[[room_rules]]\nname = "two"\nwhen = "room.audience >= 2"\nthen = "two"\n'
+                    '[[room_rules]]\nname = "pair"\nwhen = "room.audience >= 2"\nthen = "pair"\n', warmup=False)
+    assert rows(e.ingest(ev("heartbeat", "a", ts=4))) == [("pair", "pair", "", "r1", 4.0)]
+    assert rows(e.ingest(ev("heartbeat", "b", ts=5))) == []

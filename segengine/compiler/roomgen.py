@@ -20,7 +20,9 @@ Room rule ``j`` writes output rows with rule index ``N_RULES + j`` and slot -1 (
 
 from __future__ import annotations
 
-from ..features.roomnames import share_names
+import hashlib
+
+from ..features.roomnames import ROOM_VALUES, share_names
 from ..rules import ast
 from .exprgen import NEVER, ExprGen, desugar
 from .layout import us
@@ -40,6 +42,8 @@ def add_columns(lay, rs) -> None:
     for rule in rs.room_rules:
         for what in ("room_edge", "room_last", "room_fired", "room_suppressed"):
             lay.add("ri", f"{what}:{rule.name}")
+    if room_rules_of(rs) and changing_types(rs) is not None:
+        lay.add("ri", checked_column(rs))
     if rs.room_types:
         lay.add("ri", "trigger_cursor")
     lay.extra_rows = 2 * len(room_rules_of(rs))  # room rules of the event's room and of the one it left
@@ -231,10 +235,47 @@ def functions(mg) -> list[str]:
     return out
 
 
+def checked_column(rs) -> str:
+    """The RI column saying the room rules were evaluated in the room since they last changed:
+    named after the rules' conditions, so a reload that changes them starts it at 0 again."""
+    text = "\n".join(f"{r.name}: {r.when_text}" for r in room_rules_of(rs))
+    return f"room_checked:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def changing_types(rs) -> set[str] | None:
+    """The viewer event types after which the room rules are evaluated besides those that start
+    or end a session (which change the room's audience, UV, dwell, funnel entries): the types that
+    change a value they read (features/roomnames.py ``changed_by``). None: after every event
+    (``room.share``: any pass can change a viewer's segments; tests turn the skipping off,
+    compiler/layout.py ``SKIP_UNCHANGED``)."""
+    from . import layout
+
+    if not layout.SKIP_UNCHANGED:
+        return None
+    types: set[str] = {"leave"}
+    for rule in room_rules_of(rs):
+        for n in ast.walk(rule.when):
+            if isinstance(n, ast.RoomValue):
+                changed = ROOM_VALUES[n.name].changed_by
+                if changed is None:
+                    return None
+                types.update(changed)
+    return types
+
+
 def after_event(mg) -> list[str]:
-    """After the event's pass: the room rules of its room, and of the room it left."""
+    """After the event's pass: the room rules of its room, and of the room it left; skipped when
+    nothing they read can have changed (their conditions would give the same edges: no firing)."""
     if not room_rules_of(mg.rs):
         return []
+    rules = room_rule_lines(mg, "rroom", "now")
+    types = changing_types(mg.rs)
+    if types is not None:
+        checked = mg.col("ri", checked_column(mg.rs))
+        gate = " or ".join(["not prev_pres", "prev_room != room", *(f"code == {mg.code(t)}" for t in sorted(types))])
+        rules = [f"if {gate} or RI[rroom, {checked}] == 0:",
+                 f"    RI[rroom, {checked}] = 1  # evaluated since the room rules last changed (a reload)",
+                 *("    " + line for line in rules)]
     # inline (a call to _room_rules costs ~100 ns on this path): the event's room, then the one it left
     return ["rroom = room",
             "for rk in range(2):",
@@ -242,11 +283,14 @@ def after_event(mg) -> list[str]:
             "        if prev_room < 0 or prev_room == room:",
             "            break",
             "        rroom = prev_room",
-            *("    " + line for line in room_rule_lines(mg, "rroom", "now"))]
+            *("    " + line for line in rules)]
 
 
 def before_apply(mg) -> list[str]:
-    return [f"prev_room = VI[slot, {mg.vi('room')}]"] if room_rules_of(mg.rs) else []
+    if not room_rules_of(mg.rs):
+        return []
+    return [f"prev_room = VI[slot, {mg.vi('room')}]",
+            f"prev_pres = (VI[slot, {mg.vi('flags')}] & FLAG_PRESENT) != 0  # before the event (timers ran)"]
 
 
 def after_timer(mg) -> list[str]:

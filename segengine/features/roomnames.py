@@ -36,7 +36,7 @@ __all__ = ["ROOM_VALUES", "RoomName", "FUNNEL_STEPS", "ROOM_METRICS", "share_nam
 FUNNEL_STEPS = ("enter", "view", "click", "cart", "checkout", "pay")
 
 #: RI columns that start at 0 in a new room (the others start "never": MISSING).
-RI_ZERO_PREFIXES = ("share:", "room_edge:", "room_fired:", "room_suppressed:", "keyed_evictions", "rm_")
+RI_ZERO_PREFIXES = ("share:", "room_edge:", "room_fired:", "room_suppressed:", "room_checked:", "keyed_evictions", "rm_")
 
 #: ``room_value_code(gen, name, r) -> str`` of the room-metrics columns (set where they are defined).
 ROOM_METRICS: list[Callable[[Any, str, str], str]] = []
@@ -52,6 +52,9 @@ class RoomName:
     seconds: bool = False
     doc: str = ""
     metric: bool = False  # read from the room metrics ([engine] room_metrics = false turns them off)
+    #: the viewer event types that can change it besides a session starting or ending (None: any
+    #: pass can): a room rule reading only such names skips the events that change none of them
+    changed_by: tuple[str, ...] | None = ()
 
 
 def _audience(gen, node, r) -> str:
@@ -75,12 +78,12 @@ def _metric(gen, node, r) -> str:
 #: Every room name: the checker, the kernel generator and explain read this table.
 ROOM_VALUES: dict[str, RoomName] = {
     "audience": RoomName("", _audience, doc="viewers present in the room now"),
-    "share": RoomName("name", _share, doc="present viewers in segment or target NAME / audience"),
+    "share": RoomName("name", _share, doc="present viewers in segment or target NAME / audience", changed_by=None),
     "uv": RoomName("", _metric, doc="distinct viewers of the stream so far", metric=True),
-    "gmv": RoomName("", _metric, doc="paid minus refunded amounts", metric=True),
-    "conversion": RoomName("", _metric, doc="buyers / UV", metric=True),
+    "gmv": RoomName("", _metric, doc="paid minus refunded amounts", metric=True, changed_by=("pay", "refund")),
+    "conversion": RoomName("", _metric, doc="buyers / UV", metric=True, changed_by=("pay", "refund")),
     "avg_dwell": RoomName("", _metric, seconds=True, doc="average dwell of ended sessions", metric=True),
-    "funnel": RoomName("step", _metric, doc="sessions that reached STEP", metric=True),
+    "funnel": RoomName("step", _metric, doc="sessions that reached STEP", metric=True, changed_by=FUNNEL_STEPS[1:]),
 }
 
 
