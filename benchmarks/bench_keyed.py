@@ -35,7 +35,7 @@ from segengine.rules.load import load_rules
 from .bench_ingest import latencies
 from .bench_replay import feed
 from .common import Result, cli
-from .data import RULES, T0, populated, resident, single_events, workload
+from .data import RULES, T0, populated, single_events, workload
 
 COUPON = """
 [[rules]]
@@ -117,7 +117,7 @@ def run(quick: bool) -> list[Result]:
     paths = files(tmp)
     viewers = 10_000 if quick else 1_000_000
     n_events = 20_000 if quick else 100_000
-    engines = {name: resident(populated(viewers, path)) for name, path in paths.items()}
+    engines = {name: populated(viewers, path) for name, path in paths.items()}
     rounds = 3 if quick else 7
     order = list(paths)
     lat: dict[str, list[float]] = {name: [] for name in paths}

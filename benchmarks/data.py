@@ -36,8 +36,9 @@ def workload(viewers: int, hours: float = 3.0, seed: int = 0) -> bytes:
     return path.read_bytes()
 
 
-def populated(viewers: int, rules=RULES, str_ids: bool = False) -> Engine:
-    """An engine holding ``viewers`` present viewers (one ``enter`` each, as one Batch)."""
+def populated(viewers: int, rules=RULES, str_ids: bool = False, pages: bool = True) -> Engine:
+    """An engine holding ``viewers`` present viewers (one ``enter`` each, as one Batch), its state
+    arrays resident (:func:`resident`) unless ``pages`` is false."""
     engine = Engine.from_file(rules, capacity=max(1024, viewers))
     chunk = 1_000_000
     for start in range(0, viewers, chunk):
@@ -45,7 +46,7 @@ def populated(viewers: int, rules=RULES, str_ids: bool = False) -> Engine:
         viewer = np.array([f"u{i}" for i in ids], dtype=object) if str_ids else ids
         ts = T0 + ids * (60.0 / max(1, viewers))  # all enter within the first minute
         engine.ingest_many(Batch(type=np.full(len(ids), "enter", dtype=object), viewer=viewer, room="r1", ts=ts))
-    return engine
+    return resident(engine) if pages else engine
 
 
 def resident(engine: Engine) -> Engine:
