@@ -62,15 +62,17 @@ def resident(engine: Engine) -> Engine:
     return engine
 
 
-def single_events(viewers: int, n: int, seed: int = 1, start: float = T0 + 61.0) -> list[dict]:
-    """``n`` interaction events of random present viewers, 0.1 ms apart (keeps them present)."""
+def single_events(viewers: int, n: int, seed: int = 1, start: float = T0 + 61.0, gap: float = 1e-4) -> list[dict]:
+    """``n`` interaction events of random present viewers, ``gap`` seconds apart. :func:`populated`
+    viewers entered in ``[T0, T0 + 60)`` and time out 90 s later: events before ``T0 + 90`` find
+    every viewer present and no session ending (later ones also run the expiries due)."""
     rng = np.random.default_rng(seed)
     types = np.array(["heartbeat", "like", "view", "comment", "click"])
     kinds = rng.integers(0, len(types), n)
     who = rng.integers(0, viewers, n)
     out = []
     for i in range(n):
-        e = {"type": str(types[kinds[i]]), "viewer": int(who[i]), "room": "r1", "ts": start + i * 1e-4}
+        e = {"type": str(types[kinds[i]]), "viewer": int(who[i]), "room": "r1", "ts": start + i * gap}
         if kinds[i] in (2, 4):
             e.update(item=f"i{who[i] % 200}", category="digital", price=float(20 + who[i] % 300))
         out.append(e)

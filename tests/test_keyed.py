@@ -312,8 +312,8 @@ def test_viewer_rows_start_cache_lines_after_growth_and_restore(rules, tmp_path)
 
 def test_highest_use_number_is_kept_beside_the_keys(rules):
     """``kuse:item`` holds the highest use number given (features/keyed.py): a held key's event
-    takes the next number without walking the slots for the highest, and an evicted key's slot
-    goes to the least recently used key, so the held numbers stay distinct and below it."""
+    takes the next number without walking the slots for the highest, and a new key takes the
+    least recently used key's slot, so the held numbers stay distinct and below it."""
     from segengine.kernels.primitives import USE_MASK
 
     engine = Engine(rules)

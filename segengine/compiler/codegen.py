@@ -372,7 +372,7 @@ def _pass(tab, slot, now, timer, ev_code, ev_item, ev_cat, ev_text, ev_room, ev_
 
     def due_fn(self) -> str:
         """``rescan``: recompute every viewer's next timer without firing or touching edges (after reload)."""
-        gen = ExprGen(self.rs, self.lay, self.lits, with_timers=True, in_event="False")
+        gen = ExprGen(self.rs, self.lay, self.lits, with_timers=True)
         gen.emit("due = NEVER")
         for rule in self.rs.evaluation_order():
             if rule.is_event_rule:
@@ -590,7 +590,7 @@ def advance(tab, until):
         counter = [0]  # one for every segment: temporaries never collide within a kernel
         parts = []
         for name in self.rs.segments:
-            gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False, in_event="False")
+            gen = ExprGen(self.rs, self.lay, self.lits, with_timers=False)
             gen.counter = counter
             b, _ = gen.boolean(ast.Name(name, kind="segment", type="bool"))
             gen.emit(f"if {b}:")
@@ -621,11 +621,11 @@ def advance(tab, until):
             items.append((name, ast.Name(name, kind="segment", type="bool"), "segment"))
         self.readouts = []
         done: dict[str, tuple] = {}  # values already in ``out``: a later kernel reads them from there
-        gen = ExprGen(rs, lay, self.lits, with_timers=False, in_event="False")
+        gen = ExprGen(rs, lay, self.lits, with_timers=False)
         parts = [gen.lines]
         for j, (label, node, group) in enumerate(items):
             if len(gen.lines) >= QUERY_CHUNK_LINES:  # the next kernel
-                gen = ExprGen(rs, lay, self.lits, with_timers=False, in_event="False")
+                gen = ExprGen(rs, lay, self.lits, with_timers=False)
                 gen.cache.update(done)
                 parts.append(gen.lines)
             val, kind = gen.value(node)

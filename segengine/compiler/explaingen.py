@@ -39,7 +39,7 @@ EXPLAIN_MAX_NODES = 300
 __all__ = ["EXPLAIN_MAX_NODES", "ExplainNode", "explain_nodes", "node_kind", "explain_source", "add_explain"]
 
 # Locals the expression code reads for event.FIELD; outside an event they are never used
-# (ExprGen is built with in_event="False") but Numba needs them defined.
+# (ExprGen is built with in_event=NO_EVENT) but Numba needs them defined.
 _EVENT_LOCALS = ("ev_code = -1", "ev_item = -1", "ev_cat = 0", "ev_text = -1", "ev_room = -1",
                  "ev_ts = np.nan", "ev_price = np.nan", "ev_amount = np.nan")
 
@@ -158,7 +158,7 @@ def explain_source(rs: RuleSet, lay: Layout, lits: Literals) -> str:
             parts.append(["return -1"])
             continue
         known = len(lits.items)
-        gen = ExprGen(rs, lay, lits, with_timers=False, in_event="False")
+        gen = ExprGen(rs, lay, lits, with_timers=False)
         gen.counter = counter
         walker = _RuleValues(gen, rs)
         walker.visit(rule.when)

@@ -99,10 +99,16 @@ class Literals:
         return self.items.index(key)
 
 
-class ExprGen:
-    """Emits the statements of one generated function; caches atoms per function."""
+#: ``ExprGen.in_event`` of code that never has a current event (room rules, read-outs, queries).
+NO_EVENT = "False"
 
-    def __init__(self, rs: RuleSet, lay: Layout, lits: Literals, with_timers: bool, in_event: str):
+
+class ExprGen:
+    """Emits the statements of one generated function; caches atoms per function.
+
+    ``in_event``: the generated test "this pass has a current event" (``"not timer"`` in ``_pass``)."""
+
+    def __init__(self, rs: RuleSet, lay: Layout, lits: Literals, with_timers: bool, in_event: str = NO_EVENT):
         self.rs = rs
         self.lay = lay
         self.lits = lits
@@ -114,6 +120,11 @@ class ExprGen:
         # window values shared by every scope of the function (see shared()): None = off
         self.memo: dict[tuple, str] | None = None
         self.memo_inits: list[str] = []
+
+    @property
+    def event_pass(self) -> bool:
+        """Whether the code runs in an event kernel's pass (which may have a current event)."""
+        return self.in_event != NO_EVENT
 
     def share_windows(self) -> None:
         """Compute each window value at most once per call, whichever rule needs it first.

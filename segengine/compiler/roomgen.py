@@ -153,7 +153,7 @@ def _room_rule(mg, rule, j: int, gen: ExprGen, r: str = "room", now: str = "now"
 
 def room_rule_lines(mg, r: str, now: str) -> list[str]:
     """Every enabled room rule for room slot ``r`` at ``now``, as statements (file order)."""
-    gen = ExprGen(mg.rs, mg.lay, mg.lits, with_timers=False, in_event="False")
+    gen = ExprGen(mg.rs, mg.lay, mg.lits, with_timers=False)
     gen.cache["room"] = (r,)  # room names read the rule's room
     gen.counter = [10_000]  # temporaries apart from the surrounding kernel's
     for rule in room_rules_of(mg.rs):
@@ -206,7 +206,7 @@ def functions(mg) -> list[str]:
                    f"    # a room-wide trigger: the event's rules for every viewer present in the room, in arrival order\n"
                    f"{views_for(body)}\n{body}")
     names = share_names(rs)
-    gen = ExprGen(rs, mg.lay, mg.lits, with_timers=False, in_event="False")
+    gen = ExprGen(rs, mg.lay, mg.lits, with_timers=False)
     lines = []
     for name in names:
         lines.append(f"    RI[:, {mg.col('ri', 'share:' + name)}] = 0")
@@ -222,7 +222,7 @@ def functions(mg) -> list[str]:
         lines += ["    for slot in range(n):", *("        " + line for line in gen.lines)]
     lines.append("    return 0")
     body = "\n".join(lines)
-    one = ExprGen(rs, mg.lay, mg.lits, with_timers=False, in_event="False")
+    one = ExprGen(rs, mg.lay, mg.lits, with_timers=False)
     one.emit(f"room = VI[slot, {mg.vi('room')}]")
     share_sync(mg, one)
     one.emit("return 0")

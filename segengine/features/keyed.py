@@ -260,7 +260,7 @@ class Keyed(Feature):
             gen.emit(f"{key} = {_source(kind, blank)} if {gen.in_event} else 0")
             gen.emit(f"if {key} != 0:")
             walk = "    "
-            if gen.in_event != "False":  # the event's pass: the update may have found the slot
+            if gen.event_pass:  # the update may have found the slot
                 gen.emit(f"    {kj} = ((ev_kslots >> {_hint_shift(kind)}) & {HINT_MASK}) - 1")
                 gen.emit(f"    if {kj} < 0:")
                 walk = "        "
