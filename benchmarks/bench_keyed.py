@@ -1,6 +1,6 @@
 """What the room view costs: keyed counters, the room metrics and a room rule (issue 16).
 
-Four rules files, measured interleaved in one run (the order turning each round): single
+Five rules files, measured interleaved in one run (the order turning each round): single
 ``ingest`` per call at 1 M viewers (quick: 10 k; every page of the state arrays written first,
 :func:`~benchmarks.data.resident`; the mean of the middle 80 % of calls, see
 :func:`trimmed_mean`; the engines take each round's new events in turn, 2 000 at a time, and a
@@ -12,11 +12,14 @@ caches); ``ingest_many`` of the latter's NDJSON:
 * ``standard``: examples/live_room.toml as shipped (room metrics on);
 * ``keyed``: plus a one-product coupon rule, ``count(click|view|cart, 2m, by = item) >= 4``;
 * ``room view``: plus that rule and a room rule reading the room metrics (conversion dip);
-* ``bare``: the standard rules with ``[engine] room_metrics = false``.
+* ``bare``: the standard rules with ``[engine] room_metrics = false``;
+* ``coupon``: bare plus the coupon rule (the room view's viewer rules, room metrics off).
 
 Figures: standard against bare (what the room metrics cost), keyed against standard (what a
 keyed rule costs), room view against bare (the issue's "room metrics and keyed counters on,
-within 10 % of the same build with them off"), and the
+within 10 % of the same build with them off"), room view against coupon (what the room metrics
+and the room rule cost with the coupon rule in both: the rest of the gap to bare is the coupon
+rule itself, docs/performance.md), and the
 state per viewer a keyed window adds with ``keyed_slots = 8``, and that at 10 M viewers.
 """
 
@@ -103,11 +106,11 @@ def replay_in_turns(engines: dict[str, Engine], events: list[dict], block: int =
 
 
 def files(tmp) -> dict:
-    """name -> rules file of the four configurations."""
+    """name -> rules file of the five configurations."""
     base = RULES.read_text(encoding="utf-8")
     assert "[engine]\n" in base
-    texts = {"keyed": base + COUPON, "room view": base + COUPON + ROOM_RULE,
-             "bare": base.replace("[engine]\n", "[engine]\nroom_metrics = false\n", 1)}
+    bare = base.replace("[engine]\n", "[engine]\nroom_metrics = false\n", 1)
+    texts = {"keyed": base + COUPON, "room view": base + COUPON + ROOM_RULE, "bare": bare, "coupon": bare + COUPON}
     out = {"standard": RULES}
     for name, text in texts.items():
         path = tmp / f"live_room_{name.replace(' ', '_')}.toml"
@@ -179,9 +182,14 @@ def run(quick: bool) -> list[Result]:
     added = with_keyed - without
     params = {"viewers": viewers, "keyed_slots": 8, "rounds": rounds}
     out = []
-    pairs = (("standard", "bare", "room metrics on (standard rules)"), ("keyed", "standard", "with a keyed rule"),
-             ("room view", "bare", "room view on (metrics, keyed, room rule)"))
-    for on, off, what in pairs:
+    # (on, off, what, held to the targets): the last pair shows what the room view's gap to bare
+    # is made of, the targets are the issue's (the room view against bare)
+    pairs = (("standard", "bare", "room metrics on (standard rules)", True), ("keyed", "standard", "with a keyed rule", True),
+             ("room view", "bare", "room view on (metrics, keyed, room rule)", True),
+             ("room view", "coupon", "room metrics and room rule, coupon rule in both", False))
+    for on, off, what, targeted in pairs:
+        single_target, replay_target = ("<= 1.10 x without", ">= 0.90 x without") if targeted else ("", "")
+        judged = targeted and not quick
         ratio_ingest = ingest_ratio[on][off]
         std, big = replay["standard"], replay["100k"]
         ratio_replay, ratio_big = replay_ratio["standard"][on][off], replay_ratio["100k"][on][off]
@@ -189,10 +197,10 @@ def run(quick: bool) -> list[Result]:
         n_std, n_big = sizes["standard"][0], sizes["100k"][0]
         out += [
             Result("bench_keyed", f"ingest (dict) per call {what} @{viewers:,} (mean of the middle 80 %)", ingest[on], "us",
-                   "<= 1.10 x without", ratio_ingest <= 1.10 if not quick else None, baseline=ingest[off],
+                   single_target, ratio_ingest <= 1.10 if judged else None, baseline=ingest[off],
                    params=params, note=f"{off}: {ingest[off]:.3f} us; ratio {ratio_ingest:.3f}"),
             Result("bench_keyed", f"replay one by one {what}, {n_std:,} viewers", std[on], "events/s",
-                   ">= 0.90 x without", ratio_replay >= 0.90 if not quick else None, baseline=std[off],
+                   replay_target, ratio_replay >= 0.90 if judged else None, baseline=std[off],
                    params=params, note=f"{off}: {std[off]:,.0f} events/s; ratio {ratio_replay:.3f}; the replay benchmark's workload"),
             Result("bench_keyed", f"replay one by one {what}, {n_big:,} viewers", big[on], "events/s",
                    baseline=big[off], params=params,
