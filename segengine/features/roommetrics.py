@@ -171,7 +171,6 @@ class RoomMetrics(Feature):
             return {}
         sess = f"VN[slot, {k.col('vn', 'rm_sess')}]"
         interact = _interacted(k)
-        milli = "np.int64(np.round(paid_amount * 1000.0)) if not np.isnan(paid_amount) else np.int64(0)"
         return {
             "view": [*_add(k, "views", "1", "room", "rmb"), *_step(k, 1, "f_view")],
             "click": [*_step(k, 2, "f_click"), *interact],
@@ -185,14 +184,14 @@ class RoomMetrics(Feature):
             "checkout": _step(k, 4, "f_checkout"),
             "pay": [*_step(k, 5, "f_pay"),
                     *_add(k, "orders", "1", "room", "rmb"),
-                    f"rm_milli = {milli}",
+                    "rm_milli = milli(paid_amount)",
                     f"VI[slot, {k.col('vi', 'rm_paid')}] = rm_milli",
                     *_add(k, "gmv_milli", "rm_milli", "room", "rmb"),
                     *_mark(k, BOUGHT, "buyers"),
                     f"if ({sess} & 3) == 1:  # carted, now paid",
                     *("    " + x for x in _add(k, "carted_unpaid", "-1", "room", "rmb")),
                     f"{sess} = ({sess} & {SESS_MARKED}) | 2"],
-            "refund": [f"rm_milli = np.int64(np.round(ev_amount * 1000.0)) if not np.isnan(ev_amount) else np.int64(0)",
+            "refund": ["rm_milli = milli(ev_amount)",
                        f"VI[slot, {k.col('vi', 'rm_paid')}] = -rm_milli",
                        *_add(k, "gmv_milli", "-rm_milli", "room", "rmb")],
             "follow": ["if not rm_following:", *("    " + x for x in _add(k, "follows", "1", "room", "rmb"))],

@@ -200,6 +200,14 @@ def to_us(ts):
 
 
 @njit(**KERNEL_FLAGS)
+def milli(amount):
+    """An amount in thousandths, rounded half to even (0 for NaN: no amount). Here, compiled
+    and cached once with the package: ``np.round`` in a generated kernel cost every cold compile
+    ~0.45 s of typing its overloads."""
+    return np.int64(0) if np.isnan(amount) else np.int64(np.round(amount * 1000.0))
+
+
+@njit(**KERNEL_FLAGS)
 def secs(us):
     return us / 1e6
 
